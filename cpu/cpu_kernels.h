@@ -1,0 +1,35 @@
+/* The CPU variants, each callable directly, and their descriptor table. */
+#ifndef QK_CPU_KERNELS_H
+#define QK_CPU_KERNELS_H
+#include "../kernels/qk_kernel.h"
+
+#define QK_MATVEC_ARGS                                                                             \
+    const void *w, size_t rows, size_t cols, size_t r0, size_t r1, const void *x, float *y
+
+void qk_q4k_f32_ref(QK_MATVEC_ARGS);
+void qk_q4k_f32_avx2(QK_MATVEC_ARGS);
+void qk_q4k_f32_avx512(QK_MATVEC_ARGS);
+void qk_q4k_q8k_ref(QK_MATVEC_ARGS);
+void qk_q4k_q8k_maddubs(QK_MATVEC_ARGS);
+void qk_q4k_q8k_vnni(QK_MATVEC_ARGS);
+void qk_q4k_q8k_vnni_r8(QK_MATVEC_ARGS);
+size_t qk_q4k_r8_packed_size(size_t rows, size_t cols);
+void qk_q4k_r8_pack(const qk_block_q4k *w, size_t rows, size_t cols, void *out);
+
+void qk_quant_q8k_ref(const float *x, void *out, size_t n);
+void qk_quant_q8k_avx2(const float *x, void *out, size_t n);
+void qk_quant_q8k_avx512(const float *x, void *out, size_t n);
+
+/* The integer core of q4k_q8k_ref for one super-block: S = sum_j sc_j*isum_j and
+ * M = sum_j m_j*bsum_j, which every q4k_q8k variant must reproduce exactly. */
+void qk_q4k_q8k_block_sums(const qk_block_q4k *wb, const qk_block_q8k *xb, int32_t *S, int32_t *M);
+
+extern const qk_kernel qk_cpu_kernels[];
+extern const size_t qk_cpu_kernel_count;
+
+/* Looks a CPU variant up by exact name; NULL if none. */
+const qk_kernel *qk_cpu_kernel(const char *name);
+/* NULL when this CPU runs k, else the reason it cannot (e.g. "needs avx512_vnni"). */
+const char *qk_cpu_unsupported(const qk_kernel *k);
+
+#endif

@@ -1,0 +1,19 @@
+/* q4k_f32_ref: dequantize a super-block to f32, then a sequential f32 dot. */
+#include "cpu_kernels.h"
+#include "../kernels/qk_quant.h"
+
+void qk_q4k_f32_ref(const void *w, size_t rows, size_t cols, size_t r0, size_t r1, const void *x,
+                    float *y) {
+    (void)rows;
+    const float *xf = x;
+    float wf[QK_K];
+    for (size_t r = r0; r < r1; r++) {
+        const qk_block_q4k *row = qk_q4k_row(w, cols, r);
+        float acc = 0;
+        for (size_t b = 0; b < cols / QK_K; b++) {
+            qk_dequantize_q4k(&row[b], wf, QK_K);
+            for (int i = 0; i < QK_K; i++) acc += wf[i] * xf[b * QK_K + i];
+        }
+        y[r] = acc;
+    }
+}

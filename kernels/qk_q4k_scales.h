@@ -1,0 +1,36 @@
+/* The one decoder of Q4_K's packed 6-bit scales and mins (DESIGN.md "Formats"). */
+#ifndef QK_Q4K_SCALES_H
+#define QK_Q4K_SCALES_H
+#include <stdint.h>
+#include <string.h>
+
+/* Scale and min of sub-block j (0..7) from the 12 packed bytes. */
+static inline void qk_q4k_scale_min(const uint8_t s[12], int j, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
+        *m = (uint8_t)((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+    }
+}
+
+/* All eight at once with word operations (the form SIMD kernels want): out[0..7] = scales,
+ * out[8..15] = mins. Equal to qk_q4k_scale_min for every j (tested exhaustively on bits). */
+static inline void qk_q4k_unpack_scales(const uint8_t s[12], uint8_t out[16]) {
+    uint32_t w0, w1, w2;
+    memcpy(&w0, s, 4);     /* low 6 bits: sc0..3; top 2 bits: high bits of sc4..7 */
+    memcpy(&w1, s + 4, 4); /* low 6 bits: m0..3; top 2 bits: high bits of m4..7 */
+    memcpy(&w2, s + 8, 4); /* low nibble: low bits of sc4..7; high nibble: of m4..7 */
+    const uint32_t low6 = 0x3f3f3f3fu, top2 = 0xc0c0c0c0u, nib = 0x0f0f0f0fu;
+    uint32_t sc03 = w0 & low6;
+    uint32_t m03 = w1 & low6;
+    uint32_t sc47 = (w2 & nib) | ((w0 & top2) >> 2);
+    uint32_t m47 = ((w2 >> 4) & nib) | ((w1 & top2) >> 2);
+    memcpy(out, &sc03, 4);
+    memcpy(out + 4, &sc47, 4);
+    memcpy(out + 8, &m03, 4);
+    memcpy(out + 12, &m47, 4);
+}
+
+#endif

@@ -1,0 +1,249 @@
+/* Every CPU matvec variant against the f64 oracles on fresh random inputs, plus the checks that
+ * catch the bug families of DESIGN.md: wrong scale/sub-block pairing, unwritten outputs, integer
+ * sums that differ between ISAs. */
+#include "qk_test.h"
+#include "test_util.h"
+#include "../cpu/cpu_kernels.h"
+#include "../cpu/matvec.h"
+#include "../kernels/qk_fp16.h"
+#include "../kernels/qk_oracle.h"
+#include "../kernels/qk_q4k_scales.h"
+#include "../kernels/qk_quant.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Documented bounds (README "Numerical contracts of the CPU variants").
+ * f32 activations, vs the f64 oracle: f32 accumulation only.
+ * Q8_K activations, vs the algorithm-exact oracle sum deq64(W)*deq64(Q8_K(x)): accumulation only;
+ * vs the f64 oracle: Q8_K's quantization error, which depends on the activations' spread. */
+static const double F32_REL_L2 = 2e-5;
+static const double Q8_EXACT_REL_L2 = 2e-5;
+static double q8_quant_rel_l2(act_profile p) {
+    /* a block with a x100 outlier quantizes the rest of its block coarsely */
+    return p == ACT_OUTLIERS ? 0.2 : 0.03;
+}
+
+typedef struct {
+    size_t rows, cols;
+    int quantized; /* weights from the Q4_K quantizer (else random blocks) */
+} shape;
+static const shape SHAPES[] = {
+    {1, 256, 0}, {7, 768, 1}, {768, 2048, 0}, {7, 14336, 0}, {2048, 768, 1}, {13, 2048, 0},
+};
+
+typedef struct {
+    int failures;
+    qk_deviation vs_f64, vs_exact;
+} verdict;
+
+/* Runs k on W (rows x cols plain Q4_K) and x, with poisoned outputs, and judges it against the
+ * oracles with the bounds above. The same function judges the deliberately wrong kernels. */
+static verdict judge(const qk_kernel *k, const qk_block_q4k *w, size_t rows, size_t cols,
+                     const float *x, act_profile p, int verbose) {
+    verdict v = {0};
+    qk_weights wl;
+    if (qk_weights_prepare(k, w, rows, cols, 1, &wl)) {
+        v.failures = 1;
+        return v;
+    }
+    float *y = alloc_poisoned(rows);
+    double *xr = malloc(cols * sizeof *xr), *yr = malloc(rows * sizeof *yr);
+    qk_block_q8k *xq = malloc(cols / QK_K * sizeof *xq);
+    const void *act = x;
+    if (k->act_format == QK_FMT_Q8_K) {
+        qk_quantize_q8k_ref(x, xq, cols);
+        act = xq;
+    }
+    k->matvec(wl.data, rows, cols, 0, rows, act, y);
+    qk_activations_f64(QK_FMT_F32, x, cols, xr);
+    qk_oracle_q4k(w, rows, cols, xr, yr);
+    v.vs_f64 = qk_deviation_of(y, yr, rows);
+    if (k->act_format == QK_FMT_F32) {
+        v.failures += !(v.vs_f64.rel_l2 <= F32_REL_L2);
+    } else {
+        qk_activations_f64(QK_FMT_Q8_K, xq, cols, xr);
+        qk_oracle_q4k(w, rows, cols, xr, yr);
+        v.vs_exact = qk_deviation_of(y, yr, rows);
+        v.failures += !(v.vs_exact.rel_l2 <= Q8_EXACT_REL_L2);
+        v.failures += !(v.vs_f64.rel_l2 <= q8_quant_rel_l2(p));
+    }
+    v.failures += v.vs_f64.nonfinite > 0;
+    if (verbose || v.failures)
+        printf("  %-18s %5zux%-5zu %-11s rel_l2 %.2e max_rel %.2e 1-cos %.2e | exact-oracle "
+               "rel_l2 %.2e%s\n",
+               k->name, rows, cols, act_profile_name(p), v.vs_f64.rel_l2, v.vs_f64.max_rel,
+               v.vs_f64.one_minus_cos, v.vs_exact.rel_l2, v.failures ? "  <-- FAIL" : "");
+    qk_weights_release(&wl);
+    free(y);
+    free(xr);
+    free(yr);
+    free(xq);
+    return v;
+}
+
+static void test_all_variants_vs_oracle(void) {
+    qk_rng r;
+    qk_rng_seed(&r, 20261126);
+    for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
+        const shape *sh = &SHAPES[s];
+        qk_block_q4k *w = malloc(sh->rows * (sh->cols / QK_K) * sizeof *w);
+        if (sh->quantized)
+            make_quantized_q4k(&r, w, sh->rows, sh->cols);
+        else
+            make_random_q4k(&r, w, sh->rows * (sh->cols / QK_K));
+        float *x = malloc(sh->cols * sizeof *x);
+        for (int p = 0; p < ACT_COUNT; p++) {
+            make_activations(&r, (act_profile)p, x, sh->cols);
+            for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
+                const qk_kernel *k = &qk_cpu_kernels[i];
+                if (k->op != QK_OP_MATVEC) continue;
+                const char *why = qk_cpu_unsupported(k);
+                if (why) {
+                    if (s == 0 && p == 0) printf("skip %s: %s\n", k->name, why);
+                    continue;
+                }
+                verdict v = judge(k, w, sh->rows, sh->cols, x, (act_profile)p, sh->rows == 768);
+                CHECK(v.failures == 0, "%s on %zux%zu, %s activations", k->name, sh->rows,
+                      sh->cols, act_profile_name((act_profile)p));
+            }
+        }
+        free(w);
+        free(x);
+    }
+}
+
+/* With d = dmin = 1, Q8_K d = 1 and small quants, every float operation of every q4k_q8k
+ * variant is exact (all partial sums stay below 2^24): the outputs must equal the integer
+ * sum(S - M) exactly. This is how "integer sums identical to q4k_q8k_ref" is tested. */
+static void test_integer_sums_exact(void) {
+    enum { ROWS = 13, COLS = 2048, NB = COLS / QK_K };
+    qk_rng r;
+    qk_rng_seed(&r, 77);
+    qk_block_q4k *w = malloc(ROWS * NB * sizeof *w);
+    qk_block_q8k xq[NB];
+    make_random_q4k(&r, w, ROWS * NB);
+    for (int i = 0; i < ROWS * NB; i++) w[i].d = w[i].dmin = qk_f32_to_fp16(1.0f);
+    for (int b = 0; b < NB; b++) {
+        xq[b].d = 1.0f;
+        for (int i = 0; i < QK_K; i++) xq[b].qs[i] = (int8_t)((int)qk_rng_below(&r, 17) - 8);
+        for (int g = 0; g < 16; g++) {
+            int s = 0;
+            for (int i = 0; i < 16; i++) s += xq[b].qs[16 * g + i];
+            xq[b].bsums[g] = (int16_t)s;
+        }
+    }
+    double want[ROWS];
+    for (int row = 0; row < ROWS; row++) {
+        int64_t total = 0;
+        for (int b = 0; b < NB; b++) {
+            int32_t S, M;
+            qk_q4k_q8k_block_sums(&w[row * NB + b], &xq[b], &S, &M);
+            total += (int64_t)S - M;
+        }
+        want[row] = (double)total;
+    }
+    for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
+        const qk_kernel *k = &qk_cpu_kernels[i];
+        if (k->op != QK_OP_MATVEC || k->act_format != QK_FMT_Q8_K || qk_cpu_unsupported(k))
+            continue;
+        qk_weights wl;
+        qk_weights_prepare(k, w, ROWS, COLS, 1, &wl);
+        float *y = alloc_poisoned(ROWS);
+        k->matvec(wl.data, ROWS, COLS, 0, ROWS, xq, y);
+        int bad = 0;
+        for (int row = 0; row < ROWS; row++) bad += (double)y[row] != want[row];
+        CHECK(bad == 0, "%s: %d of %d rows differ from the exact integer sums", k->name, bad, ROWS);
+        free(y);
+        qk_weights_release(&wl);
+    }
+    free(w);
+}
+
+/* --- deliberately wrong kernels (tests only): the suite must flag each one --- */
+
+/* Pairs scale j with sub-block j^1 (the AVX2 bug of DESIGN.md). */
+static void wrong_scale_pairing(const void *w, size_t rows, size_t cols, size_t r0, size_t r1,
+                                const void *x, float *y) {
+    (void)rows;
+    const qk_block_q8k *xq = x;
+    for (size_t r = r0; r < r1; r++) {
+        const qk_block_q4k *row = qk_q4k_row(w, cols, r);
+        float acc = 0;
+        for (size_t b = 0; b < cols / QK_K; b++) {
+            int32_t S = 0, M = 0;
+            for (int j = 0; j < 8; j++) {
+                uint8_t sc, m;
+                qk_q4k_scale_min(row[b].scales, j ^ 1, &sc, &m);
+                int isum = 0;
+                for (int l = 0; l < 32; l++)
+                    isum += ((row[b].qs[32 * (j / 2) + l] >> (4 * (j & 1))) & 0xF) *
+                            xq[b].qs[32 * j + l];
+                S += sc * isum;
+                M += m * (xq[b].bsums[2 * j] + xq[b].bsums[2 * j + 1]);
+            }
+            acc += xq[b].d * qk_fp16_to_f32(row[b].d) * S -
+                   xq[b].d * qk_fp16_to_f32(row[b].dmin) * M;
+        }
+        y[r] = acc;
+    }
+}
+
+/* Uses only the first sub-block's scale and ignores the mins (the GPU bug of DESIGN.md). */
+static void wrong_first_scale_no_mins(const void *w, size_t rows, size_t cols, size_t r0,
+                                      size_t r1, const void *x, float *y) {
+    (void)rows;
+    const qk_block_q8k *xq = x;
+    for (size_t r = r0; r < r1; r++) {
+        const qk_block_q4k *row = qk_q4k_row(w, cols, r);
+        float acc = 0;
+        for (size_t b = 0; b < cols / QK_K; b++) {
+            uint8_t sc, m;
+            qk_q4k_scale_min(row[b].scales, 0, &sc, &m);
+            int isum = 0;
+            for (int j = 0; j < 8; j++)
+                for (int l = 0; l < 32; l++)
+                    isum += ((row[b].qs[32 * (j / 2) + l] >> (4 * (j & 1))) & 0xF) *
+                            xq[b].qs[32 * j + l];
+            acc += xq[b].d * qk_fp16_to_f32(row[b].d) * sc * isum;
+        }
+        y[r] = acc;
+    }
+}
+
+/* Correct, but never writes the last row of a range. */
+static void wrong_skips_last_row(const void *w, size_t rows, size_t cols, size_t r0, size_t r1,
+                                 const void *x, float *y) {
+    if (r1 > r0) qk_q4k_q8k_ref(w, rows, cols, r0, r1 - 1, x, y);
+}
+
+static void test_wrong_kernels_are_flagged(void) {
+    const qk_kernel wrong[] = {
+        {"wrong_scale_pairing", QK_DEV_CPU, QK_OP_MATVEC, QK_FMT_Q4_K, QK_FMT_Q8_K, 0,
+         wrong_scale_pairing, NULL, 1, NULL, NULL, "test only"},
+        {"wrong_first_scale", QK_DEV_CPU, QK_OP_MATVEC, QK_FMT_Q4_K, QK_FMT_Q8_K, 0,
+         wrong_first_scale_no_mins, NULL, 1, NULL, NULL, "test only"},
+        {"wrong_skips_row", QK_DEV_CPU, QK_OP_MATVEC, QK_FMT_Q4_K, QK_FMT_Q8_K, 0,
+         wrong_skips_last_row, NULL, 1, NULL, NULL, "test only"},
+    };
+    qk_rng r;
+    qk_rng_seed(&r, 31);
+    enum { ROWS = 64, COLS = 2048 };
+    qk_block_q4k *w = malloc(ROWS * (COLS / QK_K) * sizeof *w);
+    make_random_q4k(&r, w, ROWS * (COLS / QK_K)); /* all 8 scales and 8 mins differ */
+    float x[COLS];
+    make_activations(&r, ACT_NORMAL, x, COLS);
+    printf("deliberately wrong kernels (each must FAIL):\n");
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        verdict v = judge(&wrong[i], w, ROWS, COLS, x, ACT_NORMAL, 1);
+        CHECK(v.failures > 0, "the suite did not flag %s", wrong[i].name);
+    }
+    free(w);
+}
+
+int main(void) {
+    test_all_variants_vs_oracle();
+    test_integer_sums_exact();
+    test_wrong_kernels_are_flagged();
+    return qk_test_finish("kernels");
+}
