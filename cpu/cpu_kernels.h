@@ -29,6 +29,8 @@ extern const size_t qk_cpu_kernel_count;
 
 /* Looks a CPU variant up by exact name; NULL if none. */
 const qk_kernel *qk_cpu_kernel(const char *name);
+/* The fastest quantizer to `fmt` this CPU runs (the table lists them slowest first). */
+const qk_kernel *qk_cpu_best_quantizer(qk_format fmt);
 /* NULL when this CPU runs k, else the reason it cannot (e.g. "needs avx512_vnni"). */
 const char *qk_cpu_unsupported(const qk_kernel *k);
 

@@ -48,3 +48,12 @@ const char *qk_cpu_unsupported(const qk_kernel *k) {
     snprintf(why, sizeof why, "needs %s", miss);
     return why;
 }
+
+const qk_kernel *qk_cpu_best_quantizer(qk_format fmt) {
+    const qk_kernel *best = NULL;
+    for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
+        const qk_kernel *k = &qk_cpu_kernels[i];
+        if (k->op == QK_OP_QUANTIZE && k->act_format == fmt && !qk_cpu_unsupported(k)) best = k;
+    }
+    return best;
+}

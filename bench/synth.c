@@ -1,0 +1,20 @@
+#include "synth.h"
+#include "../kernels/qk_quant.h"
+#include "../kernels/qk_rng.h"
+#include <math.h>
+#include <stdlib.h>
+
+void qk_synth_expert(uint64_t seed, int expert, size_t rows, size_t cols, qk_block_q4k *out) {
+    qk_rng r;
+    qk_rng_seed(&r, seed * 1000003u + (uint64_t)expert);
+    float *colscale = malloc(cols * sizeof *colscale), *row = malloc(cols * sizeof *row);
+    for (size_t c = 0; c < cols; c++) colscale[c] = (float)exp(0.2 * qk_rng_normal(&r));
+    for (size_t i = 0; i < rows; i++) {
+        double rs = 0.02 * exp(0.2 * qk_rng_normal(&r));
+        for (size_t c = 0; c < cols; c++)
+            row[c] = (float)(rs * colscale[c] * qk_rng_normal(&r) * exp(0.35 * qk_rng_normal(&r)));
+        qk_quantize_q4k_ref(row, out + i * (cols / QK_K), cols);
+    }
+    free(colscale);
+    free(row);
+}
