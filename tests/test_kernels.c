@@ -20,8 +20,9 @@
 static const double F32_REL_L2 = 2e-5;
 static const double Q8_EXACT_REL_L2 = 2e-5;
 static double q8_quant_rel_l2(act_profile p) {
-    /* a block with a x100 outlier quantizes the rest of its block coarsely */
-    return p == ACT_OUTLIERS ? 0.2 : 0.03;
+    /* a x100 outlier sets its block's Q8_K scale, leaving the other 255 values a few levels:
+     * one 256-wide row measured 0.31, wide matrices ~0.04; the normal profiles stay < 0.01 */
+    return p == ACT_OUTLIERS ? 0.5 : 0.03;
 }
 
 typedef struct {
