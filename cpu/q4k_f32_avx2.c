@@ -3,16 +3,10 @@
  * sub-block's sum of x, computed once per super-block for a group of 4 rows. */
 #include "cpu_kernels.h"
 #include "../kernels/qk_q4k_scales.h"
+#include "simd_hsum.h"
 #include <immintrin.h>
 
 enum { ROWS = 4 };
-
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* q (32 nibbles as bytes 0..15) times x[0..32) in 8 lanes */
 static inline __m256 dot32(__m256i q, const float *x) {
@@ -44,7 +38,7 @@ void qk_q4k_f32_avx2(const void *w, size_t rows, size_t cols, size_t r0, size_t 
                     _mm256_add_ps(_mm256_loadu_ps(xb + 32 * j), _mm256_loadu_ps(xb + 32 * j + 8)),
                     _mm256_add_ps(_mm256_loadu_ps(xb + 32 * j + 16),
                                   _mm256_loadu_ps(xb + 32 * j + 24)));
-                xsum[j] = hsum8(s);
+                xsum[j] = qk_hsum8(s);
             }
             for (size_t i = 0; i < nr; i++) {
                 const qk_block_q4k *blk = qk_q4k_row(w, cols, rg + i) + b;
@@ -65,6 +59,6 @@ void qk_q4k_f32_avx2(const void *w, size_t rows, size_t cols, size_t r0, size_t 
                 minacc[i] += dmin * msum;
             }
         }
-        for (size_t i = 0; i < nr; i++) y[rg + i] = hsum8(acc[i]) - minacc[i];
+        for (size_t i = 0; i < nr; i++) y[rg + i] = qk_hsum8(acc[i]) - minacc[i];
     }
 }

@@ -3,20 +3,8 @@
  * total is S; the mins use Q8_K's bsums. Integer S and M equal q4k_q8k_ref's. */
 #include "cpu_kernels.h"
 #include "../kernels/qk_q4k_scales.h"
+#include "simd_hsum.h"
 #include <immintrin.h>
-
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static inline float hsum4(__m128 s) {
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 void qk_q4k_q8k_maddubs(const void *w, size_t rows, size_t cols, size_t r0, size_t r1,
                         const void *x, float *y) {
@@ -57,6 +45,6 @@ void qk_q4k_q8k_maddubs(const void *w, size_t rows, size_t cols, size_t r0, size
             acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
             macc = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(msum), macc);
         }
-        y[r] = hsum8(acc) - hsum4(macc);
+        y[r] = qk_hsum8(acc) - qk_hsum4(macc);
     }
 }

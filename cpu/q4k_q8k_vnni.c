@@ -3,15 +3,10 @@
  * by the sub-block's 6-bit scale and accumulates S. Two rows share each activation load. */
 #include "cpu_kernels.h"
 #include "../kernels/qk_q4k_scales.h"
+#include "simd_hsum.h"
 #include <immintrin.h>
 
 enum { ROWS = 2 };
-
-static inline float hsum4(__m128 s) {
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 void qk_q4k_q8k_vnni(const void *w, size_t rows, size_t cols, size_t r0, size_t r1, const void *x,
                      float *y) {
@@ -54,8 +49,7 @@ void qk_q4k_q8k_vnni(const void *w, size_t rows, size_t cols, size_t r0, size_t 
             }
         }
         for (size_t i = 0; i < nr; i++) {
-            __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
-            y[rg + i] = hsum4(s) - hsum4(macc[i]);
+            y[rg + i] = qk_hsum8(acc[i]) - qk_hsum4(macc[i]);
         }
     }
 }
