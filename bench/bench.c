@@ -76,7 +76,8 @@ static void parse_shape(options *o, const char *s) {
 static void parse_experts(options *o, const char *s) {
     o->n_ids = 0;
     if (!strcmp(s, "all")) {
-        for (int e = 0; e < N_EXPERTS; e++) o->ids[o->n_ids++] = e;
+        for (int e = 0; e < N_EXPERTS; e++)
+            o->ids[o->n_ids++] = e;
         return;
     }
     char buf[4096];
@@ -106,8 +107,9 @@ static void list_kernels(void) {
     for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
         const qk_kernel *k = &qk_cpu_kernels[i];
         const char *why = qk_cpu_unsupported(k);
-        printf("%-18s %-6s %-8s %-6s %s%s  -- %s\n", k->name, "cpu", qk_format_name(k->weight_format),
-               qk_format_name(k->act_format), why ? "no: " : "yes", why ? why : "", k->summary);
+        printf("%-18s %-6s %-8s %-6s %s%s  -- %s\n", k->name, "cpu",
+               qk_format_name(k->weight_format), qk_format_name(k->act_format),
+               why ? "no: " : "yes", why ? why : "", k->summary);
     }
 }
 
@@ -189,11 +191,15 @@ int main(int argc, char **argv) {
                 if (k->op != QK_OP_MATVEC || fnmatch(t, k->name, 0)) continue;
                 hit = 1;
                 int dup = 0;
-                for (size_t j = 0; j < n_sel; j++) dup |= sel[j] == k;
+                for (size_t j = 0; j < n_sel; j++)
+                    dup |= sel[j] == k;
                 if (!dup && n_sel < 64) sel[n_sel++] = k;
             }
             if (!hit) {
-                fprintf(stderr, "bench: --kernel: no matvec variant matches '%s' (bench --list names them)\n", t);
+                fprintf(
+                    stderr,
+                    "bench: --kernel: no matvec variant matches '%s' (bench --list names them)\n",
+                    t);
                 return 2;
             }
         }
@@ -212,9 +218,11 @@ int main(int argc, char **argv) {
     /* generate only the distinct experts used; ids index that compact array */
     int32_t slot_of[N_EXPERTS], local_ids[MAX_IDS], distinct[N_EXPERTS];
     size_t n_distinct = 0;
-    for (int e = 0; e < N_EXPERTS; e++) slot_of[e] = -1;
+    for (int e = 0; e < N_EXPERTS; e++)
+        slot_of[e] = -1;
     for (size_t i = 0; i < o.n_ids; i++) {
-        if (slot_of[o.ids[i]] < 0) slot_of[o.ids[i]] = (int32_t)n_distinct, distinct[n_distinct++] = o.ids[i];
+        if (slot_of[o.ids[i]] < 0)
+            slot_of[o.ids[i]] = (int32_t)n_distinct, distinct[n_distinct++] = o.ids[i];
         local_ids[i] = slot_of[o.ids[i]];
     }
     const size_t nb = o.cols / QK_K, per_expert = o.rows * nb;
@@ -224,19 +232,24 @@ int main(int argc, char **argv) {
            *ye = malloc(o.n_ids * o.rows * sizeof *ye);
     qk_block_q8k *xq = malloc(nb * sizeof *xq);
     if (!w || !x || !y || !xr || !yr || !ye || !xq) {
-        fprintf(stderr, "bench: out of memory for %zu experts of %zux%zu\n", n_distinct, o.rows, o.cols);
+        fprintf(stderr, "bench: out of memory for %zu experts of %zux%zu\n", n_distinct, o.rows,
+                o.cols);
         return 2;
     }
-    for (size_t e = 0; e < n_distinct; e++) qk_synth_expert(o.seed, distinct[e], o.rows, o.cols, w + e * per_expert);
+    for (size_t e = 0; e < n_distinct; e++)
+        qk_synth_expert(o.seed, distinct[e], o.rows, o.cols, w + e * per_expert);
     qk_rng r;
     qk_rng_seed(&r, o.seed ^ 0xac7);
-    for (size_t i = 0; i < o.cols; i++) x[i] = (float)qk_rng_normal(&r);
+    for (size_t i = 0; i < o.cols; i++)
+        x[i] = (float)qk_rng_normal(&r);
     /* oracles: f64, and the algorithm-exact one on deq64(Q8_K(x)) */
     qk_activations_f64(QK_FMT_F32, x, o.cols, xr);
-    for (size_t i = 0; i < o.n_ids; i++) qk_oracle_q4k(w + local_ids[i] * per_expert, o.rows, o.cols, xr, yr + i * o.rows);
+    for (size_t i = 0; i < o.n_ids; i++)
+        qk_oracle_q4k(w + local_ids[i] * per_expert, o.rows, o.cols, xr, yr + i * o.rows);
     qk_quantize_q8k_ref(x, xq, o.cols);
     qk_activations_f64(QK_FMT_Q8_K, xq, o.cols, xr);
-    for (size_t i = 0; i < o.n_ids; i++) qk_oracle_q4k(w + local_ids[i] * per_expert, o.rows, o.cols, xr, ye + i * o.rows);
+    for (size_t i = 0; i < o.n_ids; i++)
+        qk_oracle_q4k(w + local_ids[i] * per_expert, o.rows, o.cols, xr, ye + i * o.rows);
 
     qk_pool *pool = qk_pool_create(o.threads);
     if (!pool) {
@@ -244,10 +257,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     printf("# shape %zux%zu (%s), experts", o.rows, o.cols, o.shape);
-    for (size_t i = 0; i < o.n_ids; i++) printf("%s%d", i ? "," : " ", o.ids[i]);
-    printf(", threads %d, seed %llu, hot caches, %d repetitions\n", o.threads, (unsigned long long)o.seed, o.repetitions);
-    printf("%-18s %-16s %10s %10s %6s %8s %8s %10s %10s %10s\n", "variant", "quantizer", "median_us",
-           "min_us", "cv_%", "GB/s", "GOP/s", "rel_l2", "1-cos", "exact_rel");
+    for (size_t i = 0; i < o.n_ids; i++)
+        printf("%s%d", i ? "," : " ", o.ids[i]);
+    printf(", threads %d, seed %llu, hot caches, %d repetitions\n", o.threads,
+           (unsigned long long)o.seed, o.repetitions);
+    printf("%-18s %-16s %10s %10s %6s %8s %8s %10s %10s %10s\n", "variant", "quantizer",
+           "median_us", "min_us", "cv_%", "GB/s", "GOP/s", "rel_l2", "1-cos", "exact_rel");
     for (size_t s = 0; s < n_sel; s++) {
         const qk_kernel *k = sel[s];
         const char *why = qk_cpu_unsupported(k);
@@ -255,13 +270,15 @@ int main(int argc, char **argv) {
             printf("%-18s skipped: %s\n", k->name, why);
             continue;
         }
-        const qk_kernel *quant = k->act_format == QK_FMT_Q8_K ? qk_cpu_best_quantizer(QK_FMT_Q8_K) : NULL;
+        const qk_kernel *quant =
+            k->act_format == QK_FMT_Q8_K ? qk_cpu_best_quantizer(QK_FMT_Q8_K) : NULL;
         qk_weights wl;
         if (qk_weights_prepare(k, w, o.rows, o.cols, n_distinct, &wl)) {
             fprintf(stderr, "bench: out of memory packing weights for %s\n", k->name);
             return 2;
         }
-        for (size_t i = 0; i < o.n_ids * o.rows; i++) y[i] = NAN;
+        for (size_t i = 0; i < o.n_ids * o.rows; i++)
+            y[i] = NAN;
         qk_moe_forward(pool, quant, k, &wl, local_ids, o.n_ids, x, xq, y);
         qk_deviation dev = qk_deviation_of(y, yr, o.n_ids * o.rows);
         qk_deviation dex = qk_deviation_of(y, ye, o.n_ids * o.rows);
@@ -269,21 +286,26 @@ int main(int argc, char **argv) {
         int batch = 1;
         for (;;) {
             double t0 = now_s();
-            for (int b = 0; b < batch; b++) qk_moe_forward(pool, quant, k, &wl, local_ids, o.n_ids, x, xq, y);
+            for (int b = 0; b < batch; b++)
+                qk_moe_forward(pool, quant, k, &wl, local_ids, o.n_ids, x, xq, y);
             if (now_s() - t0 > 0.02 || batch >= 1 << 20) break;
             batch *= 2;
         }
         double t[1000];
         for (int rep = 0; rep < o.repetitions; rep++) {
             double t0 = now_s();
-            for (int b = 0; b < batch; b++) qk_moe_forward(pool, quant, k, &wl, local_ids, o.n_ids, x, xq, y);
+            for (int b = 0; b < batch; b++)
+                qk_moe_forward(pool, quant, k, &wl, local_ids, o.n_ids, x, xq, y);
             t[rep] = (now_s() - t0) / batch;
         }
         double mean = 0, var = 0;
-        for (int rep = 0; rep < o.repetitions; rep++) mean += t[rep] / o.repetitions;
-        for (int rep = 0; rep < o.repetitions; rep++) var += (t[rep] - mean) * (t[rep] - mean) / o.repetitions;
+        for (int rep = 0; rep < o.repetitions; rep++)
+            mean += t[rep] / o.repetitions;
+        for (int rep = 0; rep < o.repetitions; rep++)
+            var += (t[rep] - mean) * (t[rep] - mean) / o.repetitions;
         qsort(t, (size_t)o.repetitions, sizeof t[0], cmp_double);
-        double med = o.repetitions % 2 ? t[o.repetitions / 2] : 0.5 * (t[o.repetitions / 2 - 1] + t[o.repetitions / 2]);
+        double med = o.repetitions % 2 ? t[o.repetitions / 2]
+                                       : 0.5 * (t[o.repetitions / 2 - 1] + t[o.repetitions / 2]);
         double bytes = (double)o.n_ids * per_expert * sizeof(qk_block_q4k) +
                        (double)qk_format_bytes(k->act_format, o.cols) + 4.0 * o.rows * o.n_ids;
         double ops = 2.0 * o.rows * o.cols * o.n_ids;

@@ -8,7 +8,8 @@ void qk_synth_expert(uint64_t seed, int expert, size_t rows, size_t cols, qk_blo
     qk_rng r;
     qk_rng_seed(&r, seed * 1000003u + (uint64_t)expert);
     float *colscale = malloc(cols * sizeof *colscale), *row = malloc(cols * sizeof *row);
-    for (size_t c = 0; c < cols; c++) colscale[c] = (float)exp(0.2 * qk_rng_normal(&r));
+    for (size_t c = 0; c < cols; c++)
+        colscale[c] = (float)exp(0.2 * qk_rng_normal(&r));
     for (size_t i = 0; i < rows; i++) {
         double rs = 0.02 * exp(0.2 * qk_rng_normal(&r));
         for (size_t c = 0; c < cols; c++)

@@ -41,7 +41,8 @@ uint32_t qk_cpu_isa(void) {
             char buf[128];
             snprintf(buf, sizeof buf, "%s", off);
             for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-                if (!strcmp(t, "avx2")) isa &= ~(uint32_t)(QK_ISA_AVX2 | QK_ISA_AVX512 | QK_ISA_AVX512_VNNI);
+                if (!strcmp(t, "avx2"))
+                    isa &= ~(uint32_t)(QK_ISA_AVX2 | QK_ISA_AVX512 | QK_ISA_AVX512_VNNI);
                 if (!strcmp(t, "avx512")) isa &= ~(uint32_t)(QK_ISA_AVX512 | QK_ISA_AVX512_VNNI);
                 if (!strcmp(t, "avx512_vnni")) isa &= ~(uint32_t)QK_ISA_AVX512_VNNI;
             }

@@ -5,11 +5,15 @@
 #include <string.h>
 
 #define MATVEC(NAME, ACT, ISA, GROUP, PSIZE, PACK, SUMMARY)                                        \
-    {#NAME, QK_DEV_CPU, QK_OP_MATVEC, QK_FMT_Q4_K, ACT, ISA, qk_##NAME, NULL, GROUP, PSIZE, PACK,  \
-     SUMMARY}
+    {                                                                                              \
+#NAME, QK_DEV_CPU, QK_OP_MATVEC, QK_FMT_Q4_K, ACT, ISA, qk_##NAME, NULL, GROUP, PSIZE,     \
+            PACK, SUMMARY                                                                          \
+    }
 #define QUANT(NAME, OUT, ISA, SUMMARY)                                                             \
-    {#NAME, QK_DEV_CPU, QK_OP_QUANTIZE, QK_FMT_F32, OUT, ISA, NULL, qk_##NAME, 1, NULL, NULL,      \
-     SUMMARY}
+    {                                                                                              \
+#NAME, QK_DEV_CPU, QK_OP_QUANTIZE, QK_FMT_F32, OUT, ISA, NULL, qk_##NAME, 1, NULL, NULL,   \
+            SUMMARY                                                                                \
+    }
 
 const qk_kernel qk_cpu_kernels[] = {
     MATVEC(q4k_f32_ref, QK_FMT_F32, 0, 1, NULL, NULL,

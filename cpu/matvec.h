@@ -8,7 +8,7 @@
 
 /* Weights of n_experts matrices (rows x cols each) in the layout a variant reads. */
 typedef struct {
-    void *data;          /* the plain Q4_K bytes (borrowed) or the packed copy (owned) */
+    void *data; /* the plain Q4_K bytes (borrowed) or the packed copy (owned) */
     int owned;
     size_t expert_bytes; /* distance between consecutive experts */
     size_t rows, cols, n_experts;

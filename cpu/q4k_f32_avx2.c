@@ -29,7 +29,8 @@ void qk_q4k_f32_avx2(const void *w, size_t rows, size_t cols, size_t r0, size_t 
         size_t nr = r1 - rg < ROWS ? r1 - rg : ROWS;
         __m256 acc[ROWS];
         float minacc[ROWS];
-        for (size_t i = 0; i < ROWS; i++) acc[i] = _mm256_setzero_ps(), minacc[i] = 0;
+        for (size_t i = 0; i < ROWS; i++)
+            acc[i] = _mm256_setzero_ps(), minacc[i] = 0;
         for (size_t b = 0; b < nb; b++) {
             const float *xb = xf + b * QK_K;
             float xsum[8];
@@ -50,15 +51,17 @@ void qk_q4k_f32_avx2(const void *w, size_t rows, size_t cols, size_t r0, size_t 
                     __m256i q = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * c));
                     __m256i ql = _mm256_and_si256(q, nib);
                     __m256i qh = _mm256_and_si256(_mm256_srli_epi16(q, 4), nib);
-                    acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d * sm[2 * c]),
-                                             dot32(ql, xb + 64 * c), acc[i]);
+                    acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d * sm[2 * c]), dot32(ql, xb + 64 * c),
+                                             acc[i]);
                     acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d * sm[2 * c + 1]),
                                              dot32(qh, xb + 64 * c + 32), acc[i]);
                 }
-                for (int j = 0; j < 8; j++) msum += sm[8 + j] * xsum[j];
+                for (int j = 0; j < 8; j++)
+                    msum += sm[8 + j] * xsum[j];
                 minacc[i] += dmin * msum;
             }
         }
-        for (size_t i = 0; i < nr; i++) y[rg + i] = qk_hsum8(acc[i]) - minacc[i];
+        for (size_t i = 0; i < nr; i++)
+            y[rg + i] = qk_hsum8(acc[i]) - minacc[i];
     }
 }

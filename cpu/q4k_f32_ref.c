@@ -12,7 +12,8 @@ void qk_q4k_f32_ref(const void *w, size_t rows, size_t cols, size_t r0, size_t r
         float acc = 0;
         for (size_t b = 0; b < cols / QK_K; b++) {
             qk_dequantize_q4k(&row[b], wf, QK_K);
-            for (int i = 0; i < QK_K; i++) acc += wf[i] * xf[b * QK_K + i];
+            for (int i = 0; i < QK_K; i++)
+                acc += wf[i] * xf[b * QK_K + i];
         }
         y[r] = acc;
     }

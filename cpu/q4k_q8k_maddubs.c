@@ -30,8 +30,8 @@ void qk_q4k_q8k_maddubs(const void *w, size_t rows, size_t cols, size_t r0, size
                     ql, _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * c)));
                 __m256i ph = _mm256_maddubs_epi16(
                     qh, _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * c + 32)));
-                sumi = _mm256_add_epi32(
-                    sumi, _mm256_madd_epi16(pl, _mm256_set1_epi16((short)sm[2 * c])));
+                sumi = _mm256_add_epi32(sumi,
+                                        _mm256_madd_epi16(pl, _mm256_set1_epi16((short)sm[2 * c])));
                 sumi = _mm256_add_epi32(
                     sumi, _mm256_madd_epi16(ph, _mm256_set1_epi16((short)sm[2 * c + 1])));
             }

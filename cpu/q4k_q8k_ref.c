@@ -12,7 +12,8 @@ void qk_q4k_q8k_block_sums(const qk_block_q4k *wb, const qk_block_q8k *xb, int32
         qk_q4k_scale_min(wb->scales, j, &sc, &mn);
         const uint8_t *q = wb->qs + 32 * (j / 2);
         int shift = 4 * (j & 1), isum = 0;
-        for (int l = 0; l < 32; l++) isum += ((q[l] >> shift) & 0xF) * xb->qs[32 * j + l];
+        for (int l = 0; l < 32; l++)
+            isum += ((q[l] >> shift) & 0xF) * xb->qs[32 * j + l];
         s += sc * isum;
         m += mn * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
     }

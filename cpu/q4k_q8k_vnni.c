@@ -18,11 +18,13 @@ void qk_q4k_q8k_vnni(const void *w, size_t rows, size_t cols, size_t r0, size_t 
         size_t nr = r1 - rg < ROWS ? r1 - rg : ROWS;
         __m256 acc[ROWS];
         __m128 macc[ROWS];
-        for (int i = 0; i < ROWS; i++) acc[i] = _mm256_setzero_ps(), macc[i] = _mm_setzero_ps();
+        for (int i = 0; i < ROWS; i++)
+            acc[i] = _mm256_setzero_ps(), macc[i] = _mm_setzero_ps();
         for (size_t b = 0; b < nb; b++) {
             const qk_block_q8k *xb = &xq[b];
             __m256i xv[8];
-            for (int j = 0; j < 8; j++) xv[j] = _mm256_loadu_si256((const __m256i *)(xb->qs + 32 * j));
+            for (int j = 0; j < 8; j++)
+                xv[j] = _mm256_loadu_si256((const __m256i *)(xb->qs + 32 * j));
             __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)xb->bsums),
                                         _mm_loadu_si128((const __m128i *)(xb->bsums + 8)));
             for (size_t i = 0; i < nr; i++) {
@@ -34,9 +36,9 @@ void qk_q4k_q8k_vnni(const void *w, size_t rows, size_t cols, size_t r0, size_t 
                     __m256i q = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * c));
                     __m256i pl = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
                                                      _mm256_and_si256(q, nib), xv[2 * c]);
-                    __m256i ph = _mm256_dpbusd_epi32(
-                        _mm256_setzero_si256(), _mm256_and_si256(_mm256_srli_epi16(q, 4), nib),
-                        xv[2 * c + 1]);
+                    __m256i ph = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                                     _mm256_and_si256(_mm256_srli_epi16(q, 4), nib),
+                                                     xv[2 * c + 1]);
                     sumi = _mm256_dpwssd_epi32(sumi, pl, _mm256_set1_epi32(sm[2 * c]));
                     sumi = _mm256_dpwssd_epi32(sumi, ph, _mm256_set1_epi32(sm[2 * c + 1]));
                 }

@@ -19,10 +19,10 @@ static inline __m512i bcast8(const int8_t *p) {
 }
 
 typedef struct {
-    uint16_t d[R], dmin[R];  /* fp16, as in Q4_K */
-    uint8_t sc[8][R];        /* [sub-block][row] 6-bit scales */
-    uint8_t mins[4][R][2];   /* [sub-block pair][row]{m(2k), m(2k+1)}: int16 pairs once widened */
-    uint8_t qs[8][2][64];    /* [sub-block][slice pair (0,1) (2,3)][lane 2r+g, byte k] */
+    uint16_t d[R], dmin[R]; /* fp16, as in Q4_K */
+    uint8_t sc[8][R];       /* [sub-block][row] 6-bit scales */
+    uint8_t mins[4][R][2];  /* [sub-block pair][row]{m(2k), m(2k+1)}: int16 pairs once widened */
+    uint8_t qs[8][2][64];   /* [sub-block][slice pair (0,1) (2,3)][lane 2r+g, byte k] */
 } r8_block;
 _Static_assert(sizeof(r8_block) == 1184, "r8 block layout");
 
@@ -43,7 +43,8 @@ void qk_q4k_r8_pack(const qk_block_q4k *w, size_t rows, size_t cols, void *out) 
                 qk_q4k_unpack_scales(blk->scales, sm);
                 p->d[r] = blk->d;
                 p->dmin[r] = blk->dmin;
-                for (int j = 0; j < 8; j++) p->sc[j][r] = sm[j];
+                for (int j = 0; j < 8; j++)
+                    p->sc[j][r] = sm[j];
                 for (int k = 0; k < 4; k++) {
                     p->mins[k][r][0] = sm[8 + 2 * k];
                     p->mins[k][r][1] = sm[8 + 2 * k + 1];
@@ -54,7 +55,7 @@ void qk_q4k_r8_pack(const qk_block_q4k *w, size_t rows, size_t cols, void *out) 
                         q[64 * c + 32 + l] = blk->qs[32 * c + l] >> 4;
                     }
                 for (int j = 0; j < 8; j++)
-                    for (int h = 0; h < 2; h++)     /* vector h: slices 2h (low), 2h+1 (high) */
+                    for (int h = 0; h < 2; h++)        /* vector h: slices 2h (low), 2h+1 (high) */
                         for (int gg = 0; gg < 2; gg++) /* half of the 8-element slice */
                             for (int k = 0; k < 4; k++) {
                                 int e = 32 * j + 16 * h + 4 * gg + k;
@@ -84,12 +85,12 @@ void qk_q4k_q8k_vnni_r8(const void *w, size_t rows, size_t cols, size_t r0, size
             for (int j = 0; j < 8; j++) {
                 __m512i v0 = _mm512_loadu_si512(p->qs[j][0]);
                 __m512i v1 = _mm512_loadu_si512(p->qs[j][1]);
-                __m512i isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v0, nib),
-                                                   bcast8(xs + 32 * j));
+                __m512i isum = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                                   _mm512_and_si512(v0, nib), bcast8(xs + 32 * j));
                 isum = _mm512_dpbusd_epi32(isum, _mm512_and_si512(_mm512_srli_epi16(v0, 4), nib),
                                            bcast8(xs + 32 * j + 8));
-                isum = _mm512_dpbusd_epi32(isum, _mm512_and_si512(v1, nib),
-                                           bcast8(xs + 32 * j + 16));
+                isum =
+                    _mm512_dpbusd_epi32(isum, _mm512_and_si512(v1, nib), bcast8(xs + 32 * j + 16));
                 isum = _mm512_dpbusd_epi32(isum, _mm512_and_si512(_mm512_srli_epi16(v1, 4), nib),
                                            bcast8(xs + 32 * j + 24));
                 /* a lane holds at most 16*15*127 < 2^15: vpdpwssd by {sc, 0} multiplies it by sc */
@@ -102,13 +103,14 @@ void qk_q4k_q8k_vnni_r8(const void *w, size_t rows, size_t cols, size_t r0, size
                 __m256i mv = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p->mins[k]));
                 int32_t lo = xb->bsums[4 * k] + xb->bsums[4 * k + 1];
                 int32_t hi = xb->bsums[4 * k + 2] + xb->bsums[4 * k + 3];
-                msum = _mm256_dpwssd_epi32(msum, mv,
-                                           _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)lo |
-                                                                       ((uint32_t)hi << 16))));
+                msum = _mm256_dpwssd_epi32(
+                    msum, mv,
+                    _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)lo | ((uint32_t)hi << 16))));
             }
             const __m256 dx = _mm256_set1_ps(xb->d);
             __m256 d8 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p->d)), dx);
-            __m256 m8 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p->dmin)), dx);
+            __m256 m8 =
+                _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p->dmin)), dx);
             __m512 d16 = _mm512_permutexvar_ps(pair_dup, _mm512_castps256_ps512(d8));
             acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), d16, acc);
             macc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), m8, macc);
@@ -121,6 +123,7 @@ void qk_q4k_q8k_vnni_r8(const void *w, size_t rows, size_t cols, size_t r0, size
             _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0), pairs));
         float out[R];
         _mm256_storeu_ps(out, _mm256_sub_ps(even, macc));
-        for (int r = 0; r < R && g * R + r < r1; r++) y[g * R + r] = out[r];
+        for (int r = 0; r < R && g * R + r < r1; r++)
+            y[g * R + r] = out[r];
     }
 }

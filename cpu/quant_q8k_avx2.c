@@ -44,13 +44,15 @@ void qk_quant_q8k_avx2(const float *x, void *out, size_t n) {
                 v[k] = _mm256_max_epi32(_mm256_min_epi32(q, hi), lo);
             }
             /* packs work per 128-bit half; the permute restores element order */
-            __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+            __m256i p =
+                _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
             p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
             _mm256_storeu_si256((__m256i *)(y->qs + i), p);
         }
         for (int g = 0; g < QK_K / 16; g++) {
             int s = 0;
-            for (int i = 0; i < 16; i++) s += y->qs[16 * g + i];
+            for (int i = 0; i < 16; i++)
+                s += y->qs[16 * g + i];
             y->bsums[g] = (int16_t)s;
         }
         y->d = 1 / iscale;

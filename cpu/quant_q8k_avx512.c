@@ -19,8 +19,8 @@ void qk_quant_q8k_avx512(const float *x, void *out, size_t n) {
         const __m512 va = _mm512_set1_ps(amax);
         int first = 0;
         for (int i = 0; i < QK_K; i += 16) {
-            __mmask16 m = _mm512_cmp_ps_mask(_mm512_and_ps(_mm512_loadu_ps(x + i), absmask), va,
-                                             _CMP_EQ_OQ);
+            __mmask16 m =
+                _mm512_cmp_ps_mask(_mm512_and_ps(_mm512_loadu_ps(x + i), absmask), va, _CMP_EQ_OQ);
             if (m) {
                 first = i + __builtin_ctz((unsigned)m);
                 break;

@@ -2,4 +2,6 @@
 #include "cpu_kernels.h"
 #include "../kernels/qk_quant.h"
 
-void qk_quant_q8k_ref(const float *x, void *out, size_t n) { qk_quantize_q8k_ref(x, out, n); }
+void qk_quant_q8k_ref(const float *x, void *out, size_t n) {
+    qk_quantize_q8k_ref(x, out, n);
+}

@@ -80,14 +80,17 @@ void qk_pool_destroy(qk_pool *p) {
     atomic_store(&p->stop, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
-    for (int i = 1; i < p->threads; i++) pthread_join(p->workers[i].thread, NULL);
+    for (int i = 1; i < p->threads; i++)
+        pthread_join(p->workers[i].thread, NULL);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->wake);
     free(p->workers);
     free(p);
 }
 
-int qk_pool_threads(const qk_pool *p) { return p->threads; }
+int qk_pool_threads(const qk_pool *p) {
+    return p->threads;
+}
 
 void qk_pool_run(qk_pool *p, qk_job_fn fn, void *arg) {
     if (p->threads == 1) {
@@ -102,5 +105,6 @@ void qk_pool_run(qk_pool *p, qk_job_fn fn, void *arg) {
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     fn(arg, 0, p->threads);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) _mm_pause();
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
+        _mm_pause();
 }

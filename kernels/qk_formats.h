@@ -35,13 +35,7 @@ _Static_assert(sizeof(qk_block_q4k) == 144, "Q4_K block must be 144 bytes");
 _Static_assert(sizeof(qk_block_q8k) == 292, "Q8_K block must be 292 bytes");
 _Static_assert(sizeof(qk_block_q8_1) == 36, "Q8_1 block must be 36 bytes");
 
-typedef enum {
-    QK_FMT_F32 = 0,
-    QK_FMT_Q4_K,
-    QK_FMT_Q8_K,
-    QK_FMT_Q8_1,
-    QK_FMT_COUNT
-} qk_format;
+typedef enum { QK_FMT_F32 = 0, QK_FMT_Q4_K, QK_FMT_Q8_K, QK_FMT_Q8_1, QK_FMT_COUNT } qk_format;
 
 /* Row r of a plain Q4_K matrix with `cols` columns. */
 static inline const qk_block_q4k *qk_q4k_row(const void *w, size_t cols, size_t r) {

@@ -1,4 +1,5 @@
-/* The kernel descriptor: one row per variant in cpu/ and gpu/ tables; bench/ and tests join them. */
+/* The kernel descriptor: one row per variant in cpu/ and gpu/ tables; bench/ and tests join them.
+ */
 #ifndef QK_KERNEL_H
 #define QK_KERNEL_H
 #include "qk_formats.h"
@@ -32,15 +33,15 @@ typedef struct qk_kernel {
     const char *name;
     qk_device device;
     qk_op op;
-    qk_format weight_format; /* matvec: weights; quantize: input (f32) */
-    qk_format act_format;    /* matvec: activations; quantize: output */
-    uint32_t isa;            /* QK_ISA_* bits required */
-    qk_matvec_fn matvec;     /* op == QK_OP_MATVEC */
-    qk_quantize_fn quantize; /* op == QK_OP_QUANTIZE */
-    size_t row_group;        /* rows computed together; row ranges split on its multiples */
+    qk_format weight_format;       /* matvec: weights; quantize: input (f32) */
+    qk_format act_format;          /* matvec: activations; quantize: output */
+    uint32_t isa;                  /* QK_ISA_* bits required */
+    qk_matvec_fn matvec;           /* op == QK_OP_MATVEC */
+    qk_quantize_fn quantize;       /* op == QK_OP_QUANTIZE */
+    size_t row_group;              /* rows computed together; row ranges split on its multiples */
     qk_packed_size_fn packed_size; /* NULL: the kernel reads plain Q4_K rows */
     qk_pack_fn pack;
-    const char *summary;     /* one line: what it computes and how */
+    const char *summary; /* one line: what it computes and how */
 } qk_kernel;
 
 #endif

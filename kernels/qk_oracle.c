@@ -23,7 +23,8 @@ void qk_oracle_q4k(const qk_block_q4k *w, size_t rows, size_t cols, const double
         ksum acc = {0, 0};
         for (size_t b = 0; b < nb; b++) {
             qk_dequantize_q4k_f64(&w[r * nb + b], wrow, QK_K);
-            for (int i = 0; i < QK_K; i++) ksum_add(&acc, wrow[i] * x[b * QK_K + i]);
+            for (int i = 0; i < QK_K; i++)
+                ksum_add(&acc, wrow[i] * x[b * QK_K + i]);
         }
         y[r] = acc.s + acc.c;
     }
@@ -32,11 +33,17 @@ void qk_oracle_q4k(const qk_block_q4k *w, size_t rows, size_t cols, const double
 void qk_activations_f64(qk_format fmt, const void *x, size_t n, double *out) {
     switch (fmt) {
     case QK_FMT_F32:
-        for (size_t i = 0; i < n; i++) out[i] = ((const float *)x)[i];
+        for (size_t i = 0; i < n; i++)
+            out[i] = ((const float *)x)[i];
         break;
-    case QK_FMT_Q8_K: qk_dequantize_q8k_f64(x, out, n); break;
-    case QK_FMT_Q8_1: qk_dequantize_q8_1_f64(x, out, n); break;
-    default: abort(); /* Q4_K is a weight format; no caller passes it */
+    case QK_FMT_Q8_K:
+        qk_dequantize_q8k_f64(x, out, n);
+        break;
+    case QK_FMT_Q8_1:
+        qk_dequantize_q8_1_f64(x, out, n);
+        break;
+    default:
+        abort(); /* Q4_K is a weight format; no caller passes it */
     }
 }
 

@@ -92,9 +92,11 @@ void qk_quantize_q4k_ref(const float *x, qk_block_q4k *out, size_t n) {
             const float *xs = x + SUB * j;
             /* weight each element by its magnitude plus the sub-block's rms, as llama.cpp does */
             float ss = 0;
-            for (int i = 0; i < SUB; i++) ss += xs[i] * xs[i];
+            for (int i = 0; i < SUB; i++)
+                ss += xs[i] * xs[i];
             float rms = sqrtf(ss / SUB);
-            for (int i = 0; i < SUB; i++) w[i] = rms + fabsf(xs[i]);
+            for (int i = 0; i < SUB; i++)
+                w[i] = rms + fabsf(xs[i]);
             scales[j] = fit_scale_min(xs, w, L + SUB * j, &mins[j]);
             if (scales[j] > max_scale) max_scale = scales[j];
             if (mins[j] > max_min) max_min = mins[j];
@@ -143,7 +145,8 @@ void qk_dequantize_q4k(const qk_block_q4k *b, float *y, size_t n) {
             float ds = d * sc, dm = dmin * m;
             const uint8_t *q = b->qs + 32 * (j / 2);
             int shift = 4 * (j & 1);
-            for (int l = 0; l < 32; l++) y[32 * j + l] = ds * ((q[l] >> shift) & 0xF) - dm;
+            for (int l = 0; l < 32; l++)
+                y[32 * j + l] = ds * ((q[l] >> shift) & 0xF) - dm;
         }
     }
 }

@@ -27,7 +27,8 @@ void qk_quantize_q8k_ref(const float *x, qk_block_q8k *out, size_t n) {
         }
         for (int g = 0; g < QK_K / 16; g++) {
             int s = 0;
-            for (int i = 0; i < 16; i++) s += y->qs[16 * g + i];
+            for (int i = 0; i < 16; i++)
+                s += y->qs[16 * g + i];
             y->bsums[g] = (int16_t)s;
         }
         y->d = 1 / iscale;
@@ -36,7 +37,8 @@ void qk_quantize_q8k_ref(const float *x, qk_block_q8k *out, size_t n) {
 
 void qk_dequantize_q8k_f64(const qk_block_q8k *b, double *y, size_t n) {
     for (size_t k = 0; k < n / QK_K; k++)
-        for (int i = 0; i < QK_K; i++) y[k * QK_K + i] = (double)b[k].d * b[k].qs[i];
+        for (int i = 0; i < QK_K; i++)
+            y[k * QK_K + i] = (double)b[k].d * b[k].qs[i];
 }
 
 float qk_q8_1_block_sum(const float x[QK8_1]) {
@@ -45,7 +47,8 @@ float qk_q8_1_block_sum(const float x[QK8_1]) {
     /* lane i adds lane i^off; addition commutes, so every lane holds the same value */
     for (int off = 16; off >= 1; off >>= 1) {
         float t[QK8_1];
-        for (int i = 0; i < QK8_1; i++) t[i] = v[i] + v[i ^ off];
+        for (int i = 0; i < QK8_1; i++)
+            t[i] = v[i] + v[i ^ off];
         memcpy(v, t, sizeof v);
     }
     return v[0];
@@ -54,9 +57,11 @@ float qk_q8_1_block_sum(const float x[QK8_1]) {
 void qk_quantize_q8_1_ref(const float *x, qk_block_q8_1 *out, size_t n) {
     for (size_t b = 0; b < n / QK8_1; b++, x += QK8_1) {
         float amax = 0;
-        for (int i = 0; i < QK8_1; i++) amax = fmaxf(amax, fabsf(x[i]));
+        for (int i = 0; i < QK8_1; i++)
+            amax = fmaxf(amax, fabsf(x[i]));
         const float d = amax / 127;
-        for (int i = 0; i < QK8_1; i++) out[b].qs[i] = (int8_t)(amax == 0 ? 0 : roundf(x[i] / d));
+        for (int i = 0; i < QK8_1; i++)
+            out[b].qs[i] = (int8_t)(amax == 0 ? 0 : roundf(x[i] / d));
         out[b].d = qk_f32_to_fp16(d);
         out[b].s = qk_f32_to_fp16(qk_q8_1_block_sum(x));
     }
@@ -65,6 +70,7 @@ void qk_quantize_q8_1_ref(const float *x, qk_block_q8_1 *out, size_t n) {
 void qk_dequantize_q8_1_f64(const qk_block_q8_1 *b, double *y, size_t n) {
     for (size_t k = 0; k < n / QK8_1; k++) {
         double d = qk_fp16_to_f32(b[k].d);
-        for (int i = 0; i < QK8_1; i++) y[k * QK8_1 + i] = d * b[k].qs[i];
+        for (int i = 0; i < QK8_1; i++)
+            y[k * QK8_1 + i] = d * b[k].qs[i];
     }
 }

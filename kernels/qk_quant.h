@@ -15,7 +15,8 @@ static inline int qk_nearest_int(float x) {
     return (u.i & 0x007fffff) - 0x00400000;
 }
 
-/* f32 -> Q4_K with the weighted scale/min search of llama.cpp's reference quantizer. n % 256 == 0. */
+/* f32 -> Q4_K with the weighted scale/min search of llama.cpp's reference quantizer. n % 256 == 0.
+ */
 void qk_quantize_q4k_ref(const float *x, qk_block_q4k *out, size_t n);
 void qk_dequantize_q4k(const qk_block_q4k *b, float *y, size_t n);
 /* Exact dequantization in f64: d*sc*q - dmin*m has at most 22 significant bits. */

@@ -10,10 +10,13 @@ static uint64_t splitmix64(uint64_t *x) {
 }
 
 void qk_rng_seed(qk_rng *r, uint64_t seed) {
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&seed);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t qk_rng_u64(qk_rng *r) {
     uint64_t *s = r->s;
@@ -27,7 +30,9 @@ uint64_t qk_rng_u64(qk_rng *r) {
     return out;
 }
 
-double qk_rng_uniform(qk_rng *r) { return (double)(qk_rng_u64(r) >> 11) * 0x1.0p-53; }
+double qk_rng_uniform(qk_rng *r) {
+    return (double)(qk_rng_u64(r) >> 11) * 0x1.0p-53;
+}
 
 double qk_rng_normal(qk_rng *r) {
     double u1 = qk_rng_uniform(r), u2 = qk_rng_uniform(r);
@@ -37,7 +42,8 @@ double qk_rng_normal(qk_rng *r) {
 uint64_t qk_rng_below(qk_rng *r, uint64_t n) {
     uint64_t limit = UINT64_MAX - UINT64_MAX % n;
     uint64_t v;
-    do v = qk_rng_u64(r);
+    do
+        v = qk_rng_u64(r);
     while (v >= limit);
     return v % n;
 }

@@ -49,13 +49,21 @@ static void test_fp16(void) {
         float f;
         uint16_t h;
     } cases[] = {
-        {0.0f, 0x0000},         {-0.0f, 0x8000},          {1.0f, 0x3c00},
-        {65504.0f, 0x7bff},     {65519.99f, 0x7bff},      {65520.0f, 0x7c00}, /* tie -> inf */
-        {0x1p-24f, 0x0001},     {0x1p-25f, 0x0000},       /* tie to even: 0 */
-        {0x1.8p-24f, 0x0002},   /* 1.5 ulp: tie to even 2 */
-        {0x1p-14f, 0x0400},     {0x1.ffcp-15f, 0x0400},   /* largest subnormal rounds up */
-        {1.0f + 0x1p-11f, 0x3c00}, {1.0f + 0x3p-11f, 0x3c02}, /* ties to even */
-        {INFINITY, 0x7c00},     {-INFINITY, 0xfc00},
+        {0.0f, 0x0000},
+        {-0.0f, 0x8000},
+        {1.0f, 0x3c00},
+        {65504.0f, 0x7bff},
+        {65519.99f, 0x7bff},
+        {65520.0f, 0x7c00}, /* tie -> inf */
+        {0x1p-24f, 0x0001},
+        {0x1p-25f, 0x0000},   /* tie to even: 0 */
+        {0x1.8p-24f, 0x0002}, /* 1.5 ulp: tie to even 2 */
+        {0x1p-14f, 0x0400},
+        {0x1.ffcp-15f, 0x0400}, /* largest subnormal rounds up */
+        {1.0f + 0x1p-11f, 0x3c00},
+        {1.0f + 0x3p-11f, 0x3c02}, /* ties to even */
+        {INFINITY, 0x7c00},
+        {-INFINITY, 0xfc00},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         CHECK(qk_f32_to_fp16(cases[i].f) == cases[i].h, "fp16(%a) = %04x, want %04x", cases[i].f,
@@ -79,7 +87,8 @@ static void test_scale_unpack(void) {
     int bad = 0;
     for (int t = 0; t < 200000; t++) {
         uint8_t s[12], all[16];
-        for (int i = 0; i < 12; i++) s[i] = (uint8_t)qk_rng_u64(&r);
+        for (int i = 0; i < 12; i++)
+            s[i] = (uint8_t)qk_rng_u64(&r);
         if (t < 96) { /* every single bit alone */
             memset(s, 0, sizeof s);
             s[t / 8] = (uint8_t)(1u << (t % 8));
@@ -114,7 +123,8 @@ static void test_q4k_quantizer(void) {
     float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
     double *y64 = malloc(N * sizeof *y64);
     qk_block_q4k *q = malloc(N / QK_K * sizeof *q);
-    for (int i = 0; i < N; i++) x[i] = (float)qk_rng_normal(&r);
+    for (int i = 0; i < N; i++)
+        x[i] = (float)qk_rng_normal(&r);
     qk_quantize_q4k_ref(x, q, N);
     qk_dequantize_q4k(q, y, N);
     qk_dequantize_q4k_f64(q, y64, N);
@@ -128,7 +138,8 @@ static void test_q4k_quantizer(void) {
     for (int b = 0; b < N / QK_K; b++) {
         uint8_t sm[16];
         qk_q4k_unpack_scales(q[b].scales, sm);
-        for (int j = 0; j < 8; j++) full_range += sm[j] == 63;
+        for (int j = 0; j < 8; j++)
+            full_range += sm[j] == 63;
     }
     /* 4-bit quantization of a Gaussian with searched scale/min: ~9 % relative RMS error;
      * a plain min/max rounding gives ~11 %, a broken packing far more */
@@ -138,13 +149,17 @@ static void test_q4k_quantizer(void) {
     CHECK(f32_vs_f64 == 0, "f32 and f64 dequantization disagree on %d elements", f32_vs_f64);
     CHECK(full_range >= N / QK_K, "each block's largest scale should quantize to 63");
     /* all-zero and constant blocks */
-    for (int i = 0; i < QK_K; i++) x[i] = 0;
-    for (int i = QK_K; i < 2 * QK_K; i++) x[i] = 0.75f;
+    for (int i = 0; i < QK_K; i++)
+        x[i] = 0;
+    for (int i = QK_K; i < 2 * QK_K; i++)
+        x[i] = 0.75f;
     qk_quantize_q4k_ref(x, q, 2 * QK_K);
     qk_dequantize_q4k_f64(q, y64, 2 * QK_K);
     int zero_ok = 1, const_ok = 1;
-    for (int i = 0; i < QK_K; i++) zero_ok &= y64[i] == 0;
-    for (int i = QK_K; i < 2 * QK_K; i++) const_ok &= fabs(y64[i] - 0.75) < 0.75 / 16;
+    for (int i = 0; i < QK_K; i++)
+        zero_ok &= y64[i] == 0;
+    for (int i = QK_K; i < 2 * QK_K; i++)
+        const_ok &= fabs(y64[i] - 0.75) < 0.75 / 16;
     CHECK(zero_ok, "an all-zero block must dequantize to zeros");
     CHECK(const_ok, "a constant block must stay within one quantization step");
     free(x);
@@ -163,8 +178,10 @@ static void check_q8k_block(const float *x, const char *what) {
     int ok = 1;
     if (amax == 0) {
         ok = q.d == 0;
-        for (int i = 0; i < QK_K; i++) ok &= q.qs[i] == 0;
-        for (int g = 0; g < 16; g++) ok &= q.bsums[g] == 0;
+        for (int i = 0; i < QK_K; i++)
+            ok &= q.qs[i] == 0;
+        for (int g = 0; g < 16; g++)
+            ok &= q.bsums[g] == 0;
     } else {
         float iscale = -127.0f / max;
         ok = q.d == 1 / iscale;
@@ -175,7 +192,8 @@ static void check_q8k_block(const float *x, const char *what) {
         }
         for (int g = 0; g < 16; g++) {
             int s = 0;
-            for (int i = 0; i < 16; i++) s += q.qs[16 * g + i];
+            for (int i = 0; i < 16; i++)
+                s += q.qs[16 * g + i];
             ok &= q.bsums[g] == s;
         }
     }
@@ -186,7 +204,8 @@ static void test_q8k_reference(void) {
     float x[QK_K];
     qk_rng r;
     qk_rng_seed(&r, 8);
-    for (int i = 0; i < QK_K; i++) x[i] = (float)qk_rng_normal(&r);
+    for (int i = 0; i < QK_K; i++)
+        x[i] = (float)qk_rng_normal(&r);
     check_q8k_block(x, "normal");
     x[17] = -9.0f;
     check_q8k_block(x, "largest magnitude negative");
@@ -200,24 +219,28 @@ static void test_q8k_reference(void) {
     check_q8k_block(x, "tie in magnitude, first wins");
     memset(x, 0, sizeof x);
     check_q8k_block(x, "all zero");
-    for (int i = 0; i < QK_K; i++) x[i] = (i & 1) ? -0.0f : 0.0f;
+    for (int i = 0; i < QK_K; i++)
+        x[i] = (i & 1) ? -0.0f : 0.0f;
     check_q8k_block(x, "signed zeros");
-    for (int i = 0; i < QK_K; i++) x[i] = 2.5f;
+    for (int i = 0; i < QK_K; i++)
+        x[i] = 2.5f;
     check_q8k_block(x, "all equal");
     /* max = -127 makes iscale exactly 1, so k+0.5 are exact ties */
-    for (int i = 0; i < QK_K; i++) x[i] = (float)(i % 100) - 49.5f;
+    for (int i = 0; i < QK_K; i++)
+        x[i] = (float)(i % 100) - 49.5f;
     x[0] = -127.0f;
     check_q8k_block(x, "ties to even");
     {
         qk_block_q8k q;
         qk_quantize_q8k_ref(x, &q, QK_K);
-        CHECK(q.qs[1] == -48 && q.qs[2] == -48, "ties to even: -48.5 -> -48 and -47.5 -> -48, got %d %d",
-              q.qs[1], q.qs[2]);
+        CHECK(q.qs[1] == -48 && q.qs[2] == -48,
+              "ties to even: -48.5 -> -48 and -47.5 -> -48, got %d %d", q.qs[1], q.qs[2]);
     }
     /* tiny but normal: iscale = -127/max stays finite up to max ~ 2^-120 (for subnormal blocks
      * it overflows to inf and the reference's output is defined only by its arithmetic, which
      * test_quantizers holds every variant to) */
-    for (int i = 0; i < QK_K; i++) x[i] = (float)ldexp(qk_rng_normal(&r), -118);
+    for (int i = 0; i < QK_K; i++)
+        x[i] = (float)ldexp(qk_rng_normal(&r), -118);
     check_q8k_block(x, "tiny inputs");
 }
 
@@ -226,12 +249,14 @@ static void test_q8_1_reference(void) {
     qk_rng_seed(&r, 9);
     float x[QK8_1];
     for (int t = 0; t < 1000; t++) {
-        for (int i = 0; i < QK8_1; i++) x[i] = (float)(qk_rng_normal(&r) * (t % 7 + 1));
+        for (int i = 0; i < QK8_1; i++)
+            x[i] = (float)(qk_rng_normal(&r) * (t % 7 + 1));
         if (t % 10 == 0) memset(x, 0, sizeof x);
         qk_block_q8_1 q;
         qk_quantize_q8_1_ref(x, &q, QK8_1);
         float amax = 0;
-        for (int i = 0; i < QK8_1; i++) amax = fmaxf(amax, fabsf(x[i]));
+        for (int i = 0; i < QK8_1; i++)
+            amax = fmaxf(amax, fabsf(x[i]));
         float d = amax / 127;
         int ok = q.d == qk_f32_to_fp16(d);
         for (int i = 0; i < QK8_1; i++) {
@@ -239,13 +264,15 @@ static void test_q8_1_reference(void) {
             ok &= q.qs[i] == (int)v;
         }
         double s = 0;
-        for (int i = 0; i < QK8_1; i++) s += x[i];
+        for (int i = 0; i < QK8_1; i++)
+            s += x[i];
         ok &= fabs(qk_fp16_to_f32(q.s) - s) <= 1e-3 * (fabs(s) + 1);
         CHECK(ok, "Q8_1 reference semantics, trial %d", t);
         if (!ok) break;
     }
     /* butterfly order: 1e8 + 1 - 1e8 ... differs from a sequential sum on purpose */
-    for (int i = 0; i < QK8_1; i++) x[i] = 0;
+    for (int i = 0; i < QK8_1; i++)
+        x[i] = 0;
     x[0] = 1e8f;
     x[1] = 1.0f;
     x[16] = -1e8f;

@@ -105,8 +105,8 @@ static void test_all_variants_vs_oracle(void) {
                     continue;
                 }
                 verdict v = judge(k, w, sh->rows, sh->cols, x, (act_profile)p, sh->rows == 768);
-                CHECK(v.failures == 0, "%s on %zux%zu, %s activations", k->name, sh->rows,
-                      sh->cols, act_profile_name((act_profile)p));
+                CHECK(v.failures == 0, "%s on %zux%zu, %s activations", k->name, sh->rows, sh->cols,
+                      act_profile_name((act_profile)p));
             }
         }
         free(w);
@@ -124,13 +124,16 @@ static void test_integer_sums_exact(void) {
     qk_block_q4k *w = malloc(ROWS * NB * sizeof *w);
     qk_block_q8k xq[NB];
     make_random_q4k(&r, w, ROWS * NB);
-    for (int i = 0; i < ROWS * NB; i++) w[i].d = w[i].dmin = qk_f32_to_fp16(1.0f);
+    for (int i = 0; i < ROWS * NB; i++)
+        w[i].d = w[i].dmin = qk_f32_to_fp16(1.0f);
     for (int b = 0; b < NB; b++) {
         xq[b].d = 1.0f;
-        for (int i = 0; i < QK_K; i++) xq[b].qs[i] = (int8_t)((int)qk_rng_below(&r, 17) - 8);
+        for (int i = 0; i < QK_K; i++)
+            xq[b].qs[i] = (int8_t)((int)qk_rng_below(&r, 17) - 8);
         for (int g = 0; g < 16; g++) {
             int s = 0;
-            for (int i = 0; i < 16; i++) s += xq[b].qs[16 * g + i];
+            for (int i = 0; i < 16; i++)
+                s += xq[b].qs[16 * g + i];
             xq[b].bsums[g] = (int16_t)s;
         }
     }
@@ -153,7 +156,8 @@ static void test_integer_sums_exact(void) {
         float *y = alloc_poisoned(ROWS);
         k->matvec(wl.data, ROWS, COLS, 0, ROWS, xq, y);
         int bad = 0;
-        for (int row = 0; row < ROWS; row++) bad += (double)y[row] != want[row];
+        for (int row = 0; row < ROWS; row++)
+            bad += (double)y[row] != want[row];
         CHECK(bad == 0, "%s: %d of %d rows differ from the exact integer sums", k->name, bad, ROWS);
         free(y);
         qk_weights_release(&wl);
@@ -183,16 +187,16 @@ static void wrong_scale_pairing(const void *w, size_t rows, size_t cols, size_t 
                 S += sc * isum;
                 M += m * (xq[b].bsums[2 * j] + xq[b].bsums[2 * j + 1]);
             }
-            acc += xq[b].d * qk_fp16_to_f32(row[b].d) * S -
-                   xq[b].d * qk_fp16_to_f32(row[b].dmin) * M;
+            acc +=
+                xq[b].d * qk_fp16_to_f32(row[b].d) * S - xq[b].d * qk_fp16_to_f32(row[b].dmin) * M;
         }
         y[r] = acc;
     }
 }
 
 /* Uses only the first sub-block's scale and ignores the mins (the GPU bug of DESIGN.md). */
-static void wrong_first_scale_no_mins(const void *w, size_t rows, size_t cols, size_t r0,
-                                      size_t r1, const void *x, float *y) {
+static void wrong_first_scale_no_mins(const void *w, size_t rows, size_t cols, size_t r0, size_t r1,
+                                      const void *x, float *y) {
     (void)rows;
     const qk_block_q8k *xq = x;
     for (size_t r = r0; r < r1; r++) {

@@ -25,7 +25,8 @@ static void test_experts(void) {
     for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
         const qk_kernel *k = &qk_cpu_kernels[i];
         if (k->op != QK_OP_MATVEC || qk_cpu_unsupported(k)) continue;
-        const qk_kernel *quant = k->act_format == QK_FMT_Q8_K ? qk_cpu_kernel("quant_q8k_ref") : NULL;
+        const qk_kernel *quant =
+            k->act_format == QK_FMT_Q8_K ? qk_cpu_kernel("quant_q8k_ref") : NULL;
         qk_weights wl;
         CHECK(qk_weights_prepare(k, w, ROWS, COLS, E, &wl) == 0, "prepare %s", k->name);
         const void *act = quant ? (const void *)xq_ref : (const void *)x;

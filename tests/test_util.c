@@ -14,31 +14,38 @@ void make_activations(qk_rng *r, act_profile p, float *x, size_t n) {
     for (size_t i = 0; i < n; i++)
         x[i] = p == ACT_UNIFORM20 ? (float)(40 * qk_rng_uniform(r) - 20) : (float)qk_rng_normal(r);
     if (p == ACT_OUTLIERS)
-        for (int k = 0; k < 4; k++) x[qk_rng_below(r, n)] *= 100;
+        for (int k = 0; k < 4; k++)
+            x[qk_rng_below(r, n)] *= 100;
     if (p == ACT_ZERO_BLOCKS)
-        for (size_t b = 0; b < n / QK_K; b += 2) memset(x + b * QK_K, 0, QK_K * sizeof *x);
+        for (size_t b = 0; b < n / QK_K; b += 2)
+            memset(x + b * QK_K, 0, QK_K * sizeof *x);
 }
 
 void make_random_q4k(qk_rng *r, qk_block_q4k *w, size_t nblocks) {
     for (size_t b = 0; b < nblocks; b++) {
         w[b].d = qk_f32_to_fp16((float)ldexp(1 + qk_rng_uniform(r), -12 + (int)qk_rng_below(r, 6)));
-        w[b].dmin = qk_f32_to_fp16((float)ldexp(1 + qk_rng_uniform(r), -12 + (int)qk_rng_below(r, 6)));
-        for (int i = 0; i < 12; i++) w[b].scales[i] = (uint8_t)qk_rng_u64(r);
-        for (int i = 0; i < QK_K / 2; i++) w[b].qs[i] = (uint8_t)qk_rng_u64(r);
+        w[b].dmin =
+            qk_f32_to_fp16((float)ldexp(1 + qk_rng_uniform(r), -12 + (int)qk_rng_below(r, 6)));
+        for (int i = 0; i < 12; i++)
+            w[b].scales[i] = (uint8_t)qk_rng_u64(r);
+        for (int i = 0; i < QK_K / 2; i++)
+            w[b].qs[i] = (uint8_t)qk_rng_u64(r);
     }
 }
 
 void make_quantized_q4k(qk_rng *r, qk_block_q4k *w, size_t rows, size_t cols) {
     float *f = malloc(cols * sizeof *f);
     for (size_t row = 0; row < rows; row++) {
-        for (size_t i = 0; i < cols; i++) f[i] = (float)(0.02 * qk_rng_normal(r));
+        for (size_t i = 0; i < cols; i++)
+            f[i] = (float)(0.02 * qk_rng_normal(r));
         qk_quantize_q4k_ref(f, w + row * (cols / QK_K), cols);
     }
     free(f);
 }
 
 void poison(float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] = NAN;
+    for (size_t i = 0; i < n; i++)
+        y[i] = NAN;
 }
 
 float *alloc_poisoned(size_t n) {
