@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { N_EXPERTS = 128, MAX_IDS = 1024 };
 
@@ -166,7 +167,8 @@ int main(int argc, char **argv) {
             explicit_ids = 1;
         } else if (!strcmp(a, "--threads")) {
             NEEDV;
-            o.threads = (int)parse_int(a, v, 1, 256);
+            /* more threads than CPUs would time the spin-waits, not the kernels */
+            o.threads = (int)parse_int(a, v, 1, sysconf(_SC_NPROCESSORS_ONLN));
         } else if (!strcmp(a, "--seed")) {
             NEEDV;
             o.seed = (uint64_t)parse_int(a, v, 0, 0x7fffffffffffffffL);
@@ -183,7 +185,8 @@ int main(int argc, char **argv) {
     size_t n_sel = 0;
     {
         char buf[1024];
-        snprintf(buf, sizeof buf, "%s", o.kernels);
+        if (snprintf(buf, sizeof buf, "%s", o.kernels) >= (int)sizeof buf)
+            die("--kernel: list longer than 1023 characters%s%s", "", "");
         for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
             int hit = 0;
             for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
@@ -204,6 +207,7 @@ int main(int argc, char **argv) {
             }
         }
     }
+    if (!n_sel) die("--kernel: '%s' names no variant (bench --list names them)%s", o.kernels, "");
     /* expert ids: explicit, or top-K drawn from the seed (distinct, as a router picks them) */
     if (!explicit_ids) {
         qk_rng r;

@@ -60,8 +60,13 @@ void qk_quantize_q8_1_ref(const float *x, qk_block_q8_1 *out, size_t n) {
         for (int i = 0; i < QK8_1; i++)
             amax = fmaxf(amax, fabsf(x[i]));
         const float d = amax / 127;
-        for (int i = 0; i < QK8_1; i++)
-            out[b].qs[i] = (int8_t)(amax == 0 ? 0 : roundf(x[i] / d));
+        for (int i = 0; i < QK8_1; i++) {
+            /* d == 0 with amax != 0 (amax below 127 * 2^-149) and non-finite inputs would make
+             * x/d non-finite: those quantize to 0 and the result is clamped, so the cast is
+             * always defined; finite inputs above that are unaffected */
+            float v = d == 0 ? 0.0f : roundf(x[i] / d);
+            out[b].qs[i] = (int8_t)(v != v ? 0 : v > 127 ? 127 : v < -127 ? -127 : v);
+        }
         out[b].d = qk_f32_to_fp16(d);
         out[b].s = qk_f32_to_fp16(qk_q8_1_block_sum(x));
     }

@@ -27,7 +27,9 @@ void qk_quantize_q8k_ref(const float *x, qk_block_q8k *out, size_t n);
 void qk_dequantize_q8k_f64(const qk_block_q8k *b, double *y, size_t n);
 
 /* f32 -> Q8_1: d = amax/127, q = roundf(x/d), s = sum of x in the order of a 32-lane
- * xor-butterfly (offsets 16, 8, 4, 2, 1), which a GPU warp reduction reproduces bit for bit. */
+ * xor-butterfly (offsets 16, 8, 4, 2, 1), which a GPU warp reduction reproduces bit for bit.
+ * q is 0 where d == 0 or x/d is NaN, and clamped to [-127, 127] (only non-finite inputs reach
+ * the clamp). */
 void qk_quantize_q8_1_ref(const float *x, qk_block_q8_1 *out, size_t n);
 void qk_dequantize_q8_1_f64(const qk_block_q8_1 *b, double *y, size_t n);
 /* The butterfly sum used for Q8_1's s, exposed so emulations share it. */

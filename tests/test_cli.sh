@@ -16,6 +16,7 @@ expect_error() { # description, args...
   fi
 }
 expect_error "unknown kernel" --kernel no_such_kernel
+expect_error "empty kernel list" --kernel ,
 expect_error "glob matching nothing" --kernel 'zz*'
 expect_error "bad shape word" --shape sideways
 expect_error "cols not a multiple of 256" --shape 768x1000
@@ -23,6 +24,7 @@ expect_error "zero rows" --shape 0x256
 expect_error "negative shape" --shape -5x256
 expect_error "bad number" --threads two
 expect_error "number out of range" --top 129
+expect_error "more threads than CPUs" --threads 100000
 expect_error "trailing junk" --seed 12abc
 expect_error "missing value" --threads
 expect_error "unknown option" --frobnicate

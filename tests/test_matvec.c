@@ -50,16 +50,21 @@ static void test_experts(void) {
               "%s: a repeated expert id gave different outputs", k->name);
         qk_weights_release(&wl);
     }
-    /* single matrix, ids == NULL, rows not a multiple of any row group */
-    const qk_kernel *k = qk_cpu_kernel("q4k_q8k_ref");
-    qk_weights wl;
-    qk_weights_prepare(k, w, 37, COLS, 1, &wl);
+    /* single matrix, ids == NULL, 37 rows: not a multiple of 2, 4 or 8 (partial row groups) */
     qk_pool *pool = qk_pool_create(2);
-    poison(got, 37);
-    poison(want, 37);
-    qk_matvec_experts(pool, k, &wl, NULL, 1, xq_ref, got);
-    k->matvec(w, 37, COLS, 0, 37, xq_ref, want);
-    CHECK(!memcmp(want, got, 37 * sizeof *got), "single-matrix driver run");
+    for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
+        const qk_kernel *k = &qk_cpu_kernels[i];
+        if (k->op != QK_OP_MATVEC || qk_cpu_unsupported(k)) continue;
+        const void *act = k->act_format == QK_FMT_Q8_K ? (const void *)xq_ref : (const void *)x;
+        qk_weights wl;
+        CHECK(qk_weights_prepare(k, w, 37, COLS, 1, &wl) == 0, "prepare %s", k->name);
+        poison(got, 37);
+        poison(want, 37);
+        qk_matvec_experts(pool, k, &wl, NULL, 1, act, got);
+        k->matvec(wl.data, 37, COLS, 0, 37, act, want);
+        CHECK(!memcmp(want, got, 37 * sizeof *got), "%s: single-matrix driver run", k->name);
+        qk_weights_release(&wl);
+    }
     qk_pool_destroy(pool);
     free(w);
     free(want);
