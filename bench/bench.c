@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +21,14 @@
 
 enum { N_EXPERTS = 128, MAX_IDS = 1024 };
 
-static void die(const char *fmt, const char *a, const char *b) {
+/* One line on stderr naming the problem, exit code 2. */
+__attribute__((format(printf, 1, 2))) static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
     fprintf(stderr, "bench: ");
-    fprintf(stderr, fmt, a, b);
+    vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    va_end(ap);
     exit(2);
 }
 
@@ -64,12 +69,12 @@ static void parse_shape(options *o, const char *s) {
     errno = 0;
     unsigned long r = strtoul(s, &end, 10), c;
     if (errno || end == s || (*end != 'x' && *end != 'X') || s[0] == '-')
-        die("--shape: '%s' is not gate, up, down or ROWSxCOLS%s", s, "");
+        die("--shape: '%s' is not gate, up, down or ROWSxCOLS", s);
     const char *cs = end + 1;
     c = strtoul(cs, &end, 10);
     if (errno || end == cs || *end || cs[0] == '-' || r == 0 || r > 65536 || c == 0 || c > 65536)
-        die("--shape: '%s' is not gate, up, down or ROWSxCOLS (1..65536 each)%s", s, "");
-    if (c % QK_K) die("--shape: '%s': cols must be a multiple of 256 (Q4_K super-blocks)%s", s, "");
+        die("--shape: '%s' is not gate, up, down or ROWSxCOLS (1..65536 each)", s);
+    if (c % QK_K) die("--shape: '%s': cols must be a multiple of 256 (Q4_K super-blocks)", s);
     o->rows = r, o->cols = c;
 }
 
@@ -82,7 +87,7 @@ static void parse_experts(options *o, const char *s) {
         return;
     }
     char buf[4096];
-    if (strlen(s) >= sizeof buf) die("--experts: list too long%s%s", "", "");
+    if (strlen(s) >= sizeof buf) die("--experts: list too long");
     strcpy(buf, s);
     for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
         char *dash = strchr(t, '-');
@@ -96,11 +101,11 @@ static void parse_experts(options *o, const char *s) {
             a = b = parse_int("--experts", t, 0, N_EXPERTS - 1);
         }
         for (long e = a; e <= b; e++) {
-            if (o->n_ids >= MAX_IDS) die("--experts: more than 1024 ids%s%s", "", "");
+            if (o->n_ids >= MAX_IDS) die("--experts: more than 1024 ids");
             o->ids[o->n_ids++] = (int32_t)e;
         }
     }
-    if (!o->n_ids) die("--experts: '%s' names no expert (expected e.g. 0-7, 3,9 or all)%s", s, "");
+    if (!o->n_ids) die("--experts: '%s' names no expert (expected e.g. 0-7, 3,9 or all)", s);
 }
 
 static void list_kernels(void) {
@@ -143,7 +148,7 @@ int main(int argc, char **argv) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEEDV                                                                                      \
     do {                                                                                           \
-        if (!v) die("%s needs a value%s", a, "");                                                  \
+        if (!v) die("%s needs a value", a);                                                        \
         i++;                                                                                       \
     } while (0)
         if (!strcmp(a, "--list")) {
@@ -186,7 +191,7 @@ int main(int argc, char **argv) {
     {
         char buf[1024];
         if (snprintf(buf, sizeof buf, "%s", o.kernels) >= (int)sizeof buf)
-            die("--kernel: list longer than 1023 characters%s%s", "", "");
+            die("--kernel: list longer than 1023 characters");
         for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
             int hit = 0;
             for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
@@ -207,7 +212,7 @@ int main(int argc, char **argv) {
             }
         }
     }
-    if (!n_sel) die("--kernel: '%s' names no variant (bench --list names them)%s", o.kernels, "");
+    if (!n_sel) die("--kernel: '%s' names no variant (bench --list names them)", o.kernels);
     /* expert ids: explicit, or top-K drawn from the seed (distinct, as a router picks them) */
     if (!explicit_ids) {
         qk_rng r;
