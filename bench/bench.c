@@ -1,7 +1,14 @@
-/* bench: times CPU variants on Qwen3-30B-A3B expert shapes and reports their deviation from the
- * f64 oracles, side by side. The timed unit is what llama.cpp's MUL_MAT_ID does for one token:
- * quantize the activations once (Q8_K variants) and run the selected experts' matvecs. */
+/* bench: times each variant on Qwen3-30B-A3B expert shapes through Google Benchmark and reports
+ * its throughput beside its deviation from the f64 oracles, in one table (and a JSON file).
+ * The timed unit is what llama.cpp's MUL_MAT_ID does for one token: quantize the activations
+ * once (Q8 variants) and run the selected experts' matvecs. */
 #define _POSIX_C_SOURCE 200809L
+#include "act.h"
+#include "cli.h"
+#include "gbench.h"
+#include "hw.h"
+#include "npy.h"
+#include "peak.h"
 #include "synth.h"
 #include "../cpu/cpu_features.h"
 #include "../cpu/cpu_kernels.h"
@@ -12,100 +19,190 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { N_EXPERTS = 128, MAX_IDS = 1024 };
+#include "qk_build_info.h"  /* generated: compiler and flags */
+#include "qk_git_version.h" /* generated at build time: git describe */
 
-/* One line on stderr naming the problem, exit code 2. */
-__attribute__((format(printf, 1, 2))) static void die(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "bench: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(2);
-}
+enum { MAX_ROWS = 256, MAX_REPS = 1000 };
 
-static long parse_int(const char *opt, const char *s, long lo, long hi) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) {
-        char range[64];
-        snprintf(range, sizeof range, "an integer in %ld..%ld", lo, hi);
-        fprintf(stderr, "bench: %s: '%s' is not %s\n", opt, s, range);
-        exit(2);
-    }
-    return v;
-}
-
+/* What a variant's timed unit reads and writes, set up once before the run. */
 typedef struct {
-    const char *kernels;
-    size_t rows, cols;
-    const char *shape;
-    int top, threads, repetitions;
-    uint64_t seed;
-    int32_t ids[MAX_IDS];
-    size_t n_ids;
-} options;
+    const qk_kernel *k, *quant; /* quant: the activation quantizer run inside the unit, or NULL */
+    qk_weights w;
+    void *xq; /* the activations in k's format */
+    float *y;
+    size_t xq_bytes;
+    qk_deviation dev, exact; /* vs the f64 oracle; vs the algorithm-exact oracle (Q8 only) */
+} variant;
 
-static void parse_shape(options *o, const char *s) {
-    o->shape = s;
-    if (!strcmp(s, "gate") || !strcmp(s, "up")) {
-        o->rows = 768, o->cols = 2048;
-        return;
-    }
-    if (!strcmp(s, "down")) {
-        o->rows = 2048, o->cols = 768;
-        return;
-    }
-    char *end;
-    errno = 0;
-    unsigned long r = strtoul(s, &end, 10), c;
-    if (errno || end == s || (*end != 'x' && *end != 'X') || s[0] == '-')
-        die("--shape: '%s' is not gate, up, down or ROWSxCOLS", s);
-    const char *cs = end + 1;
-    c = strtoul(cs, &end, 10);
-    if (errno || end == cs || *end || cs[0] == '-' || r == 0 || r > 65536 || c == 0 || c > 65536)
-        die("--shape: '%s' is not gate, up, down or ROWSxCOLS (1..65536 each)", s);
-    if (c % QK_K) die("--shape: '%s': cols must be a multiple of 256 (Q4_K super-blocks)", s);
-    o->rows = r, o->cols = c;
+typedef struct bench_row bench_row;
+/* One registered benchmark: a variant's hot or cold row, or a peak read row. */
+struct bench_row {
+    char name[160];
+    variant *v; /* NULL for a peak row */
+    int cold;
+    double bytes, ops; /* per call */
+    bench_row *peak;   /* the read row of the same size and temperature */
+    double seconds[MAX_REPS];
+    int reps;
+    int skipped;
+    char message[160];
+};
+
+/* The run's shared state (one token; the callbacks reach it through their rows). */
+static struct {
+    qk_options o;
+    qk_pool *pool;
+    qk_hw *hw;
+    const int32_t *ids; /* indices into the distinct experts generated */
+    const float *x;
+    void *peak_buf;
+    size_t peak_buf_bytes;
+    bench_row *rows;
+    size_t n_rows, n_done;
+    int progress;
+} g;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* "0-7", "3,9,3", "all" */
-static void parse_experts(options *o, const char *s) {
-    o->n_ids = 0;
-    if (!strcmp(s, "all")) {
-        for (int e = 0; e < N_EXPERTS; e++)
-            o->ids[o->n_ids++] = e;
-        return;
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_of(const double *v, int n) {
+    double s[MAX_REPS];
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+/* The peak is the fastest repetition of the read loop: noise only ever slows it down. */
+static double best_of(const bench_row *row) {
+    double best = row->seconds[0];
+    for (int r = 1; r < row->reps; r++)
+        best = fmin(best, row->seconds[r]);
+    return best;
+}
+
+static void forward(variant *v) {
+    qk_moe_forward(g.pool, v->quant, v->k, &v->w, g.ids, g.o.n_ids, g.x, v->xq, v->y);
+}
+
+/* Everything a cold sample must fetch from DRAM. */
+static void evict_variant(variant *v) {
+    qk_evict(v->w.data, v->w.expert_bytes * v->w.n_experts);
+    qk_evict(g.x, g.o.cols * sizeof *g.x);
+    qk_evict(v->xq, v->xq_bytes);
+    qk_evict(v->y, g.o.n_ids * g.o.rows * sizeof *v->y);
+}
+
+/* Counters from our own clock: Google Benchmark divides rates by the main thread's CPU time,
+ * which for cold rows includes the eviction. */
+static void report(qk_gb_state *st, bench_row *row, double elapsed) {
+    double iters = (double)qk_gb_iterations(st);
+    if (elapsed <= 0 || iters <= 0) return;
+    double per_call = elapsed / iters;
+    qk_gb_counter(st, "GBps", row->bytes / per_call * 1e-9, QK_GB_PLAIN);
+    qk_gb_counter(st, "bytes", row->bytes, QK_GB_PLAIN);
+    if (row->peak && row->peak->reps) {
+        double peak = row->peak->bytes / best_of(row->peak);
+        qk_gb_counter(st, "peak_GBps", peak * 1e-9, QK_GB_PLAIN);
+        qk_gb_counter(st, "pct_peak", 100 * row->bytes / per_call / peak, QK_GB_PLAIN);
     }
-    char buf[4096];
-    if (strlen(s) >= sizeof buf) die("--experts: list too long");
-    strcpy(buf, s);
-    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-        char *dash = strchr(t, '-');
-        long a, b;
-        if (dash) {
-            *dash = 0;
-            a = parse_int("--experts", t, 0, N_EXPERTS - 1);
-            b = parse_int("--experts", dash + 1, 0, N_EXPERTS - 1);
-            if (b < a) die("--experts: range '%s-%s' runs backwards", t, dash + 1);
-        } else {
-            a = b = parse_int("--experts", t, 0, N_EXPERTS - 1);
-        }
-        for (long e = a; e <= b; e++) {
-            if (o->n_ids >= MAX_IDS) die("--experts: more than 1024 ids");
-            o->ids[o->n_ids++] = (int32_t)e;
-        }
+    variant *v = row->v;
+    if (!v) return;
+    qk_gb_counter(st, "GOPps", row->ops / per_call * 1e-9, QK_GB_PLAIN);
+    qk_gb_counter(st, "rel_l2", v->dev.rel_l2, QK_GB_PLAIN);
+    qk_gb_counter(st, "max_abs", v->dev.max_abs, QK_GB_PLAIN);
+    qk_gb_counter(st, "max_rel", v->dev.max_rel, QK_GB_PLAIN);
+    qk_gb_counter(st, "one_minus_cos", v->dev.one_minus_cos, QK_GB_PLAIN);
+    qk_gb_counter(st, "nonfinite", (double)v->dev.nonfinite, QK_GB_PLAIN);
+    if (v->quant) {
+        qk_gb_counter(st, "exact_rel_l2", v->exact.rel_l2, QK_GB_PLAIN);
+        qk_gb_counter(st, "exact_max_rel", v->exact.max_rel, QK_GB_PLAIN);
     }
-    if (!o->n_ids) die("--experts: '%s' names no expert (expected e.g. 0-7, 3,9 or all)", s);
+}
+
+static void run_variant(qk_gb_state *st, void *arg) {
+    bench_row *row = arg;
+    double elapsed = 0;
+    if (row->cold) {
+        while (qk_gb_keep_running(st)) {
+            evict_variant(row->v);
+            double t0 = now_s();
+            forward(row->v);
+            double t = now_s() - t0;
+            qk_gb_set_iteration_time(st, t);
+            elapsed += t;
+        }
+    } else {
+        double t0 = now_s();
+        while (qk_gb_keep_running(st))
+            forward(row->v);
+        elapsed = now_s() - t0;
+    }
+    report(st, row, elapsed);
+}
+
+static volatile unsigned long long read_sink;
+
+static void run_peak(qk_gb_state *st, void *arg) {
+    bench_row *row = arg;
+    size_t bytes = (size_t)row->bytes;
+    double elapsed = 0;
+    if (row->cold) {
+        while (qk_gb_keep_running(st)) {
+            qk_evict(g.peak_buf, bytes);
+            double t0 = now_s();
+            read_sink = qk_read_all(g.pool, g.peak_buf, bytes);
+            double t = now_s() - t0;
+            qk_gb_set_iteration_time(st, t);
+            elapsed += t;
+        }
+    } else {
+        double t0 = now_s();
+        while (qk_gb_keep_running(st))
+            read_sink = qk_read_all(g.pool, g.peak_buf, bytes);
+        elapsed = now_s() - t0;
+    }
+    report(st, row, elapsed);
+}
+
+/* Google Benchmark hands each finished run here instead of printing it. */
+static void on_result(const qk_gb_result *r, void *ctx) {
+    (void)ctx;
+    bench_row *row = NULL;
+    for (size_t i = 0; i < g.n_rows && !row; i++)
+        if (!strcmp(g.rows[i].name, r->name)) row = &g.rows[i];
+    if (!row) return;
+    if (r->skipped) {
+        row->skipped = 1;
+        snprintf(row->message, sizeof row->message, "%s", r->message);
+    } else if (!*r->aggregate && row->reps < MAX_REPS) {
+        row->seconds[row->reps++] = r->seconds;
+    }
+    if (!*r->aggregate && r->repetition == 0) { /* a row's runs arrive together */
+        g.n_done++;
+        if (g.progress) fprintf(stderr, "\r[%zu/%zu] %-60s", g.n_done, g.n_rows, row->name);
+    }
+}
+
+static void emit_context(const char *key, const char *value, void *ctx) {
+    FILE *summary = ctx;
+    qk_gb_add_context(key, value);
+    if (summary && (!strcmp(key, "cpu_model") || !strcmp(key, "cpu_caches")))
+        fprintf(summary, "# %s: %s\n", key, value);
 }
 
 static void list_kernels(void) {
@@ -119,213 +216,359 @@ static void list_kernels(void) {
     }
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+/* The matvec variants named by the comma-separated patterns; each pattern must match. */
+static size_t select_kernels(const char *patterns, const qk_kernel **sel, size_t max) {
+    size_t n = 0;
+    char buf[1024];
+    if (snprintf(buf, sizeof buf, "%s", patterns) >= (int)sizeof buf)
+        qk_die("--kernel: list longer than 1023 characters");
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int hit = 0;
+        for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
+            const qk_kernel *k = &qk_cpu_kernels[i];
+            if (k->op != QK_OP_MATVEC || fnmatch(t, k->name, 0)) continue;
+            hit = 1;
+            int dup = 0;
+            for (size_t j = 0; j < n; j++)
+                dup |= sel[j] == k;
+            if (!dup && n < max) sel[n++] = k;
+        }
+        if (!hit) qk_die("--kernel: no matvec variant matches '%s' (bench --list names them)", t);
+    }
+    if (!n) qk_die("--kernel: '%s' names no variant (bench --list names them)", patterns);
+    return n;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+static void *xmalloc(size_t bytes, const char *what) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64))
+        qk_die("out of memory allocating %zu bytes for %s", bytes, what);
+    return p;
 }
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: bench [--list] [--kernel NAME[,NAME...]] [--shape gate|up|down|RxC]\n"
-               "             [--top K | --experts 0-7|3,9|all] [--threads N] [--seed N]\n"
-               "             [--repetitions N]\n"
-               "Times quantize-once + the selected experts' matvecs, back to back, hot caches;\n"
-               "reports median/min per call over repetitions, CV, GB/s, GOP/s and the deviation\n"
-               "from the f64 oracle (and, for Q8_K variants, from the algorithm-exact oracle).\n");
+static void dump(const char *dir, const char *file, const float *f, const double *d, size_t n) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s.npy", dir, file) >= (int)sizeof path)
+        qk_die("--dump-output: path '%s/%s.npy' is too long", dir, file);
+    if ((f ? qk_npy_write_f32(path, f, n) : qk_npy_write_f64(path, d, n)))
+        qk_die("--dump-output: cannot write %s: %s", path, strerror(errno));
+}
+
+static void pin_job(void *arg, int ti, int nt) {
+    (void)nt;
+    int *failed = arg;
+    if (qk_hw_pin_self(g.hw, ti)) failed[ti & 255] = 1;
 }
 
 int main(int argc, char **argv) {
-    options o = {.kernels = "q4k_*", .top = 1, .threads = 2, .repetitions = 7, .seed = 1};
-    parse_shape(&o, "gate");
-    int explicit_ids = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEEDV                                                                                      \
-    do {                                                                                           \
-        if (!v) die("%s needs a value", a);                                                        \
-        i++;                                                                                       \
-    } while (0)
-        if (!strcmp(a, "--list")) {
-            list_kernels();
-            return 0;
-        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--kernel")) {
-            NEEDV;
-            o.kernels = v;
-        } else if (!strcmp(a, "--shape")) {
-            NEEDV;
-            parse_shape(&o, v);
-        } else if (!strcmp(a, "--top")) {
-            NEEDV;
-            o.top = (int)parse_int(a, v, 1, N_EXPERTS);
-        } else if (!strcmp(a, "--experts")) {
-            NEEDV;
-            parse_experts(&o, v);
-            explicit_ids = 1;
-        } else if (!strcmp(a, "--threads")) {
-            NEEDV;
-            /* more threads than CPUs would time the spin-waits, not the kernels */
-            o.threads = (int)parse_int(a, v, 1, sysconf(_SC_NPROCESSORS_ONLN));
-        } else if (!strcmp(a, "--seed")) {
-            NEEDV;
-            o.seed = (uint64_t)parse_int(a, v, 0, 0x7fffffffffffffffL);
-        } else if (!strcmp(a, "--repetitions")) {
-            NEEDV;
-            o.repetitions = (int)parse_int(a, v, 1, 1000);
-        } else {
-            fprintf(stderr, "bench: unknown option '%s' (see bench --help)\n", a);
-            return 2;
-        }
+    qk_options *o = &g.o;
+    qk_parse_options(o, argc, argv);
+    if (o->help) {
+        qk_print_usage();
+        return 0;
     }
-    /* the variants asked for, each pattern must match at least one */
+    if (o->list) {
+        list_kernels();
+        return 0;
+    }
     const qk_kernel *sel[64];
-    size_t n_sel = 0;
-    {
-        char buf[1024];
-        if (snprintf(buf, sizeof buf, "%s", o.kernels) >= (int)sizeof buf)
-            die("--kernel: list longer than 1023 characters");
-        for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-            int hit = 0;
-            for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
-                const qk_kernel *k = &qk_cpu_kernels[i];
-                if (k->op != QK_OP_MATVEC || fnmatch(t, k->name, 0)) continue;
-                hit = 1;
-                int dup = 0;
-                for (size_t j = 0; j < n_sel; j++)
-                    dup |= sel[j] == k;
-                if (!dup && n_sel < 64) sel[n_sel++] = k;
-            }
-            if (!hit) {
-                fprintf(
-                    stderr,
-                    "bench: --kernel: no matvec variant matches '%s' (bench --list names them)\n",
-                    t);
-                return 2;
-            }
-        }
-    }
-    if (!n_sel) die("--kernel: '%s' names no variant (bench --list names them)", o.kernels);
-    /* expert ids: explicit, or top-K drawn from the seed (distinct, as a router picks them) */
-    if (!explicit_ids) {
-        qk_rng r;
-        qk_rng_seed(&r, o.seed ^ 0x5eed);
-        int used[N_EXPERTS] = {0};
-        o.n_ids = 0;
-        while (o.n_ids < (size_t)o.top) {
-            int e = (int)qk_rng_below(&r, N_EXPERTS);
-            if (!used[e]) used[e] = 1, o.ids[o.n_ids++] = e;
-        }
-    }
-    /* generate only the distinct experts used; ids index that compact array */
-    int32_t slot_of[N_EXPERTS], local_ids[MAX_IDS], distinct[N_EXPERTS];
-    size_t n_distinct = 0;
-    for (int e = 0; e < N_EXPERTS; e++)
-        slot_of[e] = -1;
-    for (size_t i = 0; i < o.n_ids; i++) {
-        if (slot_of[o.ids[i]] < 0)
-            slot_of[o.ids[i]] = (int32_t)n_distinct, distinct[n_distinct++] = o.ids[i];
-        local_ids[i] = slot_of[o.ids[i]];
-    }
-    const size_t nb = o.cols / QK_K, per_expert = o.rows * nb;
-    qk_block_q4k *w = malloc(n_distinct * per_expert * sizeof *w);
-    float *x = malloc(o.cols * sizeof *x), *y = malloc(o.n_ids * o.rows * sizeof *y);
-    double *xr = malloc(o.cols * sizeof *xr), *yr = malloc(o.n_ids * o.rows * sizeof *yr),
-           *ye = malloc(o.n_ids * o.rows * sizeof *ye);
-    qk_block_q8k *xq = malloc(nb * sizeof *xq);
-    if (!w || !x || !y || !xr || !yr || !ye || !xq) {
-        fprintf(stderr, "bench: out of memory for %zu experts of %zux%zu\n", n_distinct, o.rows,
-                o.cols);
-        return 2;
-    }
-    for (size_t e = 0; e < n_distinct; e++)
-        qk_synth_expert(o.seed, distinct[e], o.rows, o.cols, w + e * per_expert);
-    qk_rng r;
-    qk_rng_seed(&r, o.seed ^ 0xac7);
-    for (size_t i = 0; i < o.cols; i++)
-        x[i] = (float)qk_rng_normal(&r);
-    /* oracles: f64, and the algorithm-exact one on deq64(Q8_K(x)) */
-    qk_activations_f64(QK_FMT_F32, x, o.cols, xr);
-    for (size_t i = 0; i < o.n_ids; i++)
-        qk_oracle_q4k(w + local_ids[i] * per_expert, o.rows, o.cols, xr, yr + i * o.rows);
-    qk_quantize_q8k_ref(x, xq, o.cols);
-    qk_activations_f64(QK_FMT_Q8_K, xq, o.cols, xr);
-    for (size_t i = 0; i < o.n_ids; i++)
-        qk_oracle_q4k(w + local_ids[i] * per_expert, o.rows, o.cols, xr, ye + i * o.rows);
+    size_t n_sel = select_kernels(o->kernels, sel, 64);
 
-    qk_pool *pool = qk_pool_create(o.threads);
-    if (!pool) {
-        fprintf(stderr, "bench: cannot start %d threads\n", o.threads);
-        return 2;
+    /* activations: a captured vector, or a profile drawn from the seed */
+    float *x = xmalloc(o->cols * sizeof *x, "activations");
+    if (o->activations) {
+        float *fx;
+        size_t n;
+        char err[512];
+        if (qk_npy_read_f32(o->activations, &fx, &n, err, sizeof err))
+            qk_die("--activations: %s", err);
+        if (n != o->cols)
+            qk_die("--activations: %s holds %zu values, the shape %s needs cols = %zu",
+                   o->activations, n, o->shape, o->cols);
+        memcpy(x, fx, n * sizeof *x);
+        free(fx);
+    } else {
+        qk_rng r;
+        qk_rng_seed(&r, o->seed ^ 0xac7);
+        qk_act_fill(&r, (qk_act_profile)o->act, x, o->cols);
     }
-    printf("# shape %zux%zu (%s), experts", o.rows, o.cols, o.shape);
-    for (size_t i = 0; i < o.n_ids; i++)
-        printf("%s%d", i ? "," : " ", o.ids[i]);
-    printf(", threads %d, seed %llu, hot caches, %d repetitions\n", o.threads,
-           (unsigned long long)o.seed, o.repetitions);
-    printf("%-18s %-16s %10s %10s %6s %8s %8s %10s %10s %10s\n", "variant", "quantizer",
-           "median_us", "min_us", "cv_%", "GB/s", "GOP/s", "rel_l2", "1-cos", "exact_rel");
+    if (o->dump_dir && mkdir(o->dump_dir, 0777) && errno != EEXIST)
+        qk_die("--dump-output: cannot create directory %s: %s", o->dump_dir, strerror(errno));
+    if (o->json) { /* fail now, not after the run */
+        FILE *f = fopen(o->json, "w");
+        if (!f) qk_die("--json: cannot write %s: %s", o->json, strerror(errno));
+        fclose(f);
+        static char out_flag[4200];
+        if (snprintf(out_flag, sizeof out_flag, "--benchmark_out=%s", o->json) >=
+            (int)sizeof out_flag)
+            qk_die("--json: file name too long");
+        o->gb_argv[o->gb_argc++] = out_flag;
+        o->gb_argv[o->gb_argc++] = "--benchmark_out_format=json";
+    }
+    /* as flags, not per benchmark, so names do not change with them ("/repeats:N") and a
+     * later --benchmark_repetitions or --benchmark_min_time still overrides them */
+    static char reps_flag[64], min_time_flag[64];
+    snprintf(reps_flag, sizeof reps_flag, "--benchmark_repetitions=%d", o->repetitions);
+    snprintf(min_time_flag, sizeof min_time_flag, "%s", qk_gb_min_time_flag(o->min_time));
+    memmove(o->gb_argv + 3, o->gb_argv + 1, (size_t)(o->gb_argc - 1) * sizeof *o->gb_argv);
+    o->gb_argv[1] = reps_flag;
+    o->gb_argv[2] = min_time_flag;
+    o->gb_argc += 2;
+    o->gb_argv[o->gb_argc] = NULL;
+    if (qk_gb_init(o->gb_argc, o->gb_argv) > 1)
+        qk_die("unknown Google Benchmark flag '%s'", o->gb_argv[1]);
+
+    /* weights: only the distinct experts used are generated; ids index that compact array */
+    int32_t slot_of[QK_N_EXPERTS], local_ids[QK_MAX_IDS], distinct[QK_N_EXPERTS];
+    size_t n_distinct = 0;
+    for (int e = 0; e < QK_N_EXPERTS; e++)
+        slot_of[e] = -1;
+    for (size_t i = 0; i < o->n_ids; i++) {
+        if (slot_of[o->ids[i]] < 0)
+            slot_of[o->ids[i]] = (int32_t)n_distinct, distinct[n_distinct++] = o->ids[i];
+        local_ids[i] = slot_of[o->ids[i]];
+    }
+    g.ids = local_ids;
+    g.x = x;
+    const size_t nb = o->cols / QK_K, per_expert = o->rows * nb, n_out = o->n_ids * o->rows;
+    qk_block_q4k *w = xmalloc(n_distinct * per_expert * sizeof *w, "weights");
+    for (size_t e = 0; e < n_distinct; e++)
+        if (qk_synth_expert(o->seed, distinct[e], o->rows, o->cols, w + e * per_expert))
+            qk_die("out of memory generating expert %d", distinct[e]);
+
+    /* the oracles: f64, and algorithm-exact ones on deq64(Q8(x)) per activation format */
+    double *x64 = xmalloc(o->cols * sizeof *x64, "oracle"),
+           *y_ref = xmalloc(n_out * sizeof *y_ref, "oracle"), *y_exact[QK_FMT_COUNT] = {0};
+    qk_activations_f64(QK_FMT_F32, x, o->cols, x64);
+    for (size_t i = 0; i < o->n_ids; i++)
+        qk_oracle_q4k(w + local_ids[i] * per_expert, o->rows, o->cols, x64, y_ref + i * o->rows);
+
+    char err[256];
+    g.hw = qk_hw_open(err, sizeof err);
+    if (!g.hw) qk_die("%s", err);
+    char pinning[512];
+    if (qk_hw_plan_pinning(g.hw, o->threads, pinning, sizeof pinning))
+        qk_die("--threads %d: hwloc sees fewer processing units", o->threads);
+    g.pool = qk_pool_create(o->threads);
+    if (!g.pool) qk_die("cannot start %d threads: %s", o->threads, strerror(errno));
+    int pin_failed[256] = {0};
+    qk_pool_run(g.pool, pin_job, pin_failed);
+    for (int t = 0; t < o->threads && t < 256; t++)
+        if (pin_failed[t]) {
+            snprintf(pinning, sizeof pinning, "not pinned (hwloc could not bind thread %d)", t);
+            break;
+        }
+
+    /* variants: lay out weights, measure the deviation once (outputs poisoned first) */
+    variant vars[64];
+    size_t n_vars = 0;
+    const char *skipped_lines[64];
+    size_t n_skipped = 0;
+    const qk_kernel *q8k_quant = NULL;
     for (size_t s = 0; s < n_sel; s++) {
         const qk_kernel *k = sel[s];
-        const char *why = qk_cpu_unsupported(k);
-        if (why) {
-            printf("%-18s skipped: %s\n", k->name, why);
+        if (qk_cpu_unsupported(k)) {
+            skipped_lines[n_skipped++] = k->name;
             continue;
         }
-        const qk_kernel *quant =
-            k->act_format == QK_FMT_Q8_K ? qk_cpu_best_quantizer(QK_FMT_Q8_K) : NULL;
-        qk_weights wl;
-        if (qk_weights_prepare(k, w, o.rows, o.cols, n_distinct, &wl)) {
-            fprintf(stderr, "bench: out of memory packing weights for %s\n", k->name);
-            return 2;
+        variant *v = &vars[n_vars++];
+        memset(v, 0, sizeof *v);
+        v->k = k;
+        if (k->act_format != QK_FMT_F32) {
+            v->quant = qk_cpu_best_quantizer(k->act_format);
+            if (!v->quant) qk_die("no quantizer for %s activations", qk_format_name(k->act_format));
+            if (k->act_format == QK_FMT_Q8_K) q8k_quant = v->quant;
         }
-        for (size_t i = 0; i < o.n_ids * o.rows; i++)
-            y[i] = NAN;
-        qk_moe_forward(pool, quant, k, &wl, local_ids, o.n_ids, x, xq, y);
-        qk_deviation dev = qk_deviation_of(y, yr, o.n_ids * o.rows);
-        qk_deviation dex = qk_deviation_of(y, ye, o.n_ids * o.rows);
-        /* calibrate a batch to >= 20 ms, then time repetitions of batches back to back */
-        int batch = 1;
-        for (;;) {
-            double t0 = now_s();
-            for (int b = 0; b < batch; b++)
-                qk_moe_forward(pool, quant, k, &wl, local_ids, o.n_ids, x, xq, y);
-            if (now_s() - t0 > 0.02 || batch >= 1 << 20) break;
-            batch *= 2;
+        if (qk_weights_prepare(k, w, o->rows, o->cols, n_distinct, &v->w))
+            qk_die("out of memory laying out weights for %s", k->name);
+        v->xq_bytes = qk_format_bytes(k->act_format, o->cols);
+        v->xq = xmalloc(v->xq_bytes, "activations");
+        v->y = xmalloc(n_out * sizeof *v->y, "outputs");
+        for (size_t i = 0; i < n_out; i++)
+            v->y[i] = NAN;
+        if (!v->quant) memcpy(v->xq, x, v->xq_bytes);
+        forward(v);
+        v->dev = qk_deviation_of(v->y, y_ref, n_out);
+        if (v->quant) {
+            qk_format f = k->act_format;
+            if (!y_exact[f]) {
+                y_exact[f] = xmalloc(n_out * sizeof *y_exact[f], "oracle");
+                qk_activations_f64(f, v->xq, o->cols, x64);
+                for (size_t i = 0; i < o->n_ids; i++)
+                    qk_oracle_q4k(w + local_ids[i] * per_expert, o->rows, o->cols, x64,
+                                  y_exact[f] + i * o->rows);
+            }
+            v->exact = qk_deviation_of(v->y, y_exact[f], n_out);
         }
-        double t[1000];
-        for (int rep = 0; rep < o.repetitions; rep++) {
-            double t0 = now_s();
-            for (int b = 0; b < batch; b++)
-                qk_moe_forward(pool, quant, k, &wl, local_ids, o.n_ids, x, xq, y);
-            t[rep] = (now_s() - t0) / batch;
-        }
-        double mean = 0, var = 0;
-        for (int rep = 0; rep < o.repetitions; rep++)
-            mean += t[rep] / o.repetitions;
-        for (int rep = 0; rep < o.repetitions; rep++)
-            var += (t[rep] - mean) * (t[rep] - mean) / o.repetitions;
-        qsort(t, (size_t)o.repetitions, sizeof t[0], cmp_double);
-        double med = o.repetitions % 2 ? t[o.repetitions / 2]
-                                       : 0.5 * (t[o.repetitions / 2 - 1] + t[o.repetitions / 2]);
-        double bytes = (double)o.n_ids * per_expert * sizeof(qk_block_q4k) +
-                       (double)qk_format_bytes(k->act_format, o.cols) + 4.0 * o.rows * o.n_ids;
-        double ops = 2.0 * o.rows * o.cols * o.n_ids;
-        char exact[16] = "-";
-        if (quant) snprintf(exact, sizeof exact, "%.2e", dex.rel_l2);
-        printf("%-18s %-16s %10.2f %10.2f %6.1f %8.1f %8.1f %10.2e %10.2e %10s\n", k->name,
-               quant ? quant->name : "-", med * 1e6, t[0] * 1e6, 100 * sqrt(var) / mean,
-               bytes / med * 1e-9, ops / med * 1e-9, dev.rel_l2, dev.one_minus_cos, exact);
-        qk_weights_release(&wl);
+        if (o->dump_dir) dump(o->dump_dir, k->name, v->y, NULL, n_out);
     }
-    qk_pool_destroy(pool);
-    free(w), free(x), free(y), free(xr), free(yr), free(ye), free(xq);
+    if (o->dump_dir) {
+        dump(o->dump_dir, "oracle_f64", NULL, y_ref, n_out);
+        for (int f = 0; f < QK_FMT_COUNT; f++)
+            if (y_exact[f]) {
+                char name[64];
+                snprintf(name, sizeof name, "oracle_exact_%s", qk_format_name((qk_format)f));
+                for (char *c = name; *c; c++)
+                    *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+                dump(o->dump_dir, name, NULL, y_exact[f], n_out);
+            }
+        dump(o->dump_dir, "activations", x, NULL, o->cols);
+    }
+
+    /* rows: a peak read row per distinct working-set size and temperature, registered before
+     * the first variant that uses it (so its median is known when the variant finishes) */
+    g.rows = calloc(3 * 2 * (n_vars + 1), sizeof *g.rows);
+    if (!g.rows) qk_die("out of memory");
+    for (size_t vi = 0; vi < n_vars; vi++) {
+        variant *v = &vars[vi];
+        double bytes = (double)o->n_ids * per_expert * sizeof(qk_block_q4k) + (double)v->xq_bytes +
+                       4.0 * (double)n_out;
+        for (int cold = 0; cold < 2; cold++) {
+            if (cold ? !o->cold : !o->hot) continue;
+            bench_row *peak = NULL;
+            for (size_t i = 0; i < g.n_rows && !peak; i++)
+                if (!g.rows[i].v && g.rows[i].cold == cold && g.rows[i].bytes == bytes)
+                    peak = &g.rows[i];
+            if (!peak) {
+                peak = &g.rows[g.n_rows++];
+                peak->bytes = bytes;
+                peak->cold = cold;
+                snprintf(peak->name, sizeof peak->name, "peak_read/%.0fB/%s", bytes,
+                         cold ? "cold" : "hot");
+                if ((size_t)bytes > g.peak_buf_bytes) g.peak_buf_bytes = (size_t)bytes;
+            }
+            bench_row *row = &g.rows[g.n_rows++];
+            row->v = v;
+            row->cold = cold;
+            row->bytes = bytes;
+            row->ops = 2.0 * (double)o->rows * (double)o->cols * (double)o->n_ids;
+            row->peak = peak;
+            snprintf(row->name, sizeof row->name, "%s/%zux%zu/k%zu/%s", v->k->name, o->rows,
+                     o->cols, o->n_ids, cold ? "cold" : "hot");
+        }
+    }
+    g.peak_buf = xmalloc(g.peak_buf_bytes, "the peak read buffer");
+    memset(g.peak_buf, 0x5a, g.peak_buf_bytes);
+    for (size_t i = 0; i < g.n_rows; i++) {
+        bench_row *row = &g.rows[i];
+        qk_gb_bench *b = qk_gb_register(row->name, row->v ? run_variant : run_peak, row);
+        qk_gb_set_unit_us(b);
+        if (row->cold) {
+            qk_gb_use_manual_time(b);
+            qk_gb_set_iterations(b, o->cold_iterations);
+        }
+    }
+
+    /* the fingerprint and the run's parameters go into the JSON context */
+    char v[1024];
+    qk_gb_add_context("qkbench_schema", "1");
+    qk_gb_add_context("git_commit", QK_GIT_COMMIT);
+    qk_gb_add_context("compiler", QK_COMPILER);
+    qk_gb_add_context("c_flags", QK_C_FLAGS);
+    time_t now = time(NULL);
+    strftime(v, sizeof v, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    qk_gb_add_context("run_date", v);
+    qk_hw_fingerprint(g.hw, emit_context, stdout);
+    uint32_t isa = qk_cpu_isa();
+    snprintf(v, sizeof v, "%s%s%s", isa & QK_ISA_AVX2 ? "avx2 " : "",
+             isa & QK_ISA_AVX512 ? "avx512 " : "", isa & QK_ISA_AVX512_VNNI ? "avx512_vnni" : "");
+    qk_gb_add_context("isa_used", v);
+    const char *disabled = getenv("QK_DISABLE_ISA");
+    qk_gb_add_context("isa_disabled", disabled && *disabled ? disabled : "none");
+    snprintf(v, sizeof v, "%zux%zu (%s)", o->rows, o->cols, o->shape);
+    qk_gb_add_context("shape", v);
+    size_t len = 0;
+    for (size_t i = 0; i < o->n_ids && len < sizeof v - 8; i++)
+        len += (size_t)snprintf(v + len, sizeof v - len, "%s%d", i ? "," : "", o->ids[i]);
+    qk_gb_add_context("experts", v);
+    qk_gb_add_context("activations", o->activations ? o->activations : qk_act_name(o->act));
+    snprintf(v, sizeof v, "%llu", (unsigned long long)o->seed);
+    qk_gb_add_context("seed", v);
+    snprintf(v, sizeof v, "%d", o->threads);
+    qk_gb_add_context("threads", v);
+    qk_gb_add_context("pinning", pinning);
+    qk_gb_add_context("weights", "qwen3-30b-a3b-synthetic");
+    qk_gb_add_context("q8k_quantizer", q8k_quant ? q8k_quant->name : "none");
+    qk_gb_add_context("cold_method", "clflush of the working set before each sample");
+    len = 0;
+    v[0] = 0;
+    for (size_t i = 0; i < n_skipped; i++)
+        len +=
+            (size_t)snprintf(v + len, sizeof v - len, "%s%s: %s", i ? "; " : "", skipped_lines[i],
+                             qk_cpu_unsupported(qk_cpu_kernel(skipped_lines[i])));
+    qk_gb_add_context("skipped", n_skipped ? v : "none");
+
+    printf("# shape %zux%zu (%s), experts", o->rows, o->cols, o->shape);
+    for (size_t i = 0; i < o->n_ids; i++)
+        printf("%s%d", i ? "," : " ", o->ids[i]);
+    printf("; activations %s; seed %llu; %d threads (%s); %d repetitions\n",
+           o->activations ? o->activations : qk_act_name(o->act), (unsigned long long)o->seed,
+           o->threads, pinning, o->repetitions);
+    fflush(stdout);
+
+    g.progress = isatty(2);
+    qk_gb_run(on_result, NULL);
+    if (g.progress) fprintf(stderr, "\r%-80s\r", "");
+
+    /* the table: hot rows, then cold rows, each after its peak reference */
+    for (int cold = 0; cold < 2; cold++) {
+        if (cold ? !o->cold : !o->hot) continue;
+        printf("\n%s\n",
+               cold ? "cold: the working set is flushed from every cache before each sample"
+                    : "hot: caches warm, calls back to back");
+        printf("%-26s %10s %10s %6s %8s %8s %6s %9s %9s %9s %9s\n", "variant", "median_us",
+               "min_us", "cv_%", "GB/s", "GOP/s", "%peak", "rel_l2", "max_rel", "1-cos",
+               "exact_l2");
+        for (size_t i = 0; i < g.n_rows; i++) {
+            bench_row *row = &g.rows[i];
+            if (row->cold != cold) continue;
+            char label[80];
+            if (row->v)
+                snprintf(label, sizeof label, "%s", row->v->k->name);
+            else
+                snprintf(label, sizeof label, "peak read %.2f MB", row->bytes * 1e-6);
+            if (row->skipped) {
+                printf("%-26s skipped: %s\n", label, row->message);
+                continue;
+            }
+            if (!row->reps) continue; /* filtered out by --benchmark_filter */
+            double med = median_of(row->seconds, row->reps), mean = 0, var = 0;
+            for (int r = 0; r < row->reps; r++)
+                mean += row->seconds[r] / row->reps;
+            for (int r = 0; r < row->reps; r++)
+                var += (row->seconds[r] - mean) * (row->seconds[r] - mean) / row->reps;
+            printf("%-26s %10.2f %10.2f %6.1f %8.1f", label, med * 1e6, best_of(row) * 1e6,
+                   100 * sqrt(var) / mean, row->bytes / med * 1e-9);
+            if (!row->v) {
+                printf(" %8s %6s  (the reference: its fastest repetition is 100%%)\n", "-", "-");
+                continue;
+            }
+            char pct[16] = "-", exact[16] = "-";
+            if (row->peak && row->peak->reps)
+                snprintf(pct, sizeof pct, "%.0f", 100 * best_of(row->peak) / med);
+            variant *vv = row->v;
+            if (vv->quant) snprintf(exact, sizeof exact, "%.2e", vv->exact.rel_l2);
+            printf(" %8.1f %6s %9.2e %9.2e %9.2e %9s\n", row->ops / med * 1e-9, pct, vv->dev.rel_l2,
+                   vv->dev.max_rel, vv->dev.one_minus_cos, exact);
+        }
+    }
+    for (size_t i = 0; i < n_skipped; i++)
+        printf("%-26s skipped: %s\n", skipped_lines[i],
+               qk_cpu_unsupported(qk_cpu_kernel(skipped_lines[i])));
+    if (q8k_quant)
+        printf("# Q8_K activations are quantized by %s inside the timed unit.\n", q8k_quant->name);
+    if (o->json) printf("# JSON: %s\n", o->json);
+
+    qk_gb_shutdown();
+    for (size_t i = 0; i < n_vars; i++) {
+        qk_weights_release(&vars[i].w);
+        free(vars[i].xq), free(vars[i].y);
+    }
+    for (int f = 0; f < QK_FMT_COUNT; f++)
+        free(y_exact[f]);
+    qk_pool_destroy(g.pool);
+    qk_hw_close(g.hw);
+    free(g.rows), free(g.peak_buf), free(w), free(x), free(x64), free(y_ref);
     return 0;
 }

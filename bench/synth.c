@@ -4,10 +4,14 @@
 #include <math.h>
 #include <stdlib.h>
 
-void qk_synth_expert(uint64_t seed, int expert, size_t rows, size_t cols, qk_block_q4k *out) {
+int qk_synth_expert(uint64_t seed, int expert, size_t rows, size_t cols, qk_block_q4k *out) {
     qk_rng r;
     qk_rng_seed(&r, seed * 1000003u + (uint64_t)expert);
     float *colscale = malloc(cols * sizeof *colscale), *row = malloc(cols * sizeof *row);
+    if (!colscale || !row) {
+        free(colscale), free(row);
+        return -1;
+    }
     for (size_t c = 0; c < cols; c++)
         colscale[c] = (float)exp(0.2 * qk_rng_normal(&r));
     for (size_t i = 0; i < rows; i++) {
@@ -18,4 +22,5 @@ void qk_synth_expert(uint64_t seed, int expert, size_t rows, size_t cols, qk_blo
     }
     free(colscale);
     free(row);
+    return 0;
 }

@@ -18,7 +18,7 @@ static void test_experts(void) {
     qk_block_q4k *w = malloc((size_t)E * ROWS * NB * sizeof *w);
     make_random_q4k(&r, w, (size_t)E * ROWS * NB);
     float x[COLS];
-    make_activations(&r, ACT_OUTLIERS, x, COLS);
+    qk_act_fill(&r, QK_ACT_OUTLIERS, x, COLS);
     qk_block_q8k xq[NB], xq_ref[NB];
     qk_quantize_q8k_ref(x, xq_ref, COLS);
     float *want = alloc_poisoned(K * ROWS), *got = alloc_poisoned(K * ROWS);

@@ -5,22 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *act_profile_name(act_profile p) {
-    static const char *names[] = {"normal", "uniform20", "outliers", "zero_blocks"};
-    return p < ACT_COUNT ? names[p] : "?";
-}
-
-void make_activations(qk_rng *r, act_profile p, float *x, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        x[i] = p == ACT_UNIFORM20 ? (float)(40 * qk_rng_uniform(r) - 20) : (float)qk_rng_normal(r);
-    if (p == ACT_OUTLIERS)
-        for (int k = 0; k < 4; k++)
-            x[qk_rng_below(r, n)] *= 100;
-    if (p == ACT_ZERO_BLOCKS)
-        for (size_t b = 0; b < n / QK_K; b += 2)
-            memset(x + b * QK_K, 0, QK_K * sizeof *x);
-}
-
 void make_random_q4k(qk_rng *r, qk_block_q4k *w, size_t nblocks) {
     for (size_t b = 0; b < nblocks; b++) {
         w[b].d = qk_f32_to_fp16((float)ldexp(1 + qk_rng_uniform(r), -12 + (int)qk_rng_below(r, 6)));

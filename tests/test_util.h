@@ -5,11 +5,8 @@
 #include "../kernels/qk_rng.h"
 #include <stddef.h>
 
-typedef enum { ACT_NORMAL, ACT_UNIFORM20, ACT_OUTLIERS, ACT_ZERO_BLOCKS, ACT_COUNT } act_profile;
-const char *act_profile_name(act_profile p);
-/* n activations of profile p: N(0,1); U(-20,20); N(0,1) with 4 channels x100; N(0,1) with every
- * other 256-block all zero. */
-void make_activations(qk_rng *r, act_profile p, float *x, size_t n);
+/* Activation profiles are bench's (qk_act_fill), so the tests cover what users run. */
+#include "../bench/act.h"
 
 /* Random but valid Q4_K blocks: every nibble, 6-bit scale and min random (so all eight scales
  * and mins of a block differ almost surely), d and dmin fp16 in [2^-12, 2^-6]. */

@@ -1,0 +1,234 @@
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+#include "act.h"
+#include "../kernels/qk_formats.h"
+#include "../kernels/qk_rng.h"
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void qk_die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "bench: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+static long parse_int(const char *opt, const char *s, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi)
+        qk_die("%s: '%s' is not an integer in %ld..%ld", opt, s, lo, hi);
+    return v;
+}
+
+static double parse_seconds(const char *opt, const char *s, double lo, double hi) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !(v >= lo && v <= hi))
+        qk_die("%s: '%s' is not a number of seconds in %g..%g", opt, s, lo, hi);
+    return v;
+}
+
+static void parse_shape(qk_options *o, const char *s) {
+    o->shape = s;
+    if (!strcmp(s, "gate") || !strcmp(s, "up")) {
+        o->rows = 768, o->cols = 2048;
+        return;
+    }
+    if (!strcmp(s, "down")) {
+        o->rows = 2048, o->cols = 768;
+        return;
+    }
+    char *end;
+    errno = 0;
+    unsigned long r = strtoul(s, &end, 10), c;
+    if (errno || end == s || (*end != 'x' && *end != 'X') || s[0] == '-')
+        qk_die("--shape: '%s' is not gate, up, down or ROWSxCOLS", s);
+    const char *cs = end + 1;
+    c = strtoul(cs, &end, 10);
+    if (errno || end == cs || *end || cs[0] == '-' || r == 0 || r > 65536 || c == 0 || c > 65536)
+        qk_die("--shape: '%s' is not gate, up, down or ROWSxCOLS (1..65536 each)", s);
+    if (c % QK_K) qk_die("--shape: '%s': cols must be a multiple of 256 (Q4_K super-blocks)", s);
+    o->rows = r, o->cols = c;
+}
+
+/* "0-7", "3,9,3", "all" */
+static void parse_experts(qk_options *o, const char *s) {
+    o->n_ids = 0;
+    if (!strcmp(s, "all")) {
+        for (int e = 0; e < QK_N_EXPERTS; e++)
+            o->ids[o->n_ids++] = e;
+        return;
+    }
+    char buf[4096];
+    if (strlen(s) >= sizeof buf) qk_die("--experts: list longer than 4095 characters");
+    strcpy(buf, s);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *dash = strchr(t, '-');
+        long a, b;
+        if (dash && dash != t) {
+            *dash = 0;
+            a = parse_int("--experts", t, 0, QK_N_EXPERTS - 1);
+            b = parse_int("--experts", dash + 1, 0, QK_N_EXPERTS - 1);
+            if (b < a) qk_die("--experts: range '%s-%s' runs backwards", t, dash + 1);
+        } else {
+            a = b = parse_int("--experts", t, 0, QK_N_EXPERTS - 1);
+        }
+        for (long e = a; e <= b; e++) {
+            if (o->n_ids >= QK_MAX_IDS) qk_die("--experts: more than %d ids", QK_MAX_IDS);
+            o->ids[o->n_ids++] = (int32_t)e;
+        }
+    }
+    if (!o->n_ids) qk_die("--experts: '%s' names no expert (expected e.g. 0-7, 3,9 or all)", s);
+}
+
+void qk_print_usage(void) {
+    printf(
+        "usage: bench [--list] [--kernel NAME[,NAME...]] [--shape gate|up|down|RxC]\n"
+        "             [--top K | --experts 0-7|3,9|all] [--act PROFILE | --activations F.npy]\n"
+        "             [--seed N] [--threads N] [--hot] [--cold] [--repetitions N]\n"
+        "             [--min-time S] [--cold-iterations N] [--json FILE] [--dump-output DIR]\n"
+        "             [--benchmark_* flags of Google Benchmark]\n"
+        "\n"
+        "Times one token's expert work as llama.cpp's MUL_MAT_ID does it (quantize the\n"
+        "activations once for Q8 variants, then the selected experts' matvecs) for each\n"
+        "variant, hot (caches warm, back to back) and cold (working set flushed from every\n"
+        "cache before each sample), beside a read-bandwidth loop over the same number of\n"
+        "bytes timed the same way (%%peak). Prints one table: median time, min, CV over the\n"
+        "repetitions, GB/s, GOP/s, %%peak, and the deviation from the f64 oracle (rel_l2,\n"
+        "max_rel, 1-cos; for Q8 variants also rel_l2 from the algorithm-exact oracle).\n"
+        "\n"
+        "  --list             every variant, its formats, and whether this machine runs it\n"
+        "  --kernel LIST      variants by name or glob (default: all matvec variants)\n"
+        "  --shape S          gate or up (768x2048), down (2048x768), or ROWSxCOLS\n"
+        "  --top K            K distinct experts of 128 drawn from the seed (default 1)\n"
+        "  --experts LIST     explicit expert ids: 0-7, 3,9,3 (repeats allowed) or all\n"
+        "  --act PROFILE      %s (default normal)\n"
+        "  --activations F    a float32/float64 .npy vector of cols values instead of --act\n"
+        "  --seed N           seeds weights, activations and the expert draw (default 1)\n"
+        "  --threads N        worker threads, pinned to distinct cores (default: all CPUs)\n"
+        "  --hot, --cold      run only those rows (default both)\n"
+        "  --repetitions N    repetitions per row (default 5); median, min and CV over them\n"
+        "  --min-time S       seconds per hot repetition (default 0.1)\n"
+        "  --cold-iterations N  flushed samples per cold repetition (default 20)\n"
+        "  --json FILE        Google Benchmark JSON (compare.py reads it) with the deviation\n"
+        "                     counters and the machine fingerprint in its context\n"
+        "  --dump-output DIR  each variant's output as DIR/<variant>.npy (f32) and the oracles'\n"
+        "                     as f64, the activations as activations.npy\n",
+        qk_act_names());
+}
+
+/* Draws k distinct experts from the seed, as a router picks them. */
+static void draw_experts(qk_options *o) {
+    qk_rng r;
+    qk_rng_seed(&r, o->seed ^ 0x5eed);
+    int used[QK_N_EXPERTS] = {0};
+    o->n_ids = 0;
+    while (o->n_ids < (size_t)o->top) {
+        int e = (int)qk_rng_below(&r, QK_N_EXPERTS);
+        if (!used[e]) used[e] = 1, o->ids[o->n_ids++] = e;
+    }
+}
+
+void qk_parse_options(qk_options *o, int argc, char **argv) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1) cpus = 1;
+    *o = (qk_options){.kernels = "*",
+                      .top = 1,
+                      .act = QK_ACT_NORMAL,
+                      .seed = 1,
+                      .threads = (int)cpus,
+                      .repetitions = 5,
+                      .min_time = 0.1,
+                      .cold_iterations = 20};
+    parse_shape(o, "gate");
+    o->gb_argv[o->gb_argc++] = argv[0];
+    int hot = 0, cold = 0, top_given = 0, act_given = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strncmp(a, "--benchmark_", 12)) {
+            if (o->gb_argc >= QK_MAX_GB_ARGS - 6) qk_die("too many --benchmark_* flags");
+            o->gb_argv[o->gb_argc++] = argv[i];
+            continue;
+        }
+        if (!strcmp(a, "--list")) {
+            o->list = 1;
+            continue;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            o->help = 1;
+            continue;
+        }
+        if (!strcmp(a, "--hot")) {
+            hot = 1;
+            continue;
+        }
+        if (!strcmp(a, "--cold")) {
+            cold = 1;
+            continue;
+        }
+        static const char *const with_value[] = {"--kernel",         "--shape",       "--top",
+                                                 "--experts",        "--act",         "--seed",
+                                                 "--threads",        "--repetitions", "--json",
+                                                 "--dump-output",    "--activations", "--min-time",
+                                                 "--cold-iterations"};
+        int known = 0;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+            known |= !strcmp(a, with_value[k]);
+        if (!known) qk_die("unknown option '%s' (bench --help lists them)", a);
+        if (i + 1 >= argc) qk_die("%s needs a value", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "--kernel")) {
+            if (!*v) qk_die("--kernel: empty list (bench --list names the variants)");
+            o->kernels = v;
+        } else if (!strcmp(a, "--shape")) {
+            parse_shape(o, v);
+        } else if (!strcmp(a, "--top")) {
+            o->top = (int)parse_int(a, v, 1, QK_N_EXPERTS);
+            top_given = 1;
+        } else if (!strcmp(a, "--experts")) {
+            parse_experts(o, v);
+            o->explicit_ids = 1;
+        } else if (!strcmp(a, "--act")) {
+            o->act = qk_act_from_name(v);
+            if (o->act < 0) qk_die("--act: '%s' is not one of %s", v, qk_act_names());
+            act_given = 1;
+        } else if (!strcmp(a, "--activations")) {
+            if (!*v) qk_die("--activations: empty file name");
+            o->activations = v;
+        } else if (!strcmp(a, "--seed")) {
+            o->seed = (uint64_t)parse_int(a, v, 0, 0x7fffffffffffffffL);
+        } else if (!strcmp(a, "--threads")) {
+            /* more threads than CPUs would time the spin-waits, not the kernels */
+            o->threads = (int)parse_int(a, v, 1, cpus);
+        } else if (!strcmp(a, "--repetitions")) {
+            o->repetitions = (int)parse_int(a, v, 1, 1000);
+        } else if (!strcmp(a, "--min-time")) {
+            o->min_time = parse_seconds(a, v, 0.001, 60);
+        } else if (!strcmp(a, "--cold-iterations")) {
+            o->cold_iterations = (int)parse_int(a, v, 1, 100000);
+        } else if (!strcmp(a, "--json")) {
+            if (!*v) qk_die("--json: empty file name");
+            o->json = v;
+        } else if (!strcmp(a, "--dump-output")) {
+            if (!*v) qk_die("--dump-output: empty directory name");
+            o->dump_dir = v;
+        }
+    }
+    if (top_given && o->explicit_ids) qk_die("--top and --experts both given: choose one");
+    if (act_given && o->activations) qk_die("--act and --activations both given: choose one");
+    o->hot = hot || !cold;
+    o->cold = cold || !hot;
+    if (!o->explicit_ids) draw_experts(o);
+}

@@ -1,0 +1,39 @@
+/* bench's command line: parsed into options, or one line on stderr and exit code 2. */
+#ifndef QK_CLI_H
+#define QK_CLI_H
+#include <stddef.h>
+#include <stdint.h>
+
+enum { QK_N_EXPERTS = 128, QK_MAX_IDS = 1024, QK_MAX_GB_ARGS = 64 };
+
+typedef struct {
+    const char *kernels;     /* comma-separated names or globs */
+    const char *shape;       /* as given: gate, up, down or RxC */
+    size_t rows, cols;       /* per expert */
+    int top;                 /* experts drawn from the seed when ids are not explicit */
+    int explicit_ids;        /* --experts given */
+    int32_t ids[QK_MAX_IDS]; /* expert ids in call order (may repeat) */
+    size_t n_ids;
+    int act;                 /* qk_act_profile */
+    const char *activations; /* --activations FILE.npy, or NULL */
+    uint64_t seed;
+    int threads;
+    int repetitions;
+    int hot, cold;        /* which rows to run */
+    double min_time;      /* seconds per hot repetition */
+    int cold_iterations;  /* samples per cold repetition */
+    const char *json;     /* --json FILE, or NULL */
+    const char *dump_dir; /* --dump-output DIR, or NULL */
+    int list, help;
+    /* --benchmark_* flags, passed to Google Benchmark (gb_argv[0] is the program) */
+    int gb_argc;
+    char *gb_argv[QK_MAX_GB_ARGS];
+} qk_options;
+
+/* Fills o from argv; any bad input exits 2 with one line on stderr. */
+void qk_parse_options(qk_options *o, int argc, char **argv);
+void qk_print_usage(void);
+/* One line on stderr ("bench: ..."), exit code 2. */
+__attribute__((format(printf, 1, 2), noreturn)) void qk_die(const char *fmt, ...);
+
+#endif

@@ -1,0 +1,144 @@
+// The C API of gbench.h over Google Benchmark. The only C++ in qkbench; it builds against
+// 1.7.1 (Debian 12) and 1.8.x (the GPU hosts), whose Run and State differ in how a skip is
+// spelled, so those few members are reached through overloads that pick what exists.
+#include "gbench.h"
+#include <benchmark/benchmark.h>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace {
+benchmark::State &S(qk_gb_state *st) {
+    return *reinterpret_cast<benchmark::State *>(st);
+}
+benchmark::internal::Benchmark *B(qk_gb_bench *b) {
+    return reinterpret_cast<benchmark::internal::Benchmark *>(b);
+}
+
+// 1.8 has SkipWithMessage (a skip, not an error); 1.7 only SkipWithError.
+template <class St> auto skip_impl(St &s, const char *m, int) -> decltype(s.SkipWithMessage(m)) {
+    return s.SkipWithMessage(m);
+}
+template <class St> void skip_impl(St &s, const char *m, long) {
+    s.SkipWithError(m);
+}
+
+// 1.7: Run::error_occurred + error_message; 1.8: Run::skipped + skip_message.
+template <class R> auto skipped_impl(const R &r, int) -> decltype(bool(r.skipped)) {
+    return bool(r.skipped);
+}
+template <class R> auto skipped_impl(const R &r, long) -> decltype(bool(r.error_occurred)) {
+    return r.error_occurred;
+}
+template <class R> auto message_impl(const R &r, int) -> decltype(std::string(r.skip_message)) {
+    return r.skip_message;
+}
+template <class R> auto message_impl(const R &r, long) -> decltype(std::string(r.error_message)) {
+    return r.error_message;
+}
+
+class Collector : public benchmark::BenchmarkReporter {
+  public:
+    Collector(qk_gb_result_fn fn, void *ctx) : fn_(fn), ctx_(ctx) {}
+    bool ReportContext(const Context &) override { return true; }
+    void ReportRuns(const std::vector<Run> &runs) override {
+        for (const Run &r : runs) {
+            std::string full = r.run_name.str();
+            std::string msg = message_impl(r, 0);
+            qk_gb_result out;
+            out.name = r.run_name.function_name.c_str();
+            out.full_name = full.c_str();
+            out.aggregate = r.run_type == Run::RT_Aggregate ? r.aggregate_name.c_str() : "";
+            out.repetition = static_cast<int>(r.repetition_index);
+            out.iterations = static_cast<int64_t>(r.iterations);
+            out.seconds =
+                r.iterations ? r.real_accumulated_time / static_cast<double>(r.iterations) : 0.0;
+            out.skipped = skipped_impl(r, 0);
+            out.message = msg.c_str();
+            fn_(&out, ctx_);
+        }
+    }
+
+  private:
+    qk_gb_result_fn fn_;
+    void *ctx_;
+};
+} // namespace
+
+extern "C" {
+
+int qk_gb_init(int argc, char **argv) {
+    benchmark::Initialize(&argc, argv);
+    return argc;
+}
+
+void qk_gb_add_context(const char *key, const char *value) {
+    benchmark::AddCustomContext(key, value);
+}
+
+qk_gb_bench *qk_gb_register(const char *name, qk_gb_fn fn, void *ctx) {
+    benchmark::internal::Benchmark *b = benchmark::RegisterBenchmark(
+        name, [fn, ctx](benchmark::State &s) { fn(reinterpret_cast<qk_gb_state *>(&s), ctx); });
+    return reinterpret_cast<qk_gb_bench *>(b);
+}
+void qk_gb_use_manual_time(qk_gb_bench *b) {
+    B(b)->UseManualTime();
+}
+void qk_gb_set_iterations(qk_gb_bench *b, int64_t n) {
+    B(b)->Iterations(n);
+}
+void qk_gb_set_min_time(qk_gb_bench *b, double seconds) {
+    B(b)->MinTime(seconds);
+}
+void qk_gb_set_repetitions(qk_gb_bench *b, int n) {
+    B(b)->Repetitions(n);
+}
+void qk_gb_set_unit_us(qk_gb_bench *b) {
+    B(b)->Unit(benchmark::kMicrosecond);
+}
+
+int qk_gb_keep_running(qk_gb_state *st) {
+    return S(st).KeepRunning();
+}
+void qk_gb_pause(qk_gb_state *st) {
+    S(st).PauseTiming();
+}
+void qk_gb_resume(qk_gb_state *st) {
+    S(st).ResumeTiming();
+}
+void qk_gb_set_iteration_time(qk_gb_state *st, double seconds) {
+    S(st).SetIterationTime(seconds);
+}
+int64_t qk_gb_iterations(const qk_gb_state *st) {
+    return static_cast<int64_t>(reinterpret_cast<const benchmark::State *>(st)->iterations());
+}
+void qk_gb_set_bytes_processed(qk_gb_state *st, int64_t bytes) {
+    S(st).SetBytesProcessed(bytes);
+}
+void qk_gb_set_items_processed(qk_gb_state *st, int64_t items) {
+    S(st).SetItemsProcessed(items);
+}
+void qk_gb_counter(qk_gb_state *st, const char *name, double value, qk_gb_counter_kind kind) {
+    S(st).counters[name] = benchmark::Counter(
+        value, kind == QK_GB_RATE ? benchmark::Counter::kIsRate : benchmark::Counter::kDefaults);
+}
+void qk_gb_skip(qk_gb_state *st, const char *msg) {
+    skip_impl(S(st), msg, 0);
+}
+
+const char *qk_gb_min_time_flag(double seconds) {
+    static char flag[64];
+    // 1.8 reads "<seconds>s" (a bare number is deprecated), 1.7 only a bare number
+    snprintf(flag, sizeof flag, "--benchmark_min_time=%g%s", seconds,
+             QK_GBENCH_VERSION >= 10800 ? "s" : "");
+    return flag;
+}
+
+size_t qk_gb_run(qk_gb_result_fn on_result, void *ctx) {
+    Collector collector(on_result, ctx);
+    return benchmark::RunSpecifiedBenchmarks(&collector);
+}
+void qk_gb_shutdown(void) {
+    benchmark::Shutdown();
+}
+}
