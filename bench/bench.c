@@ -206,13 +206,16 @@ static void emit_context(const char *key, const char *value, void *ctx) {
 }
 
 static void list_kernels(void) {
-    printf("%-18s %-6s %-8s %-6s %s\n", "variant", "device", "weights", "acts", "runs here");
+    printf("%-18s %-6s %-8s %-14s %s\n", "variant", "device", "op", "formats", "runs here");
     for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
         const qk_kernel *k = &qk_cpu_kernels[i];
         const char *why = qk_cpu_unsupported(k);
-        printf("%-18s %-6s %-8s %-6s %s%s  -- %s\n", k->name, "cpu",
-               qk_format_name(k->weight_format), qk_format_name(k->act_format),
-               why ? "no: " : "yes", why ? why : "", k->summary);
+        char formats[32];
+        snprintf(formats, sizeof formats, "%s %s %s", qk_format_name(k->weight_format),
+                 k->op == QK_OP_MATVEC ? "x" : "->", qk_format_name(k->act_format));
+        printf("%-18s %-6s %-8s %-14s %s%s  -- %s\n", k->name, "cpu",
+               k->op == QK_OP_MATVEC ? "matvec" : "quantize", formats, why ? "no: " : "yes",
+               why ? why : "", k->summary);
     }
 }
 

@@ -4,6 +4,8 @@
 set -u
 bench=$1
 passed=0 failed=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 expect_error() { # description, args...
   local what=$1; shift
   local out err rc
@@ -31,9 +33,27 @@ expect_error "unknown option" --frobnicate
 expect_error "expert out of range" --experts 0-128
 expect_error "backwards range" --experts 7-3
 expect_error "empty expert list" --experts ,
+expect_error "top and experts together" --top 2 --experts 1,2
+expect_error "unknown activation profile" --act spiky
+expect_error "act and activations together" --act normal --activations /dev/null
+expect_error "missing activations file" --activations /nonexistent/x.npy
+expect_error "activations not a .npy" --activations "$0"
+/usr/bin/python3 -c "import numpy, sys; numpy.save(sys.argv[1], numpy.zeros(4, numpy.float32))" \
+  "$tmp/short.npy"
+expect_error "activations of the wrong length" --activations "$tmp/short.npy"
+expect_error "unwritable json" --json /nonexistent/dir/out.json
+expect_error "dump dir under a file" --dump-output "$0/sub"
+expect_error "zero repetitions" --repetitions 0
+expect_error "bad min time" --min-time fast
+expect_error "zero cold iterations" --cold-iterations 0
+expect_error "unknown Google Benchmark flag" --benchmark_frobnicate=1
+expect_error "empty json name" --json ""
+# every row of the variant tables, read from the source, is listed
 list=$("$bench" --list)
-for k in q4k_f32_ref q4k_f32_avx2 q4k_f32_avx512 q4k_q8k_ref q4k_q8k_maddubs q4k_q8k_vnni \
-         q4k_q8k_vnni_r8 quant_q8k_ref quant_q8k_avx2 quant_q8k_avx512; do
+src=$(dirname "$0")/..
+names=$(grep -ohE '^\s*(MATVEC|QUANT)\([a-z0-9_]+' "$src"/cpu/cpu_table.c | sed -E 's/.*\(//')
+[ "$(printf '%s\n' "$names" | wc -l)" -ge 10 ] || { failed=$((failed + 1)); echo "FAIL: no table rows found"; }
+for k in $names; do
   if printf '%s\n' "$list" | grep -q "^$k "; then passed=$((passed + 1)); else
     failed=$((failed + 1)); echo "FAIL: --list does not name $k"; fi
 done

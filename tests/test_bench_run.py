@@ -1,0 +1,110 @@
+"""bench end to end: the JSON file (Google Benchmark's format, read by its compare.py), the
+fingerprint in its context, the deviation counters, and the --dump-output files, which must
+match what the process measured. Run by ctest with /usr/bin/python3 (Debian's numpy)."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+bench, compare_py = sys.argv[1], sys.argv[2]
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL:", what)
+
+
+def run(*args):
+    r = subprocess.run([bench, *args], capture_output=True, text=True)
+    check(r.returncode == 0, f"bench {' '.join(args)} exited {r.returncode}: {r.stderr.strip()}")
+    return r
+
+
+tmp = tempfile.mkdtemp(prefix="qk_bench_run_")
+ROWS, COLS, IDS = 16, 512, [3, 9, 3]  # a repeated id: both copies must be identical
+common = ["--shape", f"{ROWS}x{COLS}", "--experts", "3,9,3", "--repetitions", "2",
+          "--min-time", "0.005", "--cold-iterations", "2", "--act", "outliers", "--seed", "7"]
+a_json, b_json, dump = (os.path.join(tmp, n) for n in ("a.json", "b.json", "dump"))
+r = run(*common, "--json", a_json, "--dump-output", dump)
+check(r.stderr == "", f"stderr should be empty when it is not a terminal: {r.stderr!r}")
+check("hot:" in r.stdout and "cold:" in r.stdout and "peak read" in r.stdout,
+      "the table has hot and cold sections with the peak reference")
+
+doc = json.load(open(a_json))
+ctx = doc["context"]
+for key in ("qkbench_schema", "git_commit", "compiler", "c_flags", "run_date", "cpu_model",
+            "cpu_vendor", "cpu_family", "cpu_model_number", "cores", "pus", "numa_nodes",
+            "cpu_caches", "isa_used", "pinning", "seed", "experts", "shape", "activations",
+            "threads", "host_name", "num_cpus"):
+    check(key in ctx and str(ctx[key]) != "", f"context lacks {key}")
+check(ctx.get("qkbench_schema") == "1", "qkbench_schema is 1")
+check(ctx.get("seed") == "7" and ctx.get("experts") == "3,9,3", "seed and experts recorded")
+
+listing = subprocess.run([bench, "--list"], capture_output=True, text=True).stdout
+variants = [f[0] for f in (l.split() for l in listing.splitlines()[1:])
+            if f[2] == "matvec" and f[6] == "yes"]
+check(len(variants) >= 2, f"--list names runnable matvec variants: {variants}")
+runs = [b for b in doc["benchmarks"] if b.get("run_type") == "iteration"]
+for v in variants:
+    for temp in ("hot", "cold"):
+        mine = [b for b in runs if b["name"].startswith(f"{v}/{ROWS}x{COLS}/k3/{temp}")]
+        check(len(mine) == 2, f"{v} {temp}: 2 repetitions in the JSON, found {len(mine)}")
+        for b in mine:
+            for c in ("rel_l2", "max_abs", "max_rel", "one_minus_cos", "GBps", "GOPps",
+                      "pct_peak", "real_time"):
+                check(c in b and np.isfinite(b[c]), f"{b['name']} lacks a finite {c}")
+            check(b["nonfinite"] == 0, f"{b['name']}: non-finite outputs")
+peaks = [b for b in runs if b["name"].startswith("peak_read/")]
+check(len(peaks) >= 4, "peak read rows, hot and cold")
+
+# Google Benchmark's compare.py accepts two such files
+run(*common, "--json", b_json)
+c = subprocess.run(["/usr/bin/python3", compare_py, "benchmarks", a_json, b_json],
+                   capture_output=True, text=True)
+check(c.returncode == 0 and "q4k_q8k_ref/16x512/k3/hot" in c.stdout,
+      f"compare.py rejected the files: {c.returncode} {c.stderr[-500:]}")
+
+# the dumped outputs are what the process measured: rel_l2 recomputed from the files equals
+# the JSON's, for every variant
+oracle = np.load(os.path.join(dump, "oracle_f64.npy"))
+exact = np.load(os.path.join(dump, "oracle_exact_q8_k.npy"))
+x = np.load(os.path.join(dump, "activations.npy"))
+check(oracle.dtype == np.float64 and oracle.shape == (len(IDS) * ROWS,), "oracle f64 shape")
+check(exact.dtype == np.float64 and x.dtype == np.float32 and x.shape == (COLS,), "dtypes")
+check(np.all(oracle[:ROWS] == oracle[2 * ROWS:]) and np.any(oracle != 0),
+      "repeated expert ids give identical oracle rows")
+for v in variants:
+    y = np.load(os.path.join(dump, f"{v}.npy"))
+    check(y.dtype == np.float32 and y.shape == oracle.shape, f"{v}.npy dtype/shape")
+    check(np.array_equal(y[:ROWS], y[2 * ROWS:]), f"{v}: repeated ids differ")
+    rel = np.linalg.norm(y.astype(np.float64) - oracle) / np.linalg.norm(oracle)
+    js = next(b for b in runs if b["name"].startswith(f"{v}/"))["rel_l2"]
+    check(abs(rel - js) <= 1e-6 * js + 1e-15, f"{v}: rel_l2 from the files {rel} != JSON {js}")
+    if v.startswith("q4k_f32_"):
+        check(rel < 2e-5, f"{v}: f32 variant too far from the f64 oracle ({rel})")
+    else:
+        erel = np.linalg.norm(y - exact) / np.linalg.norm(exact)
+        check(erel < 2e-5, f"{v}: Q8_K variant too far from the exact oracle ({erel})")
+
+# --activations with the dumped vector reproduces every output bit for bit (f32 and f64 files)
+x64 = os.path.join(tmp, "x64.npy")
+np.save(x64, x.astype(np.float64))
+for src in (os.path.join(dump, "activations.npy"), x64):
+    dump2 = os.path.join(tmp, "dump2")
+    args = [a for a in common if a not in ("--act", "outliers")]
+    run(*args, "--activations", src, "--dump-output", dump2, "--hot")
+    for v in variants:
+        check(np.array_equal(np.load(os.path.join(dump, f"{v}.npy")),
+                             np.load(os.path.join(dump2, f"{v}.npy"))),
+              f"{v}: --activations {os.path.basename(src)} changed the output")
+
+print(f"bench_run: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
