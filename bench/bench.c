@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +259,32 @@ static void dump(const char *dir, const char *file, const float *f, const double
         qk_die("--dump-output: cannot write %s: %s", path, strerror(errno));
 }
 
+/* Set-up work spread over the pool, one expert (or one selected id) per step. */
+typedef struct {
+    qk_block_q4k *w;
+    const int32_t *experts;
+    const double *x64;
+    double *y64;
+    size_t n;
+    _Atomic int failed;
+} setup_job;
+
+static void generate_experts(void *arg, int ti, int nt) {
+    setup_job *j = arg;
+    size_t per_expert = g.o.rows * (g.o.cols / QK_K);
+    for (size_t e = (size_t)ti; e < j->n; e += (size_t)nt)
+        if (qk_synth_expert(g.o.seed, j->experts[e], g.o.rows, g.o.cols, j->w + e * per_expert))
+            j->failed = 1;
+}
+
+static void run_oracle(void *arg, int ti, int nt) {
+    setup_job *j = arg;
+    size_t per_expert = g.o.rows * (g.o.cols / QK_K);
+    for (size_t i = (size_t)ti; i < j->n; i += (size_t)nt)
+        qk_oracle_q4k(j->w + (size_t)g.ids[i] * per_expert, g.o.rows, g.o.cols, j->x64,
+                      j->y64 + i * g.o.rows);
+}
+
 static void pin_job(void *arg, int ti, int nt) {
     (void)nt;
     int *failed = arg;
@@ -322,31 +349,6 @@ int main(int argc, char **argv) {
     if (qk_gb_init(o->gb_argc, o->gb_argv) > 1)
         qk_die("unknown Google Benchmark flag '%s'", o->gb_argv[1]);
 
-    /* weights: only the distinct experts used are generated; ids index that compact array */
-    int32_t slot_of[QK_N_EXPERTS], local_ids[QK_MAX_IDS], distinct[QK_N_EXPERTS];
-    size_t n_distinct = 0;
-    for (int e = 0; e < QK_N_EXPERTS; e++)
-        slot_of[e] = -1;
-    for (size_t i = 0; i < o->n_ids; i++) {
-        if (slot_of[o->ids[i]] < 0)
-            slot_of[o->ids[i]] = (int32_t)n_distinct, distinct[n_distinct++] = o->ids[i];
-        local_ids[i] = slot_of[o->ids[i]];
-    }
-    g.ids = local_ids;
-    g.x = x;
-    const size_t nb = o->cols / QK_K, per_expert = o->rows * nb, n_out = o->n_ids * o->rows;
-    qk_block_q4k *w = xmalloc(n_distinct * per_expert * sizeof *w, "weights");
-    for (size_t e = 0; e < n_distinct; e++)
-        if (qk_synth_expert(o->seed, distinct[e], o->rows, o->cols, w + e * per_expert))
-            qk_die("out of memory generating expert %d", distinct[e]);
-
-    /* the oracles: f64, and algorithm-exact ones on deq64(Q8(x)) per activation format */
-    double *x64 = xmalloc(o->cols * sizeof *x64, "oracle"),
-           *y_ref = xmalloc(n_out * sizeof *y_ref, "oracle"), *y_exact[QK_FMT_COUNT] = {0};
-    qk_activations_f64(QK_FMT_F32, x, o->cols, x64);
-    for (size_t i = 0; i < o->n_ids; i++)
-        qk_oracle_q4k(w + local_ids[i] * per_expert, o->rows, o->cols, x64, y_ref + i * o->rows);
-
     char err[256];
     g.hw = qk_hw_open(err, sizeof err);
     if (!g.hw) qk_die("%s", err);
@@ -362,6 +364,31 @@ int main(int argc, char **argv) {
             snprintf(pinning, sizeof pinning, "not pinned (hwloc could not bind thread %d)", t);
             break;
         }
+
+    /* weights: only the distinct experts used are generated; ids index that compact array */
+    int32_t slot_of[QK_N_EXPERTS], local_ids[QK_MAX_IDS], distinct[QK_N_EXPERTS];
+    size_t n_distinct = 0;
+    for (int e = 0; e < QK_N_EXPERTS; e++)
+        slot_of[e] = -1;
+    for (size_t i = 0; i < o->n_ids; i++) {
+        if (slot_of[o->ids[i]] < 0)
+            slot_of[o->ids[i]] = (int32_t)n_distinct, distinct[n_distinct++] = o->ids[i];
+        local_ids[i] = slot_of[o->ids[i]];
+    }
+    g.ids = local_ids;
+    g.x = x;
+    const size_t nb = o->cols / QK_K, per_expert = o->rows * nb, n_out = o->n_ids * o->rows;
+    qk_block_q4k *w = xmalloc(n_distinct * per_expert * sizeof *w, "weights");
+    setup_job job = {.w = w, .experts = distinct, .n = n_distinct};
+    qk_pool_run(g.pool, generate_experts, &job);
+    if (job.failed) qk_die("out of memory generating the experts");
+
+    /* the oracles: f64, and algorithm-exact ones on deq64(Q8(x)) per activation format */
+    double *x64 = xmalloc(o->cols * sizeof *x64, "oracle"),
+           *y_ref = xmalloc(n_out * sizeof *y_ref, "oracle"), *y_exact[QK_FMT_COUNT] = {0};
+    qk_activations_f64(QK_FMT_F32, x, o->cols, x64);
+    setup_job oracle = {.w = w, .x64 = x64, .y64 = y_ref, .n = o->n_ids};
+    qk_pool_run(g.pool, run_oracle, &oracle);
 
     /* variants: lay out weights, measure the deviation once (outputs poisoned first) */
     variant vars[64];
@@ -398,9 +425,8 @@ int main(int argc, char **argv) {
             if (!y_exact[f]) {
                 y_exact[f] = xmalloc(n_out * sizeof *y_exact[f], "oracle");
                 qk_activations_f64(f, v->xq, o->cols, x64);
-                for (size_t i = 0; i < o->n_ids; i++)
-                    qk_oracle_q4k(w + local_ids[i] * per_expert, o->rows, o->cols, x64,
-                                  y_exact[f] + i * o->rows);
+                setup_job exact = {.w = w, .x64 = x64, .y64 = y_exact[f], .n = o->n_ids};
+                qk_pool_run(g.pool, run_oracle, &exact);
             }
             v->exact = qk_deviation_of(v->y, y_exact[f], n_out);
         }
