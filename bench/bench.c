@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "gbench.h"
 #include "hw.h"
+#include "model.h"
 #include "npy.h"
 #include "peak.h"
 #include "synth.h"
@@ -302,8 +303,29 @@ int main(int argc, char **argv) {
         list_kernels();
         return 0;
     }
+    if (o->inspect) {
+        qk_model_inspect(o->model);
+        return 0;
+    }
     const qk_kernel *sel[64];
     size_t n_sel = select_kernels(o->kernels, sel, 64);
+
+    /* weights: a Q4_K tensor of a GGUF file, or the synthetic default */
+    qk_model_weights model = {0};
+    char tensor_name[128] = "", weights[4400] = "qwen3-30b-a3b-synthetic";
+    if (o->model) {
+        if (o->tensor)
+            snprintf(tensor_name, sizeof tensor_name, "%s", o->tensor);
+        else
+            qk_model_expert_tensor_name(o->layer, o->proj, tensor_name, sizeof tensor_name);
+        qk_model_open(o->model, tensor_name, &model);
+        o->rows = model.rows, o->cols = model.cols, o->shape = tensor_name;
+        snprintf(weights, sizeof weights, "%s: %s (%s, q4_K, %zu x %zu x %zu experts)", o->model,
+                 tensor_name, model.architecture, model.rows, model.cols, model.n_experts);
+        qk_choose_experts(o, model.n_experts, tensor_name);
+    } else {
+        qk_choose_experts(o, QK_N_EXPERTS, "the synthetic default");
+    }
 
     /* activations: a captured vector, or a profile drawn from the seed */
     float *x = xmalloc(o->cols * sizeof *x, "activations");
@@ -366,9 +388,9 @@ int main(int argc, char **argv) {
         }
 
     /* weights: only the distinct experts used are generated; ids index that compact array */
-    int32_t slot_of[QK_N_EXPERTS], local_ids[QK_MAX_IDS], distinct[QK_N_EXPERTS];
+    static int32_t slot_of[QK_MAX_EXPERTS], local_ids[QK_MAX_IDS], distinct[QK_MAX_EXPERTS];
     size_t n_distinct = 0;
-    for (int e = 0; e < QK_N_EXPERTS; e++)
+    for (int e = 0; e < QK_MAX_EXPERTS; e++)
         slot_of[e] = -1;
     for (size_t i = 0; i < o->n_ids; i++) {
         if (slot_of[o->ids[i]] < 0)
@@ -379,9 +401,15 @@ int main(int argc, char **argv) {
     g.x = x;
     const size_t nb = o->cols / QK_K, per_expert = o->rows * nb, n_out = o->n_ids * o->rows;
     qk_block_q4k *w = xmalloc(n_distinct * per_expert * sizeof *w, "weights");
-    setup_job job = {.w = w, .experts = distinct, .n = n_distinct};
-    qk_pool_run(g.pool, generate_experts, &job);
-    if (job.failed) qk_die("out of memory generating the experts");
+    if (o->model) { /* copied: the selected experts, compact and aligned */
+        for (size_t e = 0; e < n_distinct; e++)
+            memcpy(w + e * per_expert, qk_model_expert(&model, (size_t)distinct[e]),
+                   per_expert * sizeof *w);
+    } else {
+        setup_job job = {.w = w, .experts = distinct, .n = n_distinct};
+        qk_pool_run(g.pool, generate_experts, &job);
+        if (job.failed) qk_die("out of memory generating the experts");
+    }
 
     /* the oracles: f64, and algorithm-exact ones on deq64(Q8(x)) per activation format */
     double *x64 = xmalloc(o->cols * sizeof *x64, "oracle"),
@@ -517,7 +545,7 @@ int main(int argc, char **argv) {
     snprintf(v, sizeof v, "%d", o->threads);
     qk_gb_add_context("threads", v);
     qk_gb_add_context("pinning", pinning);
-    qk_gb_add_context("weights", "qwen3-30b-a3b-synthetic");
+    qk_gb_add_context("weights", weights);
     qk_gb_add_context("q8k_quantizer", q8k_quant ? q8k_quant->name : "none");
     qk_gb_add_context("cold_method", "clflush of the working set before each sample");
     len = 0;
@@ -528,7 +556,7 @@ int main(int argc, char **argv) {
                              qk_cpu_unsupported(qk_cpu_kernel(skipped_lines[i])));
     qk_gb_add_context("skipped", n_skipped ? v : "none");
 
-    printf("# shape %zux%zu (%s), experts", o->rows, o->cols, o->shape);
+    printf("# weights %s\n# shape %zux%zu (%s), experts", weights, o->rows, o->cols, o->shape);
     for (size_t i = 0; i < o->n_ids; i++)
         printf("%s%d", i ? "," : " ", o->ids[i]);
     printf("; activations %s; seed %llu; %d threads (%s); %d repetitions\n",
@@ -597,6 +625,7 @@ int main(int argc, char **argv) {
     for (int f = 0; f < QK_FMT_COUNT; f++)
         free(y_exact[f]);
     qk_pool_destroy(g.pool);
+    if (o->model) qk_model_close(&model);
     qk_hw_close(g.hw);
     free(g.rows), free(g.peak_buf), free(w), free(x), free(x64), free(y_ref);
     return 0;

@@ -66,8 +66,7 @@ static void parse_shape(qk_options *o, const char *s) {
 static void parse_experts(qk_options *o, const char *s) {
     o->n_ids = 0;
     if (!strcmp(s, "all")) {
-        for (int e = 0; e < QK_N_EXPERTS; e++)
-            o->ids[o->n_ids++] = e;
+        o->all_experts = 1;
         return;
     }
     char buf[4096];
@@ -79,11 +78,11 @@ static void parse_experts(qk_options *o, const char *s) {
         long a, b;
         if (dash && dash != t) {
             *dash = 0;
-            a = parse_int("--experts", t, 0, QK_N_EXPERTS - 1);
-            b = parse_int("--experts", dash + 1, 0, QK_N_EXPERTS - 1);
+            a = parse_int("--experts", t, 0, QK_MAX_EXPERTS - 1);
+            b = parse_int("--experts", dash + 1, 0, QK_MAX_EXPERTS - 1);
             if (b < a) qk_die("--experts: range '%s-%s' runs backwards", t, dash + 1);
         } else {
-            a = b = parse_int("--experts", t, 0, QK_N_EXPERTS - 1);
+            a = b = parse_int("--experts", t, 0, QK_MAX_EXPERTS - 1);
         }
         for (long e = a; e <= b; e++) {
             if (o->n_ids >= QK_MAX_IDS) qk_die("--experts: more than %d ids", QK_MAX_IDS);
@@ -129,15 +128,31 @@ void qk_print_usage(void) {
         qk_act_names());
 }
 
-/* Draws k distinct experts from the seed, as a router picks them. */
-static void draw_experts(qk_options *o) {
+void qk_choose_experts(qk_options *o, size_t n_experts, const char *what) {
+    if (o->all_experts) {
+        o->n_ids = 0;
+        for (size_t e = 0; e < n_experts; e++)
+            o->ids[o->n_ids++] = (int32_t)e;
+        return;
+    }
+    if (o->explicit_ids) {
+        for (size_t i = 0; i < o->n_ids; i++)
+            if ((size_t)o->ids[i] >= n_experts)
+                qk_die("--experts: expert %d, but %s has %zu expert%s (0-%zu)", o->ids[i], what,
+                       n_experts, n_experts == 1 ? "" : "s", n_experts - 1);
+        return;
+    }
+    if ((size_t)o->top > n_experts)
+        qk_die("--top %d: %s has %zu expert%s", o->top, what, n_experts, n_experts == 1 ? "" : "s");
+    /* distinct ids drawn from the seed, as a router picks them */
     qk_rng r;
     qk_rng_seed(&r, o->seed ^ 0x5eed);
-    int used[QK_N_EXPERTS] = {0};
+    static unsigned char used[QK_MAX_EXPERTS];
+    memset(used, 0, sizeof used);
     o->n_ids = 0;
     while (o->n_ids < (size_t)o->top) {
-        int e = (int)qk_rng_below(&r, QK_N_EXPERTS);
-        if (!used[e]) used[e] = 1, o->ids[o->n_ids++] = e;
+        size_t e = (size_t)qk_rng_below(&r, n_experts);
+        if (!used[e]) used[e] = 1, o->ids[o->n_ids++] = (int32_t)e;
     }
 }
 
@@ -151,10 +166,11 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
                       .threads = (int)cpus,
                       .repetitions = 5,
                       .min_time = 0.1,
-                      .cold_iterations = 20};
+                      .cold_iterations = 20,
+                      .layer = -1};
     parse_shape(o, "gate");
     o->gb_argv[o->gb_argc++] = argv[0];
-    int hot = 0, cold = 0, top_given = 0, act_given = 0;
+    int hot = 0, cold = 0, top_given = 0, act_given = 0, shape_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strncmp(a, "--benchmark_", 12)) {
@@ -170,6 +186,10 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
             o->help = 1;
             continue;
         }
+        if (!strcmp(a, "--inspect")) {
+            o->inspect = 1;
+            continue;
+        }
         if (!strcmp(a, "--hot")) {
             hot = 1;
             continue;
@@ -178,11 +198,12 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
             cold = 1;
             continue;
         }
-        static const char *const with_value[] = {"--kernel",         "--shape",       "--top",
-                                                 "--experts",        "--act",         "--seed",
-                                                 "--threads",        "--repetitions", "--json",
-                                                 "--dump-output",    "--activations", "--min-time",
-                                                 "--cold-iterations"};
+        static const char *const with_value[] = {"--kernel",          "--shape",       "--top",
+                                                 "--experts",         "--act",         "--seed",
+                                                 "--threads",         "--repetitions", "--json",
+                                                 "--dump-output",     "--activations", "--min-time",
+                                                 "--cold-iterations", "--model",       "--tensor",
+                                                 "--layer",           "--proj"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known |= !strcmp(a, with_value[k]);
@@ -194,8 +215,21 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
             o->kernels = v;
         } else if (!strcmp(a, "--shape")) {
             parse_shape(o, v);
+            shape_given = 1;
+        } else if (!strcmp(a, "--model")) {
+            if (!*v) qk_die("--model: empty file name");
+            o->model = v;
+        } else if (!strcmp(a, "--tensor")) {
+            if (!*v) qk_die("--tensor: empty name");
+            o->tensor = v;
+        } else if (!strcmp(a, "--layer")) {
+            o->layer = (int)parse_int(a, v, 0, 100000);
+        } else if (!strcmp(a, "--proj")) {
+            if (strcmp(v, "gate") && strcmp(v, "up") && strcmp(v, "down"))
+                qk_die("--proj: '%s' is not gate, up or down", v);
+            o->proj = v;
         } else if (!strcmp(a, "--top")) {
-            o->top = (int)parse_int(a, v, 1, QK_N_EXPERTS);
+            o->top = (int)parse_int(a, v, 1, QK_MAX_EXPERTS);
             top_given = 1;
         } else if (!strcmp(a, "--experts")) {
             parse_experts(o, v);
@@ -230,5 +264,18 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
     if (act_given && o->activations) qk_die("--act and --activations both given: choose one");
     o->hot = hot || !cold;
     o->cold = cold || !hot;
-    if (!o->explicit_ids) draw_experts(o);
+    if (!o->model && (o->tensor || o->layer >= 0 || o->proj || o->inspect))
+        qk_die("%s needs --model FILE.gguf", o->tensor       ? "--tensor"
+                                             : o->layer >= 0 ? "--layer"
+                                             : o->proj       ? "--proj"
+                                                             : "--inspect");
+    if (o->model && shape_given)
+        qk_die("--shape and --model both given: the model's tensor sets the shape");
+    if (o->model && !o->inspect && !o->list && !o->help) {
+        if (o->tensor && (o->layer >= 0 || o->proj))
+            qk_die("--tensor and --layer/--proj both given: choose one");
+        if (!o->tensor && (o->layer < 0 || !o->proj))
+            qk_die("--model needs --layer L and --proj gate|up|down (or --tensor NAME, or "
+                   "--inspect)");
+    }
 }

@@ -4,7 +4,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { QK_N_EXPERTS = 128, QK_MAX_IDS = 1024, QK_MAX_GB_ARGS = 64 };
+/* QK_N_EXPERTS: the synthetic default's (Qwen3-30B-A3B's); a model file may have up to
+ * QK_MAX_EXPERTS. */
+enum { QK_N_EXPERTS = 128, QK_MAX_EXPERTS = 4096, QK_MAX_IDS = 4096, QK_MAX_GB_ARGS = 64 };
 
 typedef struct {
     const char *kernels;     /* comma-separated names or globs */
@@ -14,6 +16,12 @@ typedef struct {
     int explicit_ids;        /* --experts given */
     int32_t ids[QK_MAX_IDS]; /* expert ids in call order (may repeat) */
     size_t n_ids;
+    int all_experts;         /* --experts all */
+    const char *model;       /* --model FILE.gguf, or NULL for the synthetic default */
+    const char *tensor;      /* --tensor NAME, or NULL */
+    int layer;               /* --layer L, or -1 */
+    const char *proj;        /* --proj gate|up|down, or NULL */
+    int inspect;             /* --inspect */
     int act;                 /* qk_act_profile */
     const char *activations; /* --activations FILE.npy, or NULL */
     uint64_t seed;
@@ -32,6 +40,10 @@ typedef struct {
 
 /* Fills o from argv; any bad input exits 2 with one line on stderr. */
 void qk_parse_options(qk_options *o, int argc, char **argv);
+/* Resolves the expert ids once the number of experts is known (128 for the synthetic default,
+ * the tensor's for a model): checks explicit ids, expands "all", or draws --top K distinct ids
+ * from the seed. `what` names the weights in error messages. */
+void qk_choose_experts(qk_options *o, size_t n_experts, const char *what);
 void qk_print_usage(void);
 /* One line on stderr ("bench: ..."), exit code 2. */
 __attribute__((format(printf, 1, 2), noreturn)) void qk_die(const char *fmt, ...);

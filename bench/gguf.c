@@ -1,0 +1,553 @@
+#define _POSIX_C_SOURCE 200809L
+#include "gguf.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ggml types: name, elements per block, bytes per block (GGUF files name types by number). */
+static const struct {
+    const char *name;
+    uint32_t block, bytes;
+} ggml_types[] = {
+    [0] = {"f32", 1, 4},         [1] = {"f16", 1, 2},         [2] = {"q4_0", 32, 18},
+    [3] = {"q4_1", 32, 20},      [6] = {"q5_0", 32, 22},      [7] = {"q5_1", 32, 24},
+    [8] = {"q8_0", 32, 34},      [9] = {"q8_1", 32, 36},      [10] = {"q2_K", 256, 84},
+    [11] = {"q3_K", 256, 110},   [12] = {"q4_K", 256, 144},   [13] = {"q5_K", 256, 176},
+    [14] = {"q6_K", 256, 210},   [15] = {"q8_K", 256, 292},   [16] = {"iq2_xxs", 256, 66},
+    [17] = {"iq2_xs", 256, 74},  [18] = {"iq3_xxs", 256, 98}, [19] = {"iq1_s", 256, 50},
+    [20] = {"iq4_nl", 32, 18},   [21] = {"iq3_s", 256, 110},  [22] = {"iq2_s", 256, 82},
+    [23] = {"iq4_xs", 256, 136}, [24] = {"i8", 1, 1},         [25] = {"i16", 1, 2},
+    [26] = {"i32", 1, 4},        [27] = {"i64", 1, 8},        [28] = {"f64", 1, 8},
+    [29] = {"iq1_m", 256, 56},   [30] = {"bf16", 1, 2},       [34] = {"tq1_0", 256, 54},
+    [35] = {"tq2_0", 256, 66},   [39] = {"mxfp4", 32, 17},
+};
+enum { N_GGML_TYPES = sizeof ggml_types / sizeof ggml_types[0] };
+
+static const char *const value_type_names[QK_GGUF_VALUE_TYPES] = {
+    "uint8", "int8",   "uint16", "int16",  "uint32", "int32",  "float32",
+    "bool",  "string", "array",  "uint64", "int64",  "float64"};
+static const uint8_t value_sizes[QK_GGUF_VALUE_TYPES] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+
+const char *qk_ggml_type_name(uint32_t type) {
+    return type < N_GGML_TYPES && ggml_types[type].block ? ggml_types[type].name : NULL;
+}
+const char *qk_gguf_value_type_name(uint32_t type) {
+    return type < QK_GGUF_VALUE_TYPES ? value_type_names[type] : "unknown";
+}
+
+struct qk_gguf {
+    const uint8_t *base;
+    size_t size;
+    int mapped;
+    uint32_t version;
+    uint64_t alignment, data_offset;
+    qk_gguf_kv *kvs;
+    size_t n_kvs;
+    qk_gguf_tensor *tensors;
+    size_t n_tensors;
+};
+
+/* A bounds-checked cursor; the first error sticks. */
+typedef struct {
+    const uint8_t *p, *end, *base;
+    const char *name;
+    char *err;
+    size_t err_size;
+    int failed;
+    char field[160]; /* what is being read, for the message */
+} cursor;
+
+__attribute__((format(printf, 2, 3))) static void fail(cursor *c, const char *fmt, ...) {
+    if (c->failed) return;
+    c->failed = 1;
+    int k = snprintf(c->err, c->err_size, "%s: %s: ", c->name, c->field);
+    if (k < 0 || (size_t)k >= c->err_size) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err + k, c->err_size - (size_t)k, fmt, ap);
+    va_end(ap);
+}
+
+__attribute__((format(printf, 2, 3))) static void field(cursor *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->field, sizeof c->field, fmt, ap);
+    va_end(ap);
+}
+
+static size_t left(const cursor *c) {
+    return (size_t)(c->end - c->p);
+}
+
+static int take(cursor *c, void *out, size_t n) {
+    if (c->failed) return -1;
+    if (left(c) < n) {
+        fail(c, "the file ends at byte %zu, %zu bytes short", (size_t)(c->end - c->base),
+             n - left(c));
+        return -1;
+    }
+    memcpy(out, c->p, n);
+    c->p += n;
+    return 0;
+}
+
+/* GGUF is little-endian, as is every machine qkbench runs on. */
+static uint32_t u32(cursor *c) {
+    uint32_t v = 0;
+    take(c, &v, 4);
+    return v;
+}
+static uint64_t u64(cursor *c) {
+    uint64_t v = 0;
+    take(c, &v, 8);
+    return v;
+}
+
+/* A GGUF string (u64 length + bytes) as a new NUL-terminated copy, or NULL. */
+static char *string(cursor *c, uint64_t *len_out) {
+    uint64_t len = u64(c);
+    if (c->failed) return NULL;
+    if (len > left(c)) {
+        fail(c, "string length %llu runs past the end of the file (%zu bytes left)",
+             (unsigned long long)len, left(c));
+        return NULL;
+    }
+    char *s = malloc((size_t)len + 1);
+    if (!s) {
+        fail(c, "out of memory for a string of %llu bytes", (unsigned long long)len);
+        return NULL;
+    }
+    memcpy(s, c->p, (size_t)len);
+    s[len] = 0;
+    c->p += len;
+    if (len_out) *len_out = len;
+    return s;
+}
+
+/* Skips over `count` strings, checking each length. */
+static void skip_strings(cursor *c, uint64_t count) {
+    for (uint64_t i = 0; i < count && !c->failed; i++) {
+        uint64_t len = u64(c);
+        if (c->failed) return;
+        if (len > left(c)) {
+            fail(c, "element %llu: string length %llu runs past the end of the file",
+                 (unsigned long long)i, (unsigned long long)len);
+            return;
+        }
+        c->p += len;
+    }
+}
+
+static void read_value(cursor *c, qk_gguf_kv *kv) {
+    uint32_t t = kv->type;
+    if (t >= QK_GGUF_VALUE_TYPES) {
+        fail(c, "value type %u is not a GGUF type (0..12)", t);
+        return;
+    }
+    if (t == QK_GGUF_STRING) {
+        kv->str = string(c, &kv->str_len);
+        return;
+    }
+    if (t == QK_GGUF_ARRAY) {
+        kv->array_type = u32(c);
+        kv->array_count = u64(c);
+        if (c->failed) return;
+        if (kv->array_type >= QK_GGUF_VALUE_TYPES) {
+            fail(c, "array element type %u is not a GGUF type (0..12)", kv->array_type);
+            return;
+        }
+        if (kv->array_type == QK_GGUF_ARRAY) {
+            fail(c, "arrays of arrays are not supported");
+            return;
+        }
+        kv->array_data = c->p;
+        if (kv->array_type == QK_GGUF_STRING) {
+            if (kv->array_count > left(c) / 8) {
+                fail(c, "%llu strings cannot fit in the %zu bytes left",
+                     (unsigned long long)kv->array_count, left(c));
+                return;
+            }
+            skip_strings(c, kv->array_count);
+            return;
+        }
+        uint64_t size = value_sizes[kv->array_type];
+        if (kv->array_count > left(c) / size) {
+            fail(c, "%llu elements of %s run past the end of the file",
+                 (unsigned long long)kv->array_count, value_type_names[kv->array_type]);
+            return;
+        }
+        c->p += kv->array_count * size;
+        return;
+    }
+    uint8_t raw[8] = {0};
+    if (take(c, raw, value_sizes[t])) return;
+    switch (t) {
+    case QK_GGUF_UINT8:
+        kv->v.u = raw[0];
+        break;
+    case QK_GGUF_BOOL:
+        kv->v.u = raw[0] != 0;
+        break;
+    case QK_GGUF_INT8:
+        kv->v.i = (int8_t)raw[0];
+        break;
+    case QK_GGUF_UINT16: {
+        uint16_t x;
+        memcpy(&x, raw, 2);
+        kv->v.u = x;
+        break;
+    }
+    case QK_GGUF_INT16: {
+        int16_t x;
+        memcpy(&x, raw, 2);
+        kv->v.i = x;
+        break;
+    }
+    case QK_GGUF_UINT32: {
+        uint32_t x;
+        memcpy(&x, raw, 4);
+        kv->v.u = x;
+        break;
+    }
+    case QK_GGUF_INT32: {
+        int32_t x;
+        memcpy(&x, raw, 4);
+        kv->v.i = x;
+        break;
+    }
+    case QK_GGUF_FLOAT32: {
+        float x;
+        memcpy(&x, raw, 4);
+        kv->v.f = x;
+        break;
+    }
+    case QK_GGUF_UINT64:
+        memcpy(&kv->v.u, raw, 8);
+        break;
+    case QK_GGUF_INT64:
+        memcpy(&kv->v.i, raw, 8);
+        break;
+    case QK_GGUF_FLOAT64:
+        memcpy(&kv->v.f, raw, 8);
+        break;
+    }
+}
+
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(**(const char *const *const *)a, **(const char *const *const *)b);
+}
+
+/* The first name that appears twice among n names (each reached through a pointer at stride
+ * bytes), or NULL. */
+static const char *duplicate(const void *items, size_t n, size_t stride) {
+    if (n < 2) return NULL;
+    const char **names = malloc(n * sizeof *names);
+    const char ***refs = malloc(n * sizeof *refs);
+    const char *dup = NULL;
+    if (!names || !refs) {
+        free(names), free(refs);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        names[i] = *(const char *const *)((const char *)items + i * stride);
+        refs[i] = &names[i];
+    }
+    qsort(refs, n, sizeof *refs, cmp_name);
+    for (size_t i = 1; i < n && !dup; i++)
+        if (!strcmp(*refs[i - 1], *refs[i])) dup = *refs[i];
+    free(names), free(refs);
+    return dup;
+}
+
+void qk_gguf_close(qk_gguf *g) {
+    if (!g) return;
+    for (size_t i = 0; i < g->n_kvs; i++) {
+        free((char *)g->kvs[i].key);
+        free((char *)g->kvs[i].str);
+    }
+    for (size_t i = 0; i < g->n_tensors; i++)
+        free((char *)g->tensors[i].name);
+    free(g->kvs);
+    free(g->tensors);
+    if (g->mapped) munmap((void *)g->base, g->size);
+    free(g);
+}
+
+static qk_gguf *parse(qk_gguf *g, const char *name, char *err, size_t err_size) {
+    cursor c = {.p = g->base,
+                .end = g->base + g->size,
+                .base = g->base,
+                .name = name,
+                .err = err,
+                .err_size = err_size};
+    field(&c, "header");
+    char magic[4];
+    if (take(&c, magic, 4)) goto bad;
+    if (memcmp(magic, "GGUF", 4)) {
+        field(&c, "magic");
+        fail(&c, "not a GGUF file (the first 4 bytes are not 'GGUF')");
+        goto bad;
+    }
+    field(&c, "version");
+    g->version = u32(&c);
+    if (!c.failed && g->version != 2 && g->version != 3)
+        fail(&c, "version %u is not supported (2 and 3 are read)", g->version);
+    field(&c, "tensor_count");
+    uint64_t n_tensors = u64(&c);
+    /* a tensor info is at least 8 (name length) + 4 + 8 + 4 + 8 bytes */
+    if (!c.failed && n_tensors > left(&c) / 32)
+        fail(&c, "%llu tensors cannot fit in a file of %zu bytes", (unsigned long long)n_tensors,
+             g->size);
+    field(&c, "kv_count");
+    uint64_t n_kvs = u64(&c);
+    /* a key/value is at least 8 (key length) + 4 (type) + 1 bytes */
+    if (!c.failed && n_kvs > left(&c) / 13)
+        fail(&c, "%llu key/values cannot fit in a file of %zu bytes", (unsigned long long)n_kvs,
+             g->size);
+    if (c.failed) goto bad;
+    g->kvs = calloc(n_kvs ? (size_t)n_kvs : 1, sizeof *g->kvs);
+    g->tensors = calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *g->tensors);
+    if (!g->kvs || !g->tensors) {
+        fail(&c, "out of memory");
+        goto bad;
+    }
+    g->alignment = 32;
+    for (uint64_t i = 0; i < n_kvs && !c.failed; i++) {
+        qk_gguf_kv *kv = &g->kvs[g->n_kvs];
+        field(&c, "key/value %llu: key", (unsigned long long)i);
+        kv->key = string(&c, NULL);
+        if (c.failed) break;
+        g->n_kvs++;
+        field(&c, "key '%.100s'", kv->key);
+        kv->type = u32(&c);
+        read_value(&c, kv);
+        if (!c.failed && !strcmp(kv->key, "general.alignment")) {
+            if (kv->type != QK_GGUF_UINT32)
+                fail(&c, "must be a uint32, not %s", qk_gguf_value_type_name(kv->type));
+            else if (kv->v.u == 0 || (kv->v.u & (kv->v.u - 1)))
+                fail(&c, "%llu is not a power of two", (unsigned long long)kv->v.u);
+            else
+                g->alignment = kv->v.u;
+        }
+    }
+    if (c.failed) goto bad;
+    const char *dup = duplicate(g->kvs, g->n_kvs, sizeof *g->kvs);
+    if (dup) {
+        field(&c, "key '%.100s'", dup);
+        fail(&c, "appears twice");
+        goto bad;
+    }
+    for (uint64_t i = 0; i < n_tensors && !c.failed; i++) {
+        qk_gguf_tensor *t = &g->tensors[g->n_tensors];
+        field(&c, "tensor %llu: name", (unsigned long long)i);
+        uint64_t name_len = 0;
+        t->name = string(&c, &name_len);
+        if (c.failed) break;
+        g->n_tensors++;
+        field(&c, "tensor %llu '%.100s'", (unsigned long long)i, t->name);
+        if (name_len > 64) {
+            fail(&c, "name is %llu bytes, GGUF allows 64", (unsigned long long)name_len);
+            break;
+        }
+        t->n_dims = u32(&c);
+        if (!c.failed && (t->n_dims < 1 || t->n_dims > 4)) {
+            fail(&c, "n_dims %u is not in 1..4", t->n_dims);
+            break;
+        }
+        uint64_t elements = 1;
+        for (uint32_t d = 0; d < 4 && !c.failed; d++) {
+            t->ne[d] = d < t->n_dims ? u64(&c) : 1;
+            if (c.failed) break;
+            if (t->ne[d] > INT64_MAX || (t->ne[d] && elements > INT64_MAX / t->ne[d])) {
+                fail(&c, "dimensions overflow a 64-bit element count");
+                break;
+            }
+            elements *= t->ne[d];
+        }
+        t->type = u32(&c);
+        t->offset = u64(&c);
+        if (c.failed) break;
+        const char *type_name = qk_ggml_type_name(t->type);
+        if (!type_name) {
+            fail(&c, "type %u is not a known ggml type", t->type);
+            break;
+        }
+        uint32_t block = ggml_types[t->type].block, bytes = ggml_types[t->type].bytes;
+        if (t->ne[0] % block) {
+            fail(&c, "row length %llu is not a multiple of %s's block of %u",
+                 (unsigned long long)t->ne[0], type_name, block);
+            break;
+        }
+        uint64_t rows = elements / (t->ne[0] ? t->ne[0] : 1), row_bytes = t->ne[0] / block * bytes;
+        if (t->ne[0] == 0) rows = 0;
+        if (rows && row_bytes > UINT64_MAX / rows) {
+            fail(&c, "size overflows 64 bits");
+            break;
+        }
+        t->bytes = row_bytes * rows;
+        if (t->offset % g->alignment) {
+            fail(&c, "data offset %llu is not a multiple of the alignment %llu",
+                 (unsigned long long)t->offset, (unsigned long long)g->alignment);
+            break;
+        }
+    }
+    if (c.failed) goto bad;
+    dup = duplicate(g->tensors, g->n_tensors, sizeof *g->tensors);
+    if (dup) {
+        field(&c, "tensor '%.100s'", dup);
+        fail(&c, "appears twice");
+        goto bad;
+    }
+    /* the data section starts at the next multiple of the alignment */
+    uint64_t here = (uint64_t)(c.p - g->base);
+    g->data_offset = (here + g->alignment - 1) / g->alignment * g->alignment;
+    field(&c, "data section");
+    if (g->n_tensors && g->data_offset > g->size) {
+        fail(&c, "starts at byte %llu, past the end of the file (%zu bytes)",
+             (unsigned long long)g->data_offset, g->size);
+        goto bad;
+    }
+    uint64_t data_size = g->data_offset <= g->size ? g->size - g->data_offset : 0;
+    for (size_t i = 0; i < g->n_tensors; i++) {
+        qk_gguf_tensor *t = &g->tensors[i];
+        if (t->offset > data_size || t->bytes > data_size - t->offset) {
+            field(&c, "tensor '%.100s'", t->name);
+            fail(&c,
+                 "data at offset %llu, %llu bytes, runs past the end of the file (%llu data "
+                 "bytes)",
+                 (unsigned long long)t->offset, (unsigned long long)t->bytes,
+                 (unsigned long long)data_size);
+            goto bad;
+        }
+        t->data = g->base + g->data_offset + t->offset;
+    }
+    return g;
+bad:
+    qk_gguf_close(g);
+    return NULL;
+}
+
+qk_gguf *qk_gguf_open_memory(const void *data, size_t size, const char *name, char *err,
+                             size_t err_size) {
+    qk_gguf *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, err_size, "%s: out of memory", name);
+        return NULL;
+    }
+    g->base = data;
+    g->size = size;
+    return parse(g, name, err, err_size);
+}
+
+qk_gguf *qk_gguf_open(const char *path, char *err, size_t err_size) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        snprintf(err, err_size, "%s: not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    if (st.st_size < 24) {
+        snprintf(err, err_size, "%s: header: the file is %lld bytes, a GGUF header needs 24", path,
+                 (long long)st.st_size);
+        close(fd);
+        return NULL;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) {
+        snprintf(err, err_size, "%s: cannot map: %s", path, strerror(errno));
+        return NULL;
+    }
+    qk_gguf *g = calloc(1, sizeof *g);
+    if (!g) {
+        munmap(map, (size_t)st.st_size);
+        snprintf(err, err_size, "%s: out of memory", path);
+        return NULL;
+    }
+    g->base = map;
+    g->size = (size_t)st.st_size;
+    g->mapped = 1;
+    return parse(g, path, err, err_size);
+}
+
+uint32_t qk_gguf_version(const qk_gguf *g) {
+    return g->version;
+}
+uint64_t qk_gguf_alignment(const qk_gguf *g) {
+    return g->alignment;
+}
+uint64_t qk_gguf_data_offset(const qk_gguf *g) {
+    return g->data_offset;
+}
+size_t qk_gguf_kv_count(const qk_gguf *g) {
+    return g->n_kvs;
+}
+const qk_gguf_kv *qk_gguf_kv_at(const qk_gguf *g, size_t i) {
+    return i < g->n_kvs ? &g->kvs[i] : NULL;
+}
+const qk_gguf_kv *qk_gguf_find_kv(const qk_gguf *g, const char *key) {
+    for (size_t i = 0; i < g->n_kvs; i++)
+        if (!strcmp(g->kvs[i].key, key)) return &g->kvs[i];
+    return NULL;
+}
+size_t qk_gguf_tensor_count(const qk_gguf *g) {
+    return g->n_tensors;
+}
+const qk_gguf_tensor *qk_gguf_tensor_at(const qk_gguf *g, size_t i) {
+    return i < g->n_tensors ? &g->tensors[i] : NULL;
+}
+const qk_gguf_tensor *qk_gguf_find_tensor(const qk_gguf *g, const char *name) {
+    for (size_t i = 0; i < g->n_tensors; i++)
+        if (!strcmp(g->tensors[i].name, name)) return &g->tensors[i];
+    return NULL;
+}
+
+int qk_gguf_kv_uint(const qk_gguf_kv *kv, uint64_t *out) {
+    if (!kv) return -1;
+    switch (kv->type) {
+    case QK_GGUF_UINT8:
+    case QK_GGUF_UINT16:
+    case QK_GGUF_UINT32:
+    case QK_GGUF_UINT64:
+    case QK_GGUF_BOOL:
+        *out = kv->v.u;
+        return 0;
+    case QK_GGUF_INT8:
+    case QK_GGUF_INT16:
+    case QK_GGUF_INT32:
+    case QK_GGUF_INT64:
+        if (kv->v.i < 0) return -1;
+        *out = (uint64_t)kv->v.i;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+const char *qk_gguf_array_string(const qk_gguf_kv *kv, uint64_t i, uint64_t *len) {
+    if (!kv || kv->type != QK_GGUF_ARRAY || kv->array_type != QK_GGUF_STRING ||
+        i >= kv->array_count)
+        return NULL;
+    /* lengths were checked when the file was opened */
+    const uint8_t *p = kv->array_data;
+    for (uint64_t k = 0;; k++) {
+        uint64_t n;
+        memcpy(&n, p, 8);
+        if (k == i) {
+            *len = n;
+            return (const char *)p + 8;
+        }
+        p += 8 + n;
+    }
+}

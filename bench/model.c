@@ -1,0 +1,123 @@
+#include "model.h"
+#include "cli.h"
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static qk_gguf *open_or_die(const char *path) {
+    char err[512];
+    qk_gguf *g = qk_gguf_open(path, err, sizeof err);
+    if (!g) qk_die("--model: %s", err);
+    return g;
+}
+
+/* "<arch>.<suffix>" as an unsigned integer, or -1 when absent. */
+static long long arch_uint(const qk_gguf *g, const char *arch, const char *suffix) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    uint64_t v;
+    return qk_gguf_kv_uint(qk_gguf_find_kv(g, key), &v) ? -1 : (long long)v;
+}
+
+static void architecture(const qk_gguf *g, char *out, size_t size) {
+    const qk_gguf_kv *kv = qk_gguf_find_kv(g, "general.architecture");
+    snprintf(out, size, "%s", kv && kv->type == QK_GGUF_STRING ? kv->str : "unknown");
+}
+
+void qk_model_expert_tensor_name(int layer, const char *proj, char *out, size_t size) {
+    snprintf(out, size, "blk.%d.ffn_%s_exps.weight", layer, proj);
+}
+
+void qk_model_open(const char *path, const char *name, qk_model_weights *m) {
+    memset(m, 0, sizeof *m);
+    m->gguf = open_or_die(path);
+    architecture(m->gguf, m->architecture, sizeof m->architecture);
+    const qk_gguf_tensor *t = qk_gguf_find_tensor(m->gguf, name);
+    if (!t) {
+        long long layers = arch_uint(m->gguf, m->architecture, "block_count");
+        if (layers > 0)
+            qk_die("--model: %s: no tensor '%s' (%s, %lld layers: 0-%lld; bench --model %s "
+                   "--inspect lists them)",
+                   path, name, m->architecture, layers, layers - 1, path);
+        qk_die("--model: %s: no tensor '%s' (bench --model %s --inspect lists them)", path, name,
+               path);
+    }
+    if (t->type != QK_GGML_Q4_K)
+        qk_die("--model: %s: tensor '%s' is %s; qkbench's variants read q4_K weights", path, name,
+               qk_ggml_type_name(t->type));
+    if (t->n_dims < 2 || t->n_dims > 3)
+        qk_die("--model: %s: tensor '%s' has %u dimensions; a matrix (2) or one per expert (3) "
+               "is needed",
+               path, name, t->n_dims);
+    if (t->ne[1] > 1u << 20 || t->ne[0] > 1u << 20 || t->ne[2] > 4096 || !t->ne[1] || !t->ne[2])
+        qk_die("--model: %s: tensor '%s' is %" PRIu64 "x%" PRIu64 "x%" PRIu64
+               ", outside what bench runs (up to 2^20 rows and cols, 1..4096 experts)",
+               path, name, t->ne[1], t->ne[0], t->ne[2]);
+    m->tensor = t;
+    m->cols = (size_t)t->ne[0];
+    m->rows = (size_t)t->ne[1];
+    m->n_experts = (size_t)t->ne[2];
+}
+
+const qk_block_q4k *qk_model_expert(const qk_model_weights *m, size_t e) {
+    return (const qk_block_q4k *)(m->tensor->data +
+                                  e * m->rows * (m->cols / QK_K) * sizeof(qk_block_q4k));
+}
+
+void qk_model_close(qk_model_weights *m) {
+    qk_gguf_close(m->gguf);
+    memset(m, 0, sizeof *m);
+}
+
+/* "q4_K 2048x768x128" for a tensor, "-" when absent. */
+static void describe(const qk_gguf *g, const char *name, char *out, size_t size) {
+    const qk_gguf_tensor *t = qk_gguf_find_tensor(g, name);
+    if (!t) {
+        snprintf(out, size, "-");
+        return;
+    }
+    int k = snprintf(out, size, "%s ", qk_ggml_type_name(t->type));
+    for (uint32_t d = 0; d < t->n_dims && k > 0 && (size_t)k < size; d++)
+        k += snprintf(out + k, size - (size_t)k, "%s%" PRIu64, d ? "x" : "", t->ne[d]);
+}
+
+void qk_model_inspect(const char *path) {
+    qk_gguf *g = open_or_die(path);
+    char arch[64];
+    architecture(g, arch, sizeof arch);
+    const qk_gguf_kv *name = qk_gguf_find_kv(g, "general.name");
+    printf("file %s: GGUF v%u, %zu tensors, %zu metadata keys, alignment %" PRIu64 "\n", path,
+           qk_gguf_version(g), qk_gguf_tensor_count(g), qk_gguf_kv_count(g), qk_gguf_alignment(g));
+    printf("architecture %s, name %s\n", arch,
+           name && name->type == QK_GGUF_STRING ? name->str : "-");
+    long long layers = arch_uint(g, arch, "block_count");
+    printf("layers %lld, experts %lld, experts used per token %lld, hidden %lld, expert FFN "
+           "%lld\n",
+           layers, arch_uint(g, arch, "expert_count"), arch_uint(g, arch, "expert_used_count"),
+           arch_uint(g, arch, "embedding_length"),
+           arch_uint(g, arch, "expert_feed_forward_length"));
+    printf("types are ggml's; shapes are ne[0]xne[1]x... (cols x rows x experts); bench reads "
+           "q4_K\n");
+    printf("%-6s %-26s %-26s %-26s\n", "layer", "gate", "up", "down");
+    /* without block_count, walk layers until none of the names exist */
+    for (long long l = 0; layers < 0 ? l < 100000 : l < layers; l++) {
+        char cells[3][64];
+        static const char *const proj[3] = {"gate", "up", "down"};
+        int found = 0;
+        for (int p = 0; p < 3; p++) {
+            char tn[96];
+            qk_model_expert_tensor_name((int)l, proj[p], tn, sizeof tn);
+            describe(g, tn, cells[p], sizeof cells[p]);
+            if (!strcmp(cells[p], "-")) { /* a dense FFN layer */
+                snprintf(tn, sizeof tn, "blk.%lld.ffn_%s.weight", l, proj[p]);
+                char dense[56];
+                describe(g, tn, dense, sizeof dense);
+                if (strcmp(dense, "-")) snprintf(cells[p], sizeof cells[p], "%s (dense)", dense);
+            }
+            found |= strcmp(cells[p], "-") != 0;
+        }
+        if (layers < 0 && !found) break;
+        printf("%-6lld %-26s %-26s %-26s\n", l, cells[0], cells[1], cells[2]);
+    }
+    qk_gguf_close(g);
+}
