@@ -81,6 +81,21 @@ __attribute__((format(printf, 2, 3))) static void field(cursor *c, const char *f
     va_end(ap);
 }
 
+/* A name from the file as it may appear in a one-line message: at most 100 bytes, control
+ * bytes and non-ASCII shown as \xNN. */
+static const char *shown(const char *s, char out[404]) {
+    size_t k = 0;
+    for (size_t i = 0; s[i] && i < 100; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+            out[k++] = (char)ch;
+        else
+            k += (size_t)snprintf(out + k, 5, "\\x%02x", ch);
+    }
+    out[k] = 0;
+    return out;
+}
+
 static size_t left(const cursor *c) {
     return (size_t)(c->end - c->p);
 }
@@ -324,7 +339,8 @@ static qk_gguf *parse(qk_gguf *g, const char *name, char *err, size_t err_size) 
         kv->key = string(&c, NULL);
         if (c.failed) break;
         g->n_kvs++;
-        field(&c, "key '%.100s'", kv->key);
+        char sh[404];
+        field(&c, "key '%s'", shown(kv->key, sh));
         kv->type = u32(&c);
         read_value(&c, kv);
         if (!c.failed && !strcmp(kv->key, "general.alignment")) {
@@ -338,8 +354,9 @@ static qk_gguf *parse(qk_gguf *g, const char *name, char *err, size_t err_size) 
     }
     if (c.failed) goto bad;
     const char *dup = duplicate(g->kvs, g->n_kvs, sizeof *g->kvs);
+    char sh[404];
     if (dup) {
-        field(&c, "key '%.100s'", dup);
+        field(&c, "key '%s'", shown(dup, sh));
         fail(&c, "appears twice");
         goto bad;
     }
@@ -350,7 +367,7 @@ static qk_gguf *parse(qk_gguf *g, const char *name, char *err, size_t err_size) 
         t->name = string(&c, &name_len);
         if (c.failed) break;
         g->n_tensors++;
-        field(&c, "tensor %llu '%.100s'", (unsigned long long)i, t->name);
+        field(&c, "tensor %llu '%s'", (unsigned long long)i, shown(t->name, sh));
         if (name_len > 64) {
             fail(&c, "name is %llu bytes, GGUF allows 64", (unsigned long long)name_len);
             break;
@@ -400,7 +417,7 @@ static qk_gguf *parse(qk_gguf *g, const char *name, char *err, size_t err_size) 
     if (c.failed) goto bad;
     dup = duplicate(g->tensors, g->n_tensors, sizeof *g->tensors);
     if (dup) {
-        field(&c, "tensor '%.100s'", dup);
+        field(&c, "tensor '%s'", shown(dup, sh));
         fail(&c, "appears twice");
         goto bad;
     }
@@ -417,7 +434,7 @@ static qk_gguf *parse(qk_gguf *g, const char *name, char *err, size_t err_size) 
     for (size_t i = 0; i < g->n_tensors; i++) {
         qk_gguf_tensor *t = &g->tensors[i];
         if (t->offset > data_size || t->bytes > data_size - t->offset) {
-            field(&c, "tensor '%.100s'", t->name);
+            field(&c, "tensor '%s'", shown(t->name, sh));
             fail(&c,
                  "data at offset %llu, %llu bytes, runs past the end of the file (%llu data "
                  "bytes)",

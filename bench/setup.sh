@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages qkbench builds and tests with, when any is missing:
-# compilers and CMake, Google Benchmark (library + compare.py), hwloc, and the Python 3
-# packages the tests and plots use.
+# compilers (clang with libFuzzer for the fuzz target) and CMake, Google Benchmark (library +
+# compare.py), hwloc, and the Python 3 packages the tests and plots use.
 set -euo pipefail
-packages=(build-essential cmake clang libbenchmark-dev libbenchmark-tools libhwloc-dev
-          python3 python3-numpy python3-scipy)
+packages=(build-essential cmake clang libclang-rt-14-dev libbenchmark-dev libbenchmark-tools
+          libhwloc-dev pkg-config python3 python3-numpy python3-scipy python3-venv)
 need=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
