@@ -91,11 +91,21 @@ void qk_model_inspect(const char *path) {
     printf("architecture %s, name %s\n", arch,
            name && name->type == QK_GGUF_STRING ? name->str : "-");
     long long layers = arch_uint(g, arch, "block_count");
-    printf("layers %lld, experts %lld, experts used per token %lld, hidden %lld, expert FFN "
-           "%lld\n",
-           layers, arch_uint(g, arch, "expert_count"), arch_uint(g, arch, "expert_used_count"),
-           arch_uint(g, arch, "embedding_length"),
-           arch_uint(g, arch, "expert_feed_forward_length"));
+    static const char *const keys[] = {"block_count",
+                                       "expert_count",
+                                       "expert_used_count",
+                                       "embedding_length",
+                                       "expert_feed_forward_length",
+                                       "feed_forward_length"};
+    static const char *const labels[] = {"layers", "experts",    "experts used per token",
+                                         "hidden", "expert FFN", "dense FFN"};
+    for (int k = 0; k < 6; k++) {
+        long long v = arch_uint(g, arch, keys[k]);
+        char text[32] = "-";
+        if (v >= 0) snprintf(text, sizeof text, "%lld", v);
+        printf("%s%s %s", k ? ", " : "", labels[k], text);
+    }
+    printf("\n");
     printf("types are ggml's; shapes are ne[0]xne[1]x... (cols x rows x experts); bench reads "
            "q4_K\n");
     printf("%-6s %-26s %-26s %-26s\n", "layer", "gate", "up", "down");

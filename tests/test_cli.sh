@@ -4,6 +4,7 @@
 set -u
 bench=$1
 passed=0 failed=0
+src=$(dirname "$0")/..
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 expect_error() { # description, args...
@@ -48,9 +49,24 @@ expect_error "bad min time" --min-time fast
 expect_error "zero cold iterations" --cold-iterations 0
 expect_error "unknown Google Benchmark flag" --benchmark_frobnicate=1
 expect_error "empty json name" --json ""
+expect_error "layer without a model" --layer 3
+expect_error "proj without a model" --proj gate
+expect_error "inspect without a model" --inspect
+expect_error "bad projection" --model x.gguf --proj sideways
+expect_error "model without layer and proj" --model "$0"
+expect_error "model and shape together" --model "$0" --shape gate
+expect_error "tensor and layer together" --model "$0" --tensor a --layer 1
+expect_error "missing model file" --model /nonexistent/m.gguf --layer 0 --proj gate
+expect_error "model that is not GGUF" --model "$0" --layer 0 --proj gate
+expect_error "inspect a file that is not GGUF" --model "$0" --inspect
+head -c 30 "$src/tests/fuzz/gguf_corpus/qwen3moe-tiny.gguf" > "$tmp/truncated.gguf"
+expect_error "truncated model" --model "$tmp/truncated.gguf" --inspect
+expect_error "expert beyond the model's" --model "$src/tests/fuzz/gguf_corpus/qwen3moe-tiny.gguf" \
+  --layer 0 --proj gate --experts 2
+expect_error "Q6_K projection" --model "$src/tests/fuzz/gguf_corpus/qwen3moe-tiny.gguf" \
+  --layer 0 --proj down
 # every row of the variant tables, read from the source, is listed
 list=$("$bench" --list)
-src=$(dirname "$0")/..
 names=$(grep -ohE '^\s*(MATVEC|QUANT)\([a-z0-9_]+' "$src"/cpu/cpu_table.c | sed -E 's/.*\(//')
 [ "$(printf '%s\n' "$names" | wc -l)" -ge 10 ] || { failed=$((failed + 1)); echo "FAIL: no table rows found"; }
 for k in $names; do
