@@ -5,6 +5,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The headers CUDA code includes (this one, qk_q4k_scales.h, qk_kernel.h) are C and C++. */
+#ifdef __cplusplus
+#define QK_STATIC_ASSERT static_assert
+#define QK_EXTERN_C_BEGIN extern "C" {
+#define QK_EXTERN_C_END }
+#else
+#define QK_STATIC_ASSERT _Static_assert
+#define QK_EXTERN_C_BEGIN
+#define QK_EXTERN_C_END
+#endif
+#ifdef __CUDACC__
+#define QK_HOST_DEVICE __host__ __device__
+#else
+#define QK_HOST_DEVICE
+#endif
+
 #define QK_K 256   /* elements per Q4_K / Q8_K super-block */
 #define QK8_1 32   /* elements per Q8_1 block */
 #define QK_K_SUB 8 /* 32-element sub-blocks per Q4_K super-block */
@@ -31,21 +47,23 @@ typedef struct {
     int8_t qs[QK8_1];
 } qk_block_q8_1;
 
-_Static_assert(sizeof(qk_block_q4k) == 144, "Q4_K block must be 144 bytes");
-_Static_assert(sizeof(qk_block_q8k) == 292, "Q8_K block must be 292 bytes");
-_Static_assert(sizeof(qk_block_q8_1) == 36, "Q8_1 block must be 36 bytes");
+QK_STATIC_ASSERT(sizeof(qk_block_q4k) == 144, "Q4_K block must be 144 bytes");
+QK_STATIC_ASSERT(sizeof(qk_block_q8k) == 292, "Q8_K block must be 292 bytes");
+QK_STATIC_ASSERT(sizeof(qk_block_q8_1) == 36, "Q8_1 block must be 36 bytes");
 
 typedef enum { QK_FMT_F32 = 0, QK_FMT_Q4_K, QK_FMT_Q8_K, QK_FMT_Q8_1, QK_FMT_COUNT } qk_format;
 
 /* Row r of a plain Q4_K matrix with `cols` columns. */
-static inline const qk_block_q4k *qk_q4k_row(const void *w, size_t cols, size_t r) {
+static inline QK_HOST_DEVICE const qk_block_q4k *qk_q4k_row(const void *w, size_t cols, size_t r) {
     return (const qk_block_q4k *)w + r * (cols / QK_K);
 }
 
+QK_EXTERN_C_BEGIN
 const char *qk_format_name(qk_format f);
 /* Bytes taken by n elements (n a multiple of the block size) of format f. */
 size_t qk_format_bytes(qk_format f, size_t n);
 /* Elements per block of format f (1 for f32). */
 int qk_format_block(qk_format f);
+QK_EXTERN_C_END
 
 #endif

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+QK_EXTERN_C_BEGIN
 typedef enum { QK_DEV_CPU = 0, QK_DEV_GPU } qk_device;
 typedef enum { QK_OP_MATVEC = 0, QK_OP_QUANTIZE } qk_op;
 
@@ -42,6 +43,10 @@ typedef struct qk_kernel {
     qk_packed_size_fn packed_size; /* NULL: the kernel reads plain Q4_K rows */
     qk_pack_fn pack;
     const char *summary; /* one line: what it computes and how */
+    /* GPU variants: gpu/'s launch description (opaque here). For them matvec / quantize hold
+     * the C emulation: the same arithmetic in the same order, run on the CPU. */
+    const void *gpu;
 } qk_kernel;
+QK_EXTERN_C_END
 
 #endif

@@ -1,11 +1,13 @@
 /* The one decoder of Q4_K's packed 6-bit scales and mins (DESIGN.md "Formats"). */
 #ifndef QK_Q4K_SCALES_H
 #define QK_Q4K_SCALES_H
+#include "qk_formats.h"
 #include <stdint.h>
 #include <string.h>
 
 /* Scale and min of sub-block j (0..7) from the 12 packed bytes. */
-static inline void qk_q4k_scale_min(const uint8_t s[12], int j, uint8_t *sc, uint8_t *m) {
+static inline QK_HOST_DEVICE void qk_q4k_scale_min(const uint8_t s[12], int j, uint8_t *sc,
+                                                   uint8_t *m) {
     if (j < 4) {
         *sc = s[j] & 63;
         *m = s[j + 4] & 63;
@@ -17,7 +19,7 @@ static inline void qk_q4k_scale_min(const uint8_t s[12], int j, uint8_t *sc, uin
 
 /* All eight at once with word operations (the form SIMD kernels want): out[0..7] = scales,
  * out[8..15] = mins. Equal to qk_q4k_scale_min for every j (tested exhaustively on bits). */
-static inline void qk_q4k_unpack_scales(const uint8_t s[12], uint8_t out[16]) {
+static inline QK_HOST_DEVICE void qk_q4k_unpack_scales(const uint8_t s[12], uint8_t out[16]) {
     uint32_t w0, w1, w2;
     memcpy(&w0, s, 4);     /* low 6 bits: sc0..3; top 2 bits: high bits of sc4..7 */
     memcpy(&w1, s + 4, 4); /* low 6 bits: m0..3; top 2 bits: high bits of m4..7 */
@@ -31,6 +33,22 @@ static inline void qk_q4k_unpack_scales(const uint8_t s[12], uint8_t out[16]) {
     memcpy(out + 4, &sc47, 4);
     memcpy(out + 8, &m03, 4);
     memcpy(out + 12, &m47, 4);
+}
+
+/* Scale and min of sub-block j (0..7, run-time) from the 12 bytes held as three little-endian
+ * words, with shifts only (the form a GPU thread wants: no indexed local array). Equal to
+ * qk_q4k_scale_min for every j (tested). */
+static inline QK_HOST_DEVICE void qk_q4k_scale_min_words(uint32_t w0, uint32_t w1, uint32_t w2,
+                                                         int j, uint32_t *sc, uint32_t *m) {
+    const int k = 8 * (j & 3);
+    const uint32_t b0 = (w0 >> k) & 0xff, b1 = (w1 >> k) & 0xff, b2 = (w2 >> k) & 0xff;
+    if (j < 4) {
+        *sc = b0 & 63;
+        *m = b1 & 63;
+    } else {
+        *sc = (b2 & 0xF) | ((b0 >> 6) << 4);
+        *m = (b2 >> 4) | ((b1 >> 6) << 4);
+    }
 }
 
 #endif

@@ -94,13 +94,17 @@ static void test_scale_unpack(void) {
             s[t / 8] = (uint8_t)(1u << (t % 8));
         }
         qk_q4k_unpack_scales(s, all);
+        uint32_t w0, w1, w2;
+        memcpy(&w0, s, 4), memcpy(&w1, s + 4, 4), memcpy(&w2, s + 8, 4);
         for (int j = 0; j < 8; j++) {
             uint8_t sc, m;
+            uint32_t scw, mw;
             qk_q4k_scale_min(s, j, &sc, &m);
-            if (sc != all[j] || m != all[8 + j] || sc > 63 || m > 63) bad++;
+            qk_q4k_scale_min_words(w0, w1, w2, j, &scw, &mw); /* the GPU kernels' form */
+            if (sc != all[j] || m != all[8 + j] || sc > 63 || m > 63 || scw != sc || mw != m) bad++;
         }
     }
-    CHECK(bad == 0, "word-wise scale unpack disagrees with the per-sub-block decoder (%d)", bad);
+    CHECK(bad == 0, "word-wise scale decoders disagree with the per-sub-block decoder (%d)", bad);
     /* a hand-packed block: sc_j = 10+j+40*(j>=4), m_j = 50-j */
     uint8_t s[12] = {10, 11, 12, 13, 50, 49, 48, 47, 0, 0, 0, 0};
     for (int j = 4; j < 8; j++) {

@@ -54,10 +54,13 @@ static verdict judge(const qk_kernel *k, const qk_block_q4k *w, size_t rows, siz
     }
     float *y = alloc_poisoned(rows);
     double *xr = malloc(cols * sizeof *xr), *yr = malloc(rows * sizeof *yr);
-    qk_block_q8k *xq = malloc(cols / QK_K * sizeof *xq);
+    void *xq = malloc(qk_format_bytes(k->act_format, cols));
     const void *act = x;
     if (k->act_format == QK_FMT_Q8_K) {
         qk_quantize_q8k_ref(x, xq, cols);
+        act = xq;
+    } else if (k->act_format == QK_FMT_Q8_1) {
+        qk_quantize_q8_1_ref(x, xq, cols);
         act = xq;
     }
     k->matvec(wl.data, rows, cols, 0, rows, act, y);
@@ -67,7 +70,7 @@ static verdict judge(const qk_kernel *k, const qk_block_q4k *w, size_t rows, siz
     if (k->act_format == QK_FMT_F32) {
         v.failures += !(v.vs_f64.rel_l2 <= F32_REL_L2);
     } else {
-        qk_activations_f64(QK_FMT_Q8_K, xq, cols, xr);
+        qk_activations_f64(k->act_format, xq, cols, xr);
         qk_oracle_q4k(w, rows, cols, xr, yr);
         v.vs_exact = qk_deviation_of(y, yr, rows);
         v.failures += !(v.vs_exact.rel_l2 <= Q8_EXACT_REL_L2);
@@ -100,10 +103,10 @@ static void test_all_variants_vs_oracle(void) {
         float *x = malloc(sh->cols * sizeof *x);
         for (int p = 0; p < QK_ACT_COUNT; p++) {
             qk_act_fill(&r, (qk_act_profile)p, x, sh->cols);
-            for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
-                const qk_kernel *k = &qk_cpu_kernels[i];
+            for (size_t i = 0; i < qk_test_variant_count(); i++) {
+                const qk_kernel *k = qk_test_variant(i);
                 if (k->op != QK_OP_MATVEC) continue;
-                const char *why = qk_cpu_unsupported(k);
+                const char *why = qk_test_unsupported(k);
                 if (why) {
                     if (s == 0 && p == 0) printf("skip %s: %s\n", k->name, why);
                     continue;
@@ -151,9 +154,9 @@ static void test_integer_sums_exact(void) {
         }
         want[row] = (double)total;
     }
-    for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
-        const qk_kernel *k = &qk_cpu_kernels[i];
-        if (k->op != QK_OP_MATVEC || k->act_format != QK_FMT_Q8_K || qk_cpu_unsupported(k))
+    for (size_t i = 0; i < qk_test_variant_count(); i++) {
+        const qk_kernel *k = qk_test_variant(i);
+        if (k->op != QK_OP_MATVEC || k->act_format != QK_FMT_Q8_K || qk_test_unsupported(k))
             continue;
         qk_weights wl;
         qk_weights_prepare(k, w, ROWS, COLS, 1, &wl);
@@ -229,11 +232,11 @@ static void wrong_skips_last_row(const void *w, size_t rows, size_t cols, size_t
 static void test_wrong_kernels_are_flagged(void) {
     const qk_kernel wrong[] = {
         {"wrong_scale_pairing", QK_DEV_CPU, QK_OP_MATVEC, QK_FMT_Q4_K, QK_FMT_Q8_K, 0,
-         wrong_scale_pairing, NULL, 1, NULL, NULL, "test only"},
+         wrong_scale_pairing, NULL, 1, NULL, NULL, "test only", NULL},
         {"wrong_first_scale", QK_DEV_CPU, QK_OP_MATVEC, QK_FMT_Q4_K, QK_FMT_Q8_K, 0,
-         wrong_first_scale_no_mins, NULL, 1, NULL, NULL, "test only"},
+         wrong_first_scale_no_mins, NULL, 1, NULL, NULL, "test only", NULL},
         {"wrong_skips_row", QK_DEV_CPU, QK_OP_MATVEC, QK_FMT_Q4_K, QK_FMT_Q8_K, 0,
-         wrong_skips_last_row, NULL, 1, NULL, NULL, "test only"},
+         wrong_skips_last_row, NULL, 1, NULL, NULL, "test only", NULL},
     };
     qk_rng r;
     qk_rng_seed(&r, 31);

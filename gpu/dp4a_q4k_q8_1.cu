@@ -1,0 +1,56 @@
+// dp4a_q4k_q8_1: Q4_K x Q8_1 (llama.cpp's CUDA activation format) with __dp4a; the timed
+// unit is gpu_quant_q8_1 + this matvec. Lane 4*s + c takes chunk c of super-blocks s, s + 8,
+// ...: Q8_1 blocks 8*sb + 2c and 8*sb + 2c + 1 meet sub-blocks 2c (low nibbles) and 2c + 1
+// (high); integer dot products and quant sums by __dp4a, then the f32 formula of
+// dp4a_q4k_q8_1_emu.c; then the warp butterfly.
+#include "gpu_launch.cuh"
+
+__global__ void __launch_bounds__(QK_GPU_WARPS * 32)
+    qk_dp4a_q4k_q8_1_kernel(const qk_block_q4k *__restrict__ w, const int32_t *__restrict__ ids,
+                            int rows, int nb, int total, const qk_block_q8_1 *__restrict__ xa,
+                            float *__restrict__ y) {
+    const int g = blockIdx.x * QK_GPU_WARPS + threadIdx.x / 32;
+    if (g >= total) return;
+    const int lane = threadIdx.x & 31, s = lane >> 2, c = lane & 3;
+    const qk_block_q4k *row = qk_gpu_row(w, ids, rows, nb, g);
+    float acc = 0.0f;
+    for (int sb = s; sb < nb; sb += 8) {
+        const qk_block_q4k *b = row + sb;
+        const qk_q4k_head h = qk_load_head(b);
+        const uint4 *qp = reinterpret_cast<const uint4 *>(b->qs + 32 * c);
+        const uint4 qa = __ldg(qp), qb = __ldg(qp + 1);
+        const uint32_t qw[8] = {qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w};
+        const qk_block_q8_1 *x0 = xa + 8 * (size_t)sb + 2 * c, *x1 = x0 + 1;
+        const int *q0 = reinterpret_cast<const int *>(x0->qs),
+                  *q1 = reinterpret_cast<const int *>(x1->qs);
+        int isum0 = 0, isum1 = 0, qsum0 = 0, qsum1 = 0;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const int a0 = __ldg(q0 + k), a1 = __ldg(q1 + k);
+            isum0 = __dp4a((int)(qw[k] & 0x0F0F0F0Fu), a0, isum0);
+            isum1 = __dp4a((int)((qw[k] >> 4) & 0x0F0F0F0Fu), a1, isum1);
+            qsum0 = __dp4a(0x01010101, a0, qsum0);
+            qsum1 = __dp4a(0x01010101, a1, qsum1);
+        }
+        uint32_t sc0, m0, sc1, m1;
+        qk_q4k_scale_min_words(h.w0, h.w1, h.w2, 2 * c, &sc0, &m0);
+        qk_q4k_scale_min_words(h.w0, h.w1, h.w2, 2 * c + 1, &sc1, &m1);
+        const float d8a = qk_h2f(x0->d), d8b = qk_h2f(x1->d);
+        const float sumd = __fadd_rn(__fmul_rn(d8a, (float)(isum0 * (int)sc0)),
+                                     __fmul_rn(d8b, (float)(isum1 * (int)sc1)));
+        const float summ = __fadd_rn(__fmul_rn(d8a, (float)(qsum0 * (int)m0)),
+                                     __fmul_rn(d8b, (float)(qsum1 * (int)m1)));
+        acc = __fadd_rn(acc, __fsub_rn(__fmul_rn(h.d, sumd), __fmul_rn(h.dmin, summ)));
+    }
+    acc = qk_warp_sum(acc);
+    if (lane == 0) y[g] = acc;
+}
+
+cudaError_t qk_launch_dp4a_q4k_q8_1(const qk_gpu_args &a, cudaStream_t st) {
+    cudaError_t e = qk_launch_gpu_quant_q8_1(a.x_f32, a.x_q, a.nb * QK_K, st);
+    if (e != cudaSuccess) return e;
+    const int grid = (a.total + QK_GPU_WARPS - 1) / QK_GPU_WARPS;
+    qk_dp4a_q4k_q8_1_kernel<<<grid, QK_GPU_WARPS * 32, 0, st>>>(
+        a.w, a.ids, a.rows, a.nb, a.total, static_cast<const qk_block_q8_1 *>(a.x_q), a.y);
+    return cudaGetLastError();
+}

@@ -1,0 +1,46 @@
+// What every kernel file of gpu/ shares: the block formats and the one Q4_K scale decoder of
+// kernels/, fp16 helpers, the warp reduction whose order the emulations copy, and the row
+// mapping of the multi-expert launches.
+#pragma once
+#include "../kernels/qk_formats.h"
+#include "../kernels/qk_q4k_scales.h"
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+constexpr int QK_GPU_WARPS = 8; // warps per block: one row (or quantized block) per warp
+
+__device__ __forceinline__ float qk_h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+
+// f32 -> fp16 bits exactly as kernels/qk_fp16.c does: RNE (the hardware's), and its NaN rule.
+__device__ __forceinline__ uint16_t qk_f2h(float f) {
+    uint32_t u = __float_as_uint(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)(((u >> 16) & 0x8000) | 0x7e00 | ((u >> 13) & 0x3ff));
+    return __half_as_ushort(__float2half_rn(f));
+}
+
+// The xor butterfly over offsets 16, 8, 4, 2, 1 (gpu/emu_warp.h emulates it).
+__device__ __forceinline__ float qk_warp_sum(float v) {
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
+// Row g of the launch: row g % rows of expert ids[g / rows] (experts contiguous in w).
+__device__ __forceinline__ const qk_block_q4k *qk_gpu_row(const qk_block_q4k *w,
+                                                          const int32_t *ids, int rows, int nb,
+                                                          int g) {
+    return w + ((size_t)ids[g / rows] * rows + (size_t)(g % rows)) * nb;
+}
+
+// The 16-byte head of a Q4_K block: d, dmin and the three words of packed scales.
+struct qk_q4k_head {
+    float d, dmin;
+    uint32_t w0, w1, w2;
+};
+__device__ __forceinline__ qk_q4k_head qk_load_head(const qk_block_q4k *b) {
+    uint4 h = __ldg(reinterpret_cast<const uint4 *>(b));
+    return {qk_h2f((uint16_t)(h.x & 0xffff)), qk_h2f((uint16_t)(h.x >> 16)), h.y, h.z, h.w};
+}

@@ -1,0 +1,76 @@
+/* The GPU variants: their table, the C emulation of each one's arithmetic (which CI runs and
+ * tests against the f64 oracles), and the C interface of the CUDA runtime in gpu_runtime.cu. */
+#ifndef QK_GPU_KERNELS_H
+#define QK_GPU_KERNELS_H
+#include "../kernels/qk_kernel.h"
+#include <stddef.h>
+#include <stdint.h>
+
+QK_EXTERN_C_BEGIN
+/* What a GPU row launches (the `gpu` field of its descriptor). */
+typedef enum {
+    QK_GPU_MATVEC_F32,     /* gpu_q4k_f32: f32 activations */
+    QK_GPU_MATVEC_Q8K,     /* dp4a_q4k_q8: gpu_quant_q8k, then the DP4A matvec (two launches) */
+    QK_GPU_MATVEC_Q8_1,    /* dp4a_q4k_q8_1: gpu_quant_q8_1, then the DP4A matvec */
+    QK_GPU_MATVEC_Q8K_E2E, /* dp4a_q4k_q8_e2e: quantization fused into the matvec launch */
+    QK_GPU_QUANT_Q8K,      /* gpu_quant_q8k */
+    QK_GPU_QUANT_Q8_1,     /* gpu_quant_q8_1 */
+} qk_gpu_op;
+typedef struct {
+    qk_gpu_op op;
+} qk_gpu_launch;
+
+extern const qk_kernel qk_gpu_kernels[];
+extern const size_t qk_gpu_kernel_count;
+const qk_kernel *qk_gpu_kernel(const char *name);
+/* NULL when the GPU variants run here, else why not ("no CUDA device: ...", "built without
+ * CUDA"). The emulations run everywhere. */
+const char *qk_gpu_unsupported(void);
+/* 1 when this build contains the CUDA code. */
+int qk_gpu_built(void);
+
+/* The emulations: the GPU kernels' arithmetic in the same order, in C (see each .cu file). */
+void qk_emu_gpu_q4k_f32(const void *w, size_t rows, size_t cols, size_t r0, size_t r1,
+                        const void *x, float *y);
+void qk_emu_dp4a_q4k_q8(const void *w, size_t rows, size_t cols, size_t r0, size_t r1,
+                        const void *x, float *y);
+void qk_emu_dp4a_q4k_q8_1(const void *w, size_t rows, size_t cols, size_t r0, size_t r1,
+                          const void *x, float *y);
+/* The GPU quantizers are bit-identical to the references by construction (each block's
+ * reduction picks the same element, every float operation is the reference's): their
+ * emulation is the reference itself. */
+void qk_emu_gpu_quant_q8k(const float *x, void *out, size_t n);
+void qk_emu_gpu_quant_q8_1(const float *x, void *out, size_t n);
+
+/* ---- the CUDA runtime (gpu_runtime.cu; stubs when built without CUDA) ---- */
+typedef void (*qk_gpu_kv_fn)(const char *key, const char *value, void *ctx);
+/* Opens device 0; 0, or -1 with the reason in err. */
+int qk_gpu_open(char *err, size_t err_size);
+/* name, compute capability, SMs, L2, memory, bus width, clocks now, driver and runtime
+ * versions, CUPTI, the host CPUs near the GPU. */
+void qk_gpu_fingerprint(qk_gpu_kv_fn emit, void *ctx);
+/* Device-to-device copy bandwidth over `bytes` (read + write counted), best of reps, B/s. */
+double qk_gpu_copy_bandwidth(size_t bytes, int reps);
+
+/* One variant's timed unit on the device: weights of n_experts (rows x cols each, plain Q4_K),
+ * the selected ids, the f32 activations. */
+typedef struct qk_gpu_case qk_gpu_case;
+qk_gpu_case *qk_gpu_case_create(const qk_kernel *k, const qk_block_q4k *w, size_t rows, size_t cols,
+                                size_t n_experts, const int32_t *ids, size_t n_ids, const float *x,
+                                char *err, size_t err_size);
+void qk_gpu_case_destroy(qk_gpu_case *c);
+/* Runs the unit once (outputs poisoned first) and copies y (n_ids * rows floats) back; for a
+ * quantizer, its output blocks. 0, or -1 with the reason. */
+int qk_gpu_case_run(qk_gpu_case *c, void *out_host, char *err, size_t err_size);
+typedef struct {
+    double event_s;  /* CUDA events: per unit */
+    double kernel_s; /* CUPTI: the unit's kernels' own durations, per unit (0: no CUPTI) */
+    int kernels;     /* kernel records per unit */
+} qk_gpu_sample;
+/* Hot: `count` units back to back in a CUDA graph (captured once per case), timed as one;
+ * cold: the L2 flushed (a write of twice its size), then one unit. Per-unit times. */
+int qk_gpu_case_time(qk_gpu_case *c, int cold, int count, qk_gpu_sample *out, char *err,
+                     size_t err_size);
+QK_EXTERN_C_END
+
+#endif
