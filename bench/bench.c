@@ -14,6 +14,7 @@
 #include "../cpu/cpu_features.h"
 #include "../cpu/cpu_kernels.h"
 #include "../cpu/matvec.h"
+#include "../gpu/gpu_kernels.h"
 #include "../kernels/qk_oracle.h"
 #include "../kernels/qk_quant.h"
 #include "../kernels/qk_rng.h"
@@ -41,6 +42,7 @@ typedef struct {
     float *y;
     size_t xq_bytes;
     qk_deviation dev, exact; /* vs the f64 oracle; vs the algorithm-exact oracle (Q8 only) */
+    qk_gpu_case *gpu;        /* GPU variants: the unit on the device */
 } variant;
 
 typedef struct bench_row bench_row;
@@ -53,6 +55,8 @@ struct bench_row {
     bench_row *peak;   /* the read row of the same size and temperature */
     double seconds[MAX_REPS];
     int reps;
+    double kernel_seconds[MAX_REPS]; /* GPU rows: CUPTI's per-unit kernel time, per repetition */
+    int kernel_reps, kernels_per_unit;
     int skipped;
     char message[160];
 };
@@ -66,6 +70,8 @@ static struct {
     const float *x;
     void *peak_buf;
     size_t peak_buf_bytes;
+    double gpu_copy_bps; /* device-to-device copy, read + write counted: GPU rows' peak */
+    int gpu_iterations;
     bench_row *rows;
     size_t n_rows, n_done;
     int progress;
@@ -83,7 +89,8 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 static double median_of(const double *v, int n) {
-    double s[MAX_REPS];
+    double s[4096];
+    if (n > 4096) n = 4096;
     memcpy(s, v, (size_t)n * sizeof *s);
     qsort(s, (size_t)n, sizeof *s, cmp_double);
     return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
@@ -117,7 +124,10 @@ static void report(qk_gb_state *st, bench_row *row, double elapsed) {
     double per_call = elapsed / iters;
     qk_gb_counter(st, "GBps", row->bytes / per_call * 1e-9, QK_GB_PLAIN);
     qk_gb_counter(st, "bytes", row->bytes, QK_GB_PLAIN);
-    if (row->peak && row->peak->reps) {
+    if (row->v && row->v->gpu && g.gpu_copy_bps > 0) {
+        qk_gb_counter(st, "peak_GBps", g.gpu_copy_bps * 1e-9, QK_GB_PLAIN);
+        qk_gb_counter(st, "pct_peak", 100 * row->bytes / per_call / g.gpu_copy_bps, QK_GB_PLAIN);
+    } else if (row->peak && row->peak->reps) {
         double peak = row->peak->bytes / best_of(row->peak);
         qk_gb_counter(st, "peak_GBps", peak * 1e-9, QK_GB_PLAIN);
         qk_gb_counter(st, "pct_peak", 100 * row->bytes / per_call / peak, QK_GB_PLAIN);
@@ -153,6 +163,33 @@ static void run_variant(qk_gb_state *st, void *arg) {
         while (qk_gb_keep_running(st))
             forward(row->v);
         elapsed = now_s() - t0;
+    }
+    report(st, row, elapsed);
+}
+
+/* GPU rows: each iteration times `count` units (hot: a CUDA graph of 100 back to back; cold:
+ * one after an L2 flush) with CUDA events; CUPTI's kernel durations come from a second pass. */
+static void run_gpu(qk_gb_state *st, void *arg) {
+    bench_row *row = arg;
+    double elapsed = 0, kernel[4096];
+    int n = 0;
+    char err[512];
+    while (qk_gb_keep_running(st)) {
+        qk_gpu_sample s;
+        if (qk_gpu_case_time(row->v->gpu, row->cold, row->cold ? 1 : 100, &s, err, sizeof err)) {
+            qk_gb_skip(st, err);
+            return;
+        }
+        qk_gb_set_iteration_time(st, s.event_s);
+        elapsed += s.event_s;
+        if (s.kernels && n < 4096) kernel[n++] = s.kernel_s;
+        row->kernels_per_unit = s.kernels;
+    }
+    if (n && row->kernel_reps < MAX_REPS) {
+        double k = median_of(kernel, n);
+        row->kernel_seconds[row->kernel_reps++] = k;
+        qk_gb_counter(st, "kernel_us", k * 1e6, QK_GB_PLAIN);
+        qk_gb_counter(st, "kernels_per_unit", row->kernels_per_unit, QK_GB_PLAIN);
     }
     report(st, row, elapsed);
 }
@@ -207,15 +244,27 @@ static void emit_context(const char *key, const char *value, void *ctx) {
         fprintf(summary, "# %s: %s\n", key, value);
 }
 
+static const qk_kernel *variant_at(size_t i) {
+    return i < qk_cpu_kernel_count ? &qk_cpu_kernels[i] : &qk_gpu_kernels[i - qk_cpu_kernel_count];
+}
+static size_t variant_count(void) {
+    return qk_cpu_kernel_count + qk_gpu_kernel_count;
+}
+/* NULL when this machine runs k, else why not. */
+static const char *unsupported(const qk_kernel *k) {
+    return k->device == QK_DEV_GPU ? qk_gpu_unsupported() : qk_cpu_unsupported(k);
+}
+
 static void list_kernels(void) {
     printf("%-18s %-6s %-8s %-14s %s\n", "variant", "device", "op", "formats", "runs here");
-    for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
-        const qk_kernel *k = &qk_cpu_kernels[i];
-        const char *why = qk_cpu_unsupported(k);
+    for (size_t i = 0; i < variant_count(); i++) {
+        const qk_kernel *k = variant_at(i);
+        const char *why = unsupported(k);
         char formats[32];
         snprintf(formats, sizeof formats, "%s %s %s", qk_format_name(k->weight_format),
                  k->op == QK_OP_MATVEC ? "x" : "->", qk_format_name(k->act_format));
-        printf("%-18s %-6s %-8s %-14s %s%s  -- %s\n", k->name, "cpu",
+        printf("%-18s %-6s %-8s %-14s %s%s  -- %s\n", k->name,
+               k->device == QK_DEV_GPU ? "cuda" : "cpu",
                k->op == QK_OP_MATVEC ? "matvec" : "quantize", formats, why ? "no: " : "yes",
                why ? why : "", k->summary);
     }
@@ -230,8 +279,8 @@ static size_t select_kernels(const char *patterns, const qk_kernel **sel, size_t
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         int hit = 0;
-        for (size_t i = 0; i < qk_cpu_kernel_count; i++) {
-            const qk_kernel *k = &qk_cpu_kernels[i];
+        for (size_t i = 0; i < variant_count(); i++) {
+            const qk_kernel *k = variant_at(i);
             if (k->op != QK_OP_MATVEC || fnmatch(t, k->name, 0)) continue;
             hit = 1;
             int dup = 0;
@@ -421,34 +470,53 @@ int main(int argc, char **argv) {
     /* variants: lay out weights, measure the deviation once (outputs poisoned first) */
     variant vars[64];
     size_t n_vars = 0;
-    const char *skipped_lines[64];
+    const qk_kernel *skipped[64];
     size_t n_skipped = 0;
     const qk_kernel *q8k_quant = NULL;
+    int any_gpu = 0;
     for (size_t s = 0; s < n_sel; s++) {
         const qk_kernel *k = sel[s];
-        if (qk_cpu_unsupported(k)) {
-            skipped_lines[n_skipped++] = k->name;
+        if (unsupported(k)) {
+            skipped[n_skipped++] = k;
             continue;
         }
         variant *v = &vars[n_vars++];
         memset(v, 0, sizeof *v);
         v->k = k;
-        if (k->act_format != QK_FMT_F32) {
+        if (k->device == QK_DEV_GPU) {
+            char err[512];
+            if (!any_gpu && qk_gpu_open(err, sizeof err)) qk_die("GPU: %s", err);
+            any_gpu = 1;
+            v->gpu = qk_gpu_case_create(k, w, o->rows, o->cols, n_distinct, local_ids, o->n_ids, x,
+                                        err, sizeof err);
+            if (!v->gpu) qk_die("%s: %s", k->name, err);
+            v->xq_bytes = qk_format_bytes(k->act_format, o->cols);
+            v->xq = xmalloc(v->xq_bytes, "activations"); /* the reference quantization, for the
+                                                            exact oracle: the GPU's is identical */
+            if (k->act_format == QK_FMT_Q8_K) qk_quantize_q8k_ref(x, v->xq, o->cols);
+            if (k->act_format == QK_FMT_Q8_1) qk_quantize_q8_1_ref(x, v->xq, o->cols);
+            if (k->act_format == QK_FMT_F32) memcpy(v->xq, x, v->xq_bytes);
+            v->y = xmalloc(n_out * sizeof *v->y, "outputs");
+            if (qk_gpu_case_run(v->gpu, v->y, err, sizeof err)) qk_die("%s: %s", k->name, err);
+        }
+        if (k->act_format != QK_FMT_F32 && !v->gpu) {
             v->quant = qk_cpu_best_quantizer(k->act_format);
             if (!v->quant) qk_die("no quantizer for %s activations", qk_format_name(k->act_format));
             if (k->act_format == QK_FMT_Q8_K) q8k_quant = v->quant;
         }
-        if (qk_weights_prepare(k, w, o->rows, o->cols, n_distinct, &v->w))
-            qk_die("out of memory laying out weights for %s", k->name);
-        v->xq_bytes = qk_format_bytes(k->act_format, o->cols);
-        v->xq = xmalloc(v->xq_bytes, "activations");
-        v->y = xmalloc(n_out * sizeof *v->y, "outputs");
-        for (size_t i = 0; i < n_out; i++)
-            v->y[i] = NAN;
-        if (!v->quant) memcpy(v->xq, x, v->xq_bytes);
-        forward(v);
+        if (!v->gpu) {
+            if (qk_weights_prepare(k, w, o->rows, o->cols, n_distinct, &v->w))
+                qk_die("out of memory laying out weights for %s", k->name);
+            v->xq_bytes = qk_format_bytes(k->act_format, o->cols);
+            v->xq = xmalloc(v->xq_bytes, "activations");
+            v->y = xmalloc(n_out * sizeof *v->y, "outputs");
+            for (size_t i = 0; i < n_out; i++)
+                v->y[i] = NAN;
+            if (!v->quant) memcpy(v->xq, x, v->xq_bytes);
+            forward(v);
+        }
         v->dev = qk_deviation_of(v->y, y_ref, n_out);
-        if (v->quant) {
+        if (k->act_format != QK_FMT_F32) {
             qk_format f = k->act_format;
             if (!y_exact[f]) {
                 y_exact[f] = xmalloc(n_out * sizeof *y_exact[f], "oracle");
@@ -473,6 +541,12 @@ int main(int argc, char **argv) {
         dump(o->dump_dir, "activations", x, NULL, o->cols);
     }
 
+    if (any_gpu) { /* the GPU rows' peak, as DESIGN.md's anchor measures it: 1 GiB, read+write */
+        g.gpu_copy_bps = qk_gpu_copy_bandwidth((size_t)1 << 30, 10);
+        if (g.gpu_copy_bps <= 0) qk_die("GPU: the device-to-device copy failed");
+    }
+    g.gpu_iterations = o->gpu_iterations;
+
     /* rows: a peak read row per distinct working-set size and temperature, registered before
      * the first variant that uses it (so its median is known when the variant finishes) */
     g.rows = calloc(3 * 2 * (n_vars + 1), sizeof *g.rows);
@@ -483,11 +557,11 @@ int main(int argc, char **argv) {
                        4.0 * (double)n_out;
         for (int cold = 0; cold < 2; cold++) {
             if (cold ? !o->cold : !o->hot) continue;
-            bench_row *peak = NULL;
-            for (size_t i = 0; i < g.n_rows && !peak; i++)
+            bench_row *peak = NULL; /* GPU rows: the device copy bandwidth instead */
+            for (size_t i = 0; i < g.n_rows && !peak && !v->gpu; i++)
                 if (!g.rows[i].v && g.rows[i].cold == cold && g.rows[i].bytes == bytes)
                     peak = &g.rows[i];
-            if (!peak) {
+            if (!peak && !v->gpu) {
                 peak = &g.rows[g.n_rows++];
                 peak->bytes = bytes;
                 peak->cold = cold;
@@ -509,9 +583,16 @@ int main(int argc, char **argv) {
     memset(g.peak_buf, 0x5a, g.peak_buf_bytes);
     for (size_t i = 0; i < g.n_rows; i++) {
         bench_row *row = &g.rows[i];
-        qk_gb_bench *b = qk_gb_register(row->name, row->v ? run_variant : run_peak, row);
+        qk_gb_bench *b = qk_gb_register(row->name,
+                                        !row->v       ? run_peak
+                                        : row->v->gpu ? run_gpu
+                                                      : run_variant,
+                                        row);
         qk_gb_set_unit_us(b);
-        if (row->cold) {
+        if (row->v && row->v->gpu) { /* fixed counts: each iteration is a graph of 100 units */
+            qk_gb_use_manual_time(b);
+            qk_gb_set_iterations(b, row->cold ? o->cold_iterations : o->gpu_iterations);
+        } else if (row->cold) {
             qk_gb_use_manual_time(b);
             qk_gb_set_iterations(b, o->cold_iterations);
         }
@@ -527,6 +608,14 @@ int main(int argc, char **argv) {
     strftime(v, sizeof v, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     qk_gb_add_context("run_date", v);
     qk_hw_fingerprint(g.hw, emit_context, stdout);
+    if (any_gpu) {
+        qk_gpu_fingerprint(emit_context, NULL);
+        snprintf(v, sizeof v, "%.1f", g.gpu_copy_bps * 1e-9);
+        qk_gb_add_context("gpu_copy_peak_GBps", v);
+        qk_gb_add_context("gpu_timing", "hot: CUDA graph of 100 units back to back, events around "
+                                        "it / 100; cold: L2 flushed (2x L2 written), one unit; "
+                                        "kernel_us: CUPTI kernel records of a second pass");
+    }
     uint32_t isa = qk_cpu_isa();
     snprintf(v, sizeof v, "%s%s%s", isa & QK_ISA_AVX2 ? "avx2 " : "",
              isa & QK_ISA_AVX512 ? "avx512 " : "", isa & QK_ISA_AVX512_VNNI ? "avx512_vnni" : "");
@@ -551,9 +640,8 @@ int main(int argc, char **argv) {
     len = 0;
     v[0] = 0;
     for (size_t i = 0; i < n_skipped; i++)
-        len +=
-            (size_t)snprintf(v + len, sizeof v - len, "%s%s: %s", i ? "; " : "", skipped_lines[i],
-                             qk_cpu_unsupported(qk_cpu_kernel(skipped_lines[i])));
+        len += (size_t)snprintf(v + len, sizeof v - len, "%s%s: %s", i ? "; " : "",
+                                skipped[i]->name, unsupported(skipped[i]));
     qk_gb_add_context("skipped", n_skipped ? v : "none");
 
     printf("# weights %s\n# shape %zux%zu (%s), experts", weights, o->rows, o->cols, o->shape);
@@ -574,9 +662,13 @@ int main(int argc, char **argv) {
         printf("\n%s\n",
                cold ? "cold: the working set is flushed from every cache before each sample"
                     : "hot: caches warm, calls back to back");
-        printf("%-26s %10s %10s %6s %8s %8s %6s %9s %9s %9s %9s\n", "variant", "median_us",
-               "min_us", "cv_%", "GB/s", "GOP/s", "%peak", "rel_l2", "max_rel", "1-cos",
-               "exact_l2");
+        printf("%-26s %10s %10s %6s %8s %8s %6s %9s %9s %9s %9s %9s\n", "variant", "median_us",
+               "min_us", "cv_%", "GB/s", "GOP/s", "%peak", "rel_l2", "max_rel", "1-cos", "exact_l2",
+               "kernel_us");
+        if (any_gpu)
+            printf("%-26s %10s %10s %6s %8.1f  (GPU rows' peak: device-to-device copy of 1 GiB, "
+                   "read + write)\n",
+                   "peak copy (GPU)", "-", "-", "-", g.gpu_copy_bps * 1e-9);
         for (size_t i = 0; i < g.n_rows; i++) {
             bench_row *row = &g.rows[i];
             if (row->cold != cold) continue;
@@ -611,8 +703,7 @@ int main(int argc, char **argv) {
         }
     }
     for (size_t i = 0; i < n_skipped; i++)
-        printf("%-26s skipped: %s\n", skipped_lines[i],
-               qk_cpu_unsupported(qk_cpu_kernel(skipped_lines[i])));
+        printf("%-26s skipped: %s\n", skipped[i]->name, unsupported(skipped[i]));
     if (q8k_quant)
         printf("# Q8_K activations are quantized by %s inside the timed unit.\n", q8k_quant->name);
     if (o->json) printf("# JSON: %s\n", o->json);
@@ -620,6 +711,7 @@ int main(int argc, char **argv) {
     qk_gb_shutdown();
     for (size_t i = 0; i < n_vars; i++) {
         qk_weights_release(&vars[i].w);
+        qk_gpu_case_destroy(vars[i].gpu);
         free(vars[i].xq), free(vars[i].y);
     }
     for (int f = 0; f < QK_FMT_COUNT; f++)

@@ -121,6 +121,8 @@ void qk_print_usage(void) {
         "  --repetitions N    repetitions per row (default 5); median, min and CV over them\n"
         "  --min-time S       seconds per hot repetition (default 0.1)\n"
         "  --cold-iterations N  flushed samples per cold repetition (default 20)\n"
+        "  --gpu-iterations N   GPU hot samples per repetition, each a CUDA graph of 100\n"
+        "                     units back to back (default 50)\n"
         "  --json FILE        Google Benchmark JSON (compare.py reads it) with the deviation\n"
         "                     counters and the machine fingerprint in its context\n"
         "  --dump-output DIR  each variant's output as DIR/<variant>.npy (f32) and the oracles'\n"
@@ -167,6 +169,7 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
                       .repetitions = 5,
                       .min_time = 0.1,
                       .cold_iterations = 20,
+                      .gpu_iterations = 50,
                       .layer = -1};
     parse_shape(o, "gate");
     o->gb_argv[o->gb_argc++] = argv[0];
@@ -198,12 +201,13 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
             cold = 1;
             continue;
         }
-        static const char *const with_value[] = {"--kernel",          "--shape",       "--top",
-                                                 "--experts",         "--act",         "--seed",
-                                                 "--threads",         "--repetitions", "--json",
-                                                 "--dump-output",     "--activations", "--min-time",
-                                                 "--cold-iterations", "--model",       "--tensor",
-                                                 "--layer",           "--proj"};
+        static const char *const with_value[] = {
+            "--kernel",          "--shape",       "--top",
+            "--experts",         "--act",         "--seed",
+            "--threads",         "--repetitions", "--json",
+            "--dump-output",     "--activations", "--min-time",
+            "--cold-iterations", "--model",       "--tensor",
+            "--layer",           "--proj",        "--gpu-iterations"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known |= !strcmp(a, with_value[k]);
@@ -250,6 +254,8 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
             o->repetitions = (int)parse_int(a, v, 1, 1000);
         } else if (!strcmp(a, "--min-time")) {
             o->min_time = parse_seconds(a, v, 0.001, 60);
+        } else if (!strcmp(a, "--gpu-iterations")) {
+            o->gpu_iterations = (int)parse_int(a, v, 1, 100000);
         } else if (!strcmp(a, "--cold-iterations")) {
             o->cold_iterations = (int)parse_int(a, v, 1, 100000);
         } else if (!strcmp(a, "--json")) {

@@ -27,9 +27,10 @@ typedef struct {
     uint64_t seed;
     int threads;
     int repetitions;
-    int hot, cold;        /* which rows to run */
-    double min_time;      /* seconds per hot repetition */
-    int cold_iterations;  /* samples per cold repetition */
+    int hot, cold;   /* which rows to run */
+    double min_time; /* seconds per hot repetition */
+    int cold_iterations;
+    int gpu_iterations;   /* GPU hot samples (graphs of 100 units) per repetition */
     const char *json;     /* --json FILE, or NULL */
     const char *dump_dir; /* --dump-output DIR, or NULL */
     int list, help;

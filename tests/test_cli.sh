@@ -67,8 +67,9 @@ expect_error "Q6_K projection" --model "$src/tests/fuzz/gguf_corpus/qwen3moe-tin
   --layer 0 --proj down
 # every row of the variant tables, read from the source, is listed
 list=$("$bench" --list)
-names=$(grep -ohE '^\s*(MATVEC|QUANT)\([a-z0-9_]+' "$src"/cpu/cpu_table.c | sed -E 's/.*\(//')
-[ "$(printf '%s\n' "$names" | wc -l)" -ge 10 ] || { failed=$((failed + 1)); echo "FAIL: no table rows found"; }
+names=$(grep -ohE '^\s*(GPU_)?(MATVEC|QUANT)\([a-z0-9_]+' "$src"/cpu/cpu_table.c "$src"/gpu/gpu_table.c |
+  sed -E 's/.*\(//')
+[ "$(printf '%s\n' "$names" | wc -l)" -ge 16 ] || { failed=$((failed + 1)); echo "FAIL: no table rows found"; }
 for k in $names; do
   if printf '%s\n' "$list" | grep -q "^$k "; then passed=$((passed + 1)); else
     failed=$((failed + 1)); echo "FAIL: --list does not name $k"; fi

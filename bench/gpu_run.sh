@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Build, test and benchmark on a GPU host (the device tool's machine: CUDA 13, Google Benchmark
+# 1.8, hwloc, CMake, ninja; no package registry). Results and logs go to $OUT (default
+# build/gpu-out). Usage: bash bench/gpu_run.sh [quick]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-build/gpu-out}
+mkdir -p "$out"
+log=$out/log.txt
+exec > >(tee -a "$log") 2>&1
+step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
+step "machine"
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem,driver_version --format=csv
+nproc
+step "build"
+cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DQK_WERROR=ON -DQK_CUDA=ON \
+  -DQK_CUDA_ARCHITECTURES=90 >"$out/cmake.txt" 2>&1 || { tail -30 "$out/cmake.txt"; exit 1; }
+cmake --build build/gpu -j"$(nproc)" >"$out/build.txt" 2>&1 || { grep -E "error|Error" -A5 "$out/build.txt" | head -60; exit 1; }
+step "tests (the suites that need no PyPI packages)"
+ctest --test-dir build/gpu --output-on-failure -j4 \
+  -R '^(formats|kernels|quantizers|matvec|npy|synth|gpu|gbench|gguf_errors|cli)$' 2>&1 | tail -25
+build/gpu/tests/test_gpu | tail -3
+step "compute-sanitizer (memcheck, racecheck) on every GPU variant"
+for tool in memcheck racecheck; do
+  QK_GPU_TEST_QUICK=1 compute-sanitizer --tool "$tool" --error-exitcode 9 build/gpu/tests/test_gpu \
+    >"$out/sanitizer-$tool.txt" 2>&1
+  echo "$tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer-$tool.txt" | tail -1))"
+done
+[ "${1:-}" = quick ] && exit 0
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr 'A-Z ' 'a-z-' | tr -cd 'a-z0-9-')
+step "bench: top-8 gate, every GPU variant, hot and cold ($gpu)"
+build/gpu/bench/bench --kernel 'gpu_*,dp4a_*' --top 8 --repetitions 5 \
+  --json "$out/$gpu-gate-top8.json"
+step "bench: all 128 experts streamed, cold and hot"
+build/gpu/bench/bench --kernel 'dp4a_q4k_q8,dp4a_q4k_q8_e2e,dp4a_q4k_q8_1,gpu_q4k_f32' \
+  --experts all --repetitions 5 --gpu-iterations 10 --json "$out/$gpu-gate-all128.json"
+step "bench: the host CPU, top-8 gate"
+build/gpu/bench/bench --kernel 'q4k_q8k_*,q4k_f32_avx512' --top 8 --repetitions 5 \
+  --json "$out/$gpu-host-cpu-gate-top8.json"
+step "done"
