@@ -693,13 +693,19 @@ int main(int argc, char **argv) {
                 printf(" %8s %6s  (the reference: its fastest repetition is 100%%)\n", "-", "-");
                 continue;
             }
-            char pct[16] = "-", exact[16] = "-";
-            if (row->peak && row->peak->reps)
-                snprintf(pct, sizeof pct, "%.0f", 100 * best_of(row->peak) / med);
+            char pct[16] = "-", exact[16] = "-", kern[16] = "-";
             variant *vv = row->v;
-            if (vv->quant) snprintf(exact, sizeof exact, "%.2e", vv->exact.rel_l2);
-            printf(" %8.1f %6s %9.2e %9.2e %9.2e %9s\n", row->ops / med * 1e-9, pct, vv->dev.rel_l2,
-                   vv->dev.max_rel, vv->dev.one_minus_cos, exact);
+            if (vv->gpu && g.gpu_copy_bps > 0)
+                snprintf(pct, sizeof pct, "%.0f", 100 * row->bytes / med / g.gpu_copy_bps);
+            else if (row->peak && row->peak->reps)
+                snprintf(pct, sizeof pct, "%.0f", 100 * best_of(row->peak) / med);
+            if (vv->k->act_format != QK_FMT_F32)
+                snprintf(exact, sizeof exact, "%.2e", vv->exact.rel_l2);
+            if (row->kernel_reps)
+                snprintf(kern, sizeof kern, "%.2f",
+                         1e6 * median_of(row->kernel_seconds, row->kernel_reps));
+            printf(" %8.1f %6s %9.2e %9.2e %9.2e %9s %9s\n", row->ops / med * 1e-9, pct,
+                   vv->dev.rel_l2, vv->dev.max_rel, vv->dev.one_minus_cos, exact, kern);
         }
     }
     for (size_t i = 0; i < n_skipped; i++)

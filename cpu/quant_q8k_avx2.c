@@ -39,9 +39,12 @@ void qk_quant_q8k_avx2(const float *x, void *out, size_t n) {
         for (int i = 0; i < QK_K; i += 32) {
             __m256i v[4];
             for (int k = 0; k < 4; k++) {
-                __m256 t = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * k), vs), magic);
+                const __m256 p = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * k), vs);
+                const __m256 t = _mm256_add_ps(p, magic);
                 __m256i q = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(t), mant), bias);
-                v[k] = _mm256_max_epi32(_mm256_min_epi32(q, hi), lo);
+                q = _mm256_max_epi32(_mm256_min_epi32(q, hi), lo);
+                /* a NaN product quantizes to 0, as in the reference */
+                v[k] = _mm256_and_si256(q, _mm256_castps_si256(_mm256_cmp_ps(p, p, _CMP_ORD_Q)));
             }
             /* packs work per 128-bit half; the permute restores element order */
             __m256i p =

@@ -31,9 +31,12 @@ void qk_quant_q8k_avx512(const float *x, void *out, size_t n) {
         const __m512i mant = _mm512_set1_epi32(0x007fffff), bias = _mm512_set1_epi32(0x00400000);
         const __m512i hi = _mm512_set1_epi32(127), lo = _mm512_set1_epi32(-128);
         for (int i = 0; i < QK_K; i += 16) {
-            __m512 t = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs), magic);
+            const __m512 p = _mm512_mul_ps(_mm512_loadu_ps(x + i), vs);
+            const __m512 t = _mm512_add_ps(p, magic);
             __m512i q = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(t), mant), bias);
-            q = _mm512_max_epi32(_mm512_min_epi32(q, hi), lo);
+            /* a NaN product quantizes to 0, as in the reference */
+            q = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(p, p, _CMP_ORD_Q),
+                                       _mm512_max_epi32(_mm512_min_epi32(q, hi), lo));
             _mm_storeu_si128((__m128i *)(y->qs + i), _mm512_cvtepi32_epi8(q));
             y->bsums[i / 16] = (int16_t)_mm512_reduce_add_epi32(q);
         }

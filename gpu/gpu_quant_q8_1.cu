@@ -1,7 +1,8 @@
 // gpu_quant_q8_1: f32 -> Q8_1 on the GPU, one warp per 32-element block, bit-identical to
 // qk_quantize_q8_1_ref: amax by fmaxf from 0 (NaN never wins, as in the sequential loop; max
 // is order-free), d = amax/127, q = roundf(x/d) with the reference's rules for d == 0 and
-// non-finite values, s by the same xor butterfly qk_q8_1_block_sum defines.
+// non-finite values, s by the same xor butterfly qk_q8_1_block_sum defines (a NaN sum stored
+// as the canonical quiet NaN, as the reference does).
 #include "gpu_launch.cuh"
 
 __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
@@ -21,7 +22,7 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
     const float s = qk_warp_sum(v);
     if (lane == 0) {
         out[blk].d = qk_f2h(d);
-        out[blk].s = qk_f2h(s);
+        out[blk].s = qk_f2h(s != s ? __int_as_float(0x7fc00000) : s); // the canonical NaN
     }
 }
 

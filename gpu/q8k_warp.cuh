@@ -38,10 +38,12 @@ __device__ __forceinline__ void qk_quantize_q8k_block_warp(const float *__restri
     const float iscale = __fdiv_rn(-127.0f, mx);
 #pragma unroll
     for (int k = 0; k < 8; k++) {
-        // qk_nearest_int: add 1.5*2^23, the integer is in the low mantissa bits
-        const float t = __fadd_rn(__fmul_rn(iscale, v[k]), 12582912.0f);
+        // qk_nearest_int: add 1.5*2^23, the integer is in the low mantissa bits; a NaN
+        // product is 0 (the reference's rule: NaN bits differ between CPU and GPU)
+        const float p = __fmul_rn(iscale, v[k]);
+        const float t = __fadd_rn(p, 12582912.0f);
         int q = (__float_as_int(t) & 0x007fffff) - 0x00400000;
-        q = q > 127 ? 127 : q < -128 ? -128 : q;
+        q = p != p ? 0 : q > 127 ? 127 : q < -128 ? -128 : q;
         out->qs[32 * k + lane] = (int8_t)q;
         // bsums: group 2k is lanes 0-15, group 2k+1 lanes 16-31 (integer sums, exact)
         int sum = q;

@@ -21,8 +21,11 @@ void qk_quantize_q8k_ref(const float *x, qk_block_q8k *out, size_t n) {
         }
         const float iscale = -127.0f / max;
         for (int i = 0; i < QK_K; i++) {
-            /* finite inputs never go below -127; the lower clamp defines inf/NaN inputs */
-            int v = qk_nearest_int(iscale * x[i]);
+            /* finite inputs never go below -127; the lower clamp defines infinite products;
+             * a NaN product is 0 (its bits differ between CPUs and GPUs, so the rounding trick
+             * alone would not define it) */
+            const float t = iscale * x[i];
+            int v = t != t ? 0 : qk_nearest_int(t);
             y->qs[i] = (int8_t)(v > 127 ? 127 : v < -128 ? -128 : v);
         }
         for (int g = 0; g < QK_K / 16; g++) {
@@ -68,7 +71,9 @@ void qk_quantize_q8_1_ref(const float *x, qk_block_q8_1 *out, size_t n) {
             out[b].qs[i] = (int8_t)(v != v ? 0 : v > 127 ? 127 : v < -127 ? -127 : v);
         }
         out[b].d = qk_f32_to_fp16(d);
-        out[b].s = qk_f32_to_fp16(qk_q8_1_block_sum(x));
+        /* a NaN sum is stored as the canonical quiet NaN: its payload is not portable */
+        const float s = qk_q8_1_block_sum(x);
+        out[b].s = qk_f32_to_fp16(s != s ? NAN : s);
     }
 }
 

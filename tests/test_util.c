@@ -91,9 +91,13 @@ const char *make_edge_block(qk_rng *r, int b, float *x) {
     case 12:
         x[5] = INFINITY;
         return "an infinity";
-    case 13:
+    case 13: { /* NaNs of other payloads and signs: their bits must not matter */
+        uint32_t odd[2] = {0xffc12345u, 0x7f800001u};
         x[9] = NAN;
-        return "a NaN";
+        memcpy(&x[10], &odd[0], 4);
+        memcpy(&x[11], &odd[1], 4);
+        return "NaNs";
+    }
     case 14:
         memset(x, 0, QK_K * sizeof *x);
         x[255] = 1e-30f;
