@@ -1,8 +1,7 @@
 // gpu_quant_q8_1: f32 -> Q8_1 on the GPU, one warp per 32-element block, bit-identical to
-// qk_quantize_q8_1_ref: amax by fmaxf from 0 (NaN never wins, as in the sequential loop; max
-// is order-free), d = amax/127, q = roundf(x/d) with the reference's rules for d == 0 and
-// non-finite values, s by the same xor butterfly qk_q8_1_block_sum defines (a NaN sum stored
-// as the canonical quiet NaN, as the reference does).
+// qk_quantize_q8_1_ref: amax as the largest non-NaN |x| (order-free), d = amax/127, q = roundf(x/d)
+// with the reference's rules for d == 0 and non-finite values, s by the same xor butterfly
+// qk_q8_1_block_sum defines (a NaN sum stored as the canonical quiet NaN, as the reference does).
 #include "gpu_launch.cuh"
 
 __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
@@ -12,10 +11,13 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
     if (blk >= nblocks) return;
     const int lane = threadIdx.x & 31;
     const float v = x[(size_t)blk * QK8_1 + lane];
-    float amax = fmaxf(0.0f, fabsf(v));
+    const float av = fabsf(v);
+    float amax = av > 0.0f ? av : 0.0f; // NaN never counts, as in the reference
 #pragma unroll
-    for (int off = 16; off > 0; off >>= 1)
-        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+    for (int off = 16; off > 0; off >>= 1) {
+        const float o = __shfl_xor_sync(0xffffffffu, amax, off);
+        amax = o > amax ? o : amax;
+    }
     const float d = __fdiv_rn(amax, 127.0f);
     const float r = d == 0.0f ? 0.0f : roundf(__fdiv_rn(v, d));
     out[blk].qs[lane] = (int8_t)(r != r ? 0 : r > 127 ? 127 : r < -127 ? -127 : r);

@@ -60,8 +60,11 @@ float qk_q8_1_block_sum(const float x[QK8_1]) {
 void qk_quantize_q8_1_ref(const float *x, qk_block_q8_1 *out, size_t n) {
     for (size_t b = 0; b < n / QK8_1; b++, x += QK8_1) {
         float amax = 0;
-        for (int i = 0; i < QK8_1; i++)
-            amax = fmaxf(amax, fabsf(x[i]));
+        for (int i = 0; i < QK8_1; i++) { /* NaNs never count (libm's fmaxf may return NaN
+                                              for a signaling one, so it is not used) */
+            const float a = fabsf(x[i]);
+            amax = a > amax ? a : amax;
+        }
         const float d = amax / 127;
         for (int i = 0; i < QK8_1; i++) {
             /* d == 0 with amax != 0 (amax below 127 * 2^-149) and non-finite inputs would make
