@@ -6,24 +6,40 @@
 #include "gpu_launch.cuh"
 #include "persistent_grid.cuh"
 
+template <int R>
 __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
     qk_dp4a_q4k_q8_kernel(const qk_block_q4k *__restrict__ w, const int32_t *__restrict__ ids,
                           int rows, int nb, int total, const qk_block_q8k *__restrict__ x8,
                           float *__restrict__ y) {
     const int lane = threadIdx.x & 31;
-    const int g = blockIdx.x * QK_GPU_WARPS + threadIdx.x / 32, stride = gridDim.x * QK_GPU_WARPS;
-    const qk_q4k_lane first = qk_dp4a_q8k_first(w, ids, rows, nb, total, g, lane);
-    qk_dp4a_q8k_rows(w, ids, rows, nb, total, g, stride, x8, y, lane, first);
+    const qk_walk k =
+        qk_make_walk(w, ids, rows, nb, total, blockIdx.x * QK_GPU_WARPS + threadIdx.x / 32,
+                     gridDim.x * QK_GPU_WARPS);
+    qk_q4k_lane first[R];
+    qk_dp4a_q8k_load<R>(k, 0, lane, first);
+    qk_dp4a_q8k_walk<R>(k, lane, first, x8, y);
+}
+
+template <int R> static cudaError_t launch(const qk_gpu_args &a, cudaStream_t st) {
+    static qk_grid_cache cache;
+    int grid;
+    cudaError_t e =
+        qk_persistent_grid(cache, qk_dp4a_q4k_q8_kernel<R>, 0, (a.total + R - 1) / R, &grid);
+    if (e != cudaSuccess) return e;
+    qk_dp4a_q4k_q8_kernel<R><<<grid, QK_GPU_WARPS * 32, 0, st>>>(
+        a.w, a.ids, a.rows, a.nb, a.total, static_cast<const qk_block_q8k *>(a.x_q), a.y);
+    return cudaGetLastError();
 }
 
 cudaError_t qk_launch_dp4a_q4k_q8(const qk_gpu_args &a, cudaStream_t st) {
-    static qk_grid_cache cache;
     cudaError_t e = qk_launch_gpu_quant_q8k(a.x_f32, a.x_q, a.nb * QK_K, st);
     if (e != cudaSuccess) return e;
-    int grid;
-    if ((e = qk_persistent_grid(cache, qk_dp4a_q4k_q8_kernel, 0, a.total, &grid)) != cudaSuccess)
-        return e;
-    qk_dp4a_q4k_q8_kernel<<<grid, QK_GPU_WARPS * 32, 0, st>>>(
-        a.w, a.ids, a.rows, a.nb, a.total, static_cast<const qk_block_q8k *>(a.x_q), a.y);
-    return cudaGetLastError();
+    switch (qk_gpu_rows_in_flight()) {
+    case 1:
+        return launch<1>(a, st);
+    case 4:
+        return launch<4>(a, st);
+    default:
+        return launch<2>(a, st);
+    }
 }

@@ -51,48 +51,68 @@ __device__ __forceinline__ void qk_dp4a_q8k_step(const qk_q4k_lane &d,
     }
 }
 
-// The first step of row g (lane's share), for a caller that wants it in flight early.
-__device__ __forceinline__ qk_q4k_lane qk_dp4a_q8k_first(const qk_block_q4k *__restrict__ w,
-                                                         const int32_t *__restrict__ ids,
-                                                         int rows, int nb, int total, int g,
-                                                         int lane) {
-    const int s = lane >> 2;
-    qk_q4k_lane d = {};
-    if (g < total && s < nb) d = qk_load_lane(qk_gpu_row(w, ids, rows, nb, g) + s, lane & 3);
-    return d;
+// A warp's work: rows g0, g0 + stride, ... < total, each in steps of 8 super-blocks; item t is
+// step t % steps of the warp's row t / steps.
+struct qk_walk {
+    const qk_block_q4k *w;
+    const int32_t *ids;
+    int rows, nb, total, g0, stride, steps;
+    __device__ __forceinline__ int row_of(int t) const { return g0 + (t / steps) * stride; }
+    __device__ __forceinline__ bool valid(int t) const { return row_of(t) < total; }
+};
+
+__device__ __forceinline__ qk_walk qk_make_walk(const qk_block_q4k *w, const int32_t *ids, int rows,
+                                                int nb, int total, int g0, int stride) {
+    return {w, ids, rows, nb, total, g0, stride, (nb + 7) / 8};
 }
 
-// Rows g, g + stride, ... < total; `cur` holds qk_dp4a_q8k_first(..., g, ...).
-__device__ __forceinline__ void qk_dp4a_q8k_rows(const qk_block_q4k *__restrict__ w,
-                                                 const int32_t *__restrict__ ids, int rows,
-                                                 int nb, int total, int g, int stride,
-                                                 const qk_block_q8k *__restrict__ x8,
-                                                 float *__restrict__ y, int lane,
-                                                 qk_q4k_lane cur) {
+// Issues the loads of items t0 .. t0 + R - 1 (R rows in flight per warp when steps == 1).
+template <int R>
+__device__ __forceinline__ void qk_dp4a_q8k_load(const qk_walk &k, int t0, int lane,
+                                                 qk_q4k_lane (&d)[R]) {
     const int s = lane >> 2, c = lane & 3;
-    const qk_block_q4k *row = g < total ? qk_gpu_row(w, ids, rows, nb, g) : nullptr;
-    int base = 0;
-    float acc = 0.0f;
-    while (g < total) { // uniform across the warp
-        int nbase = base + 8, ng = g;
-        const qk_block_q4k *nrow = row;
-        if (nbase >= nb) {
-            nbase = 0;
-            ng = g + stride;
-            nrow = ng < total ? qk_gpu_row(w, ids, rows, nb, ng) : nullptr;
-        }
-        qk_q4k_lane next = {};
-        if (ng < total && nbase + s < nb) next = qk_load_lane(nrow + nbase + s, c);
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int t = t0 + r, g = k.row_of(t), base = (t % k.steps) * 8;
+        d[r] = {};
+        if (g < k.total && base + s < k.nb)
+            d[r] = qk_load_lane(qk_gpu_row(k.w, k.ids, k.rows, k.nb, g) + base + s, c);
+    }
+}
+
+// The arithmetic of items t0 .. t0 + R - 1; a row's last step reduces and stores it.
+template <int R>
+__device__ __forceinline__ void
+qk_dp4a_q8k_compute(const qk_walk &k, int t0, int lane, const qk_q4k_lane (&d)[R],
+                    const qk_block_q8k *__restrict__ x8, float *__restrict__ y, float &acc) {
+    const int s = lane >> 2, c = lane & 3;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int t = t0 + r, g = k.row_of(t), base = (t % k.steps) * 8;
+        if (g >= k.total) return; // uniform across the warp
         const int sb = base + s;
-        qk_dp4a_q8k_step(cur, x8 + sb, sb < nb, c, acc);
-        if (nbase == 0) { // row g is complete
+        qk_dp4a_q8k_step(d[r], x8 + sb, sb < k.nb, c, acc);
+        if (base + 8 >= k.nb) {
             const float v = qk_warp_sum(acc);
             if (lane == 0) y[g] = v;
             acc = 0.0f;
         }
-        cur = next;
-        base = nbase;
-        g = ng;
-        row = nrow;
+    }
+}
+
+// The whole walk, two batches of R items in turn: one batch's loads in flight while the other
+// is computed. `a` holds qk_dp4a_q8k_load(k, 0, ...), issued by the caller as early as it can.
+template <int R>
+__device__ __forceinline__ void qk_dp4a_q8k_walk(const qk_walk &k, int lane, qk_q4k_lane (&a)[R],
+                                                 const qk_block_q8k *__restrict__ x8,
+                                                 float *__restrict__ y) {
+    qk_q4k_lane b[R];
+    float acc = 0.0f;
+    for (int t0 = 0; k.valid(t0); t0 += 2 * R) {
+        qk_dp4a_q8k_load<R>(k, t0 + R, lane, b);
+        qk_dp4a_q8k_compute<R>(k, t0, lane, a, x8, y, acc);
+        if (!k.valid(t0 + R)) break;
+        qk_dp4a_q8k_load<R>(k, t0 + 2 * R, lane, a);
+        qk_dp4a_q8k_compute<R>(k, t0 + R, lane, b, x8, y, acc);
     }
 }

@@ -10,7 +10,9 @@
 
 constexpr int QK_GPU_WARPS = 8; // warps per block: one row (or quantized block) per warp
 
-__device__ __forceinline__ float qk_h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__device__ __forceinline__ float qk_h2f(uint16_t h) {
+    return __half2float(__ushort_as_half(h));
+}
 
 // f32 -> fp16 bits exactly as kernels/qk_fp16.c does: RNE (the hardware's), and its NaN rule.
 __device__ __forceinline__ uint16_t qk_f2h(float f) {
@@ -29,9 +31,8 @@ __device__ __forceinline__ float qk_warp_sum(float v) {
 }
 
 // Row g of the launch: row g % rows of expert ids[g / rows] (experts contiguous in w).
-__device__ __forceinline__ const qk_block_q4k *qk_gpu_row(const qk_block_q4k *w,
-                                                          const int32_t *ids, int rows, int nb,
-                                                          int g) {
+__device__ __forceinline__ const qk_block_q4k *qk_gpu_row(const qk_block_q4k *w, const int32_t *ids,
+                                                          int rows, int nb, int g) {
     return w + ((size_t)ids[g / rows] * rows + (size_t)(g % rows)) * nb;
 }
 
@@ -44,3 +45,7 @@ __device__ __forceinline__ qk_q4k_head qk_load_head(const qk_block_q4k *b) {
     uint4 h = __ldg(reinterpret_cast<const uint4 *>(b));
     return {qk_h2f((uint16_t)(h.x & 0xffff)), qk_h2f((uint16_t)(h.x >> 16)), h.y, h.z, h.w};
 }
+
+// Rows a warp of the DP4A Q8_K kernels keeps in flight (1, 2 or 4; the results are the same bits
+// whatever the value): QK_GPU_ROWS in the environment, read once, else 2.
+int qk_gpu_rows_in_flight();

@@ -12,7 +12,7 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
 
 cudaError_t qk_launch_gpu_quant_q8k(const float *x, void *out, int n, cudaStream_t st) {
     const int nb = n / QK_K, grid = (nb + QK_GPU_WARPS - 1) / QK_GPU_WARPS;
-    qk_gpu_quant_q8k_kernel<<<grid, QK_GPU_WARPS * 32, 0, st>>>(
-        x, static_cast<qk_block_q8k *>(out), nb);
+    qk_gpu_quant_q8k_kernel<<<grid, QK_GPU_WARPS * 32, 0, st>>>(x, static_cast<qk_block_q8k *>(out),
+                                                                nb);
     return cudaGetLastError();
 }

@@ -33,7 +33,7 @@ __attribute__((format(printf, 3, 4))) int fail(char *err, size_t n, const char *
     } while (0)
 
 cudaStream_t stream;
-void *flush_buf;     // twice the L2, written before each cold sample
+void *flush_buf; // twice the L2, written before each cold sample
 size_t flush_bytes;
 int device_ready;
 
@@ -51,8 +51,7 @@ void CUPTIAPI buffer_requested(uint8_t **buffer, size_t *size, size_t *max_recor
 
 void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t *buffer, size_t, size_t valid) {
     CUpti_Activity *record = nullptr;
-    while (buffer &&
-           cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
+    while (buffer && cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
         if (record->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL ||
             record->kind == CUPTI_ACTIVITY_KIND_KERNEL) {
             const CUpti_ActivityKernel10 *k = reinterpret_cast<CUpti_ActivityKernel10 *>(record);
@@ -75,8 +74,7 @@ int cupti_init() {
 }
 int window_open() {
     window_ns = window_kernels = 0;
-    return cupti_ok &&
-           cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) == CUPTI_SUCCESS;
+    return cupti_ok && cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) == CUPTI_SUCCESS;
 }
 void window_close() {
     cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED);
@@ -84,7 +82,9 @@ void window_close() {
 }
 #else
 unsigned long long window_ns, window_kernels;
-int window_open() { return 0; }
+int window_open() {
+    return 0;
+}
 void window_close() {}
 #endif
 
@@ -97,16 +97,27 @@ struct qk_gpu_case {
     const qk_kernel *k;
     qk_gpu_op op;
     qk_gpu_args a;
-    size_t out_bytes;    // y, or the quantizer's blocks
-    int n;               // quantizers: elements
+    size_t out_bytes; // y, or the quantizer's blocks
+    int n;            // quantizers: elements
     cudaGraphExec_t graph;
     int graph_count;
     cudaEvent_t t0, t1;
 };
 
+int qk_gpu_rows_in_flight() {
+    static int rows = 0;
+    if (!rows) {
+        const char *v = getenv("QK_GPU_ROWS");
+        rows = v && (!strcmp(v, "1") || !strcmp(v, "4")) ? atoi(v) : 2;
+    }
+    return rows;
+}
+
 extern "C" {
 
-int qk_gpu_built(void) { return 1; }
+int qk_gpu_built(void) {
+    return 1;
+}
 
 const char *qk_gpu_unsupported(void) {
     static int checked;
@@ -258,9 +269,9 @@ double qk_gpu_copy_bandwidth(size_t bytes, int reps) {
     return best;
 }
 
-qk_gpu_case *qk_gpu_case_create(const qk_kernel *k, const qk_block_q4k *w, size_t rows,
-                                size_t cols, size_t n_experts, const int32_t *ids, size_t n_ids,
-                                const float *x, char *err, size_t err_size) {
+qk_gpu_case *qk_gpu_case_create(const qk_kernel *k, const qk_block_q4k *w, size_t rows, size_t cols,
+                                size_t n_experts, const int32_t *ids, size_t n_ids, const float *x,
+                                char *err, size_t err_size) {
     if (qk_gpu_open(err, err_size)) return nullptr;
     qk_gpu_case *c = static_cast<qk_gpu_case *>(calloc(1, sizeof *c));
     if (!c) {
@@ -280,16 +291,23 @@ qk_gpu_case *qk_gpu_case_create(const qk_kernel *k, const qk_block_q4k *w, size_
         QK_CUDA(cudaMemcpy(dids, ids, n_ids * sizeof(int32_t), cudaMemcpyHostToDevice));
         QK_CUDA(cudaMalloc(&dx, cols * sizeof(float)));
         QK_CUDA(cudaMemcpy(dx, x, cols * sizeof(float), cudaMemcpyHostToDevice));
-        const size_t xq_bytes = cols / QK8_1 * sizeof(qk_block_q8_1) > cols / QK_K * sizeof(qk_block_q8k)
-                                    ? cols / QK8_1 * sizeof(qk_block_q8_1)
-                                    : cols / QK_K * sizeof(qk_block_q8k);
+        const size_t xq_bytes =
+            cols / QK8_1 * sizeof(qk_block_q8_1) > cols / QK_K * sizeof(qk_block_q8k)
+                ? cols / QK8_1 * sizeof(qk_block_q8_1)
+                : cols / QK_K * sizeof(qk_block_q8k);
         QK_CUDA(cudaMalloc(&dxq, xq_bytes));
         const bool quantizer = c->op == QK_GPU_QUANT_Q8K || c->op == QK_GPU_QUANT_Q8_1;
-        c->out_bytes = quantizer ? qk_format_bytes(k->act_format, cols) : n_ids * rows * sizeof(float);
+        c->out_bytes =
+            quantizer ? qk_format_bytes(k->act_format, cols) : n_ids * rows * sizeof(float);
         QK_CUDA(cudaMalloc(&dy, c->out_bytes));
-        c->a = {static_cast<const qk_block_q4k *>(dw), static_cast<const int32_t *>(dids),
-                (int)rows, (int)(cols / QK_K), (int)(rows * n_ids), static_cast<const float *>(dx),
-                dxq, static_cast<float *>(dy)};
+        c->a = {static_cast<const qk_block_q4k *>(dw),
+                static_cast<const int32_t *>(dids),
+                (int)rows,
+                (int)(cols / QK_K),
+                (int)(rows * n_ids),
+                static_cast<const float *>(dx),
+                dxq,
+                static_cast<float *>(dy)};
         c->n = (int)cols;
         QK_CUDA(cudaEventCreate(&c->t0));
         QK_CUDA(cudaEventCreate(&c->t1));
@@ -321,12 +339,18 @@ namespace {
 // One timed unit: what the variant's row in the table stands for.
 cudaError_t launch_unit(qk_gpu_case *c) {
     switch (c->op) {
-    case QK_GPU_MATVEC_F32: return qk_launch_gpu_q4k_f32(c->a, stream);
-    case QK_GPU_MATVEC_Q8K: return qk_launch_dp4a_q4k_q8(c->a, stream);
-    case QK_GPU_MATVEC_Q8_1: return qk_launch_dp4a_q4k_q8_1(c->a, stream);
-    case QK_GPU_MATVEC_Q8K_E2E: return qk_launch_dp4a_q4k_q8_e2e(c->a, stream);
-    case QK_GPU_QUANT_Q8K: return qk_launch_gpu_quant_q8k(c->a.x_f32, c->a.y, c->n, stream);
-    case QK_GPU_QUANT_Q8_1: return qk_launch_gpu_quant_q8_1(c->a.x_f32, c->a.y, c->n, stream);
+    case QK_GPU_MATVEC_F32:
+        return qk_launch_gpu_q4k_f32(c->a, stream);
+    case QK_GPU_MATVEC_Q8K:
+        return qk_launch_dp4a_q4k_q8(c->a, stream);
+    case QK_GPU_MATVEC_Q8_1:
+        return qk_launch_dp4a_q4k_q8_1(c->a, stream);
+    case QK_GPU_MATVEC_Q8K_E2E:
+        return qk_launch_dp4a_q4k_q8_e2e(c->a, stream);
+    case QK_GPU_QUANT_Q8K:
+        return qk_launch_gpu_quant_q8k(c->a.x_f32, c->a.y, c->n, stream);
+    case QK_GPU_QUANT_Q8_1:
+        return qk_launch_gpu_quant_q8_1(c->a.x_f32, c->a.y, c->n, stream);
     }
     return cudaErrorInvalidValue;
 }

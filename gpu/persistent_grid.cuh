@@ -23,9 +23,8 @@ cudaError_t qk_persistent_grid(qk_grid_cache &cache, Kernel kernel, size_t smem,
             (e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       (int)smem)) != cudaSuccess)
             return e;
-        if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&cache.per_sm, kernel,
-                                                                QK_GPU_WARPS * 32, smem)) !=
-            cudaSuccess)
+        if ((e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                 &cache.per_sm, kernel, QK_GPU_WARPS * 32, smem)) != cudaSuccess)
             return e;
         if (cache.per_sm < 1) return cudaErrorInvalidConfiguration;
         cache.kernel = (const void *)kernel;

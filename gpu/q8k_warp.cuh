@@ -8,9 +8,8 @@
 #include "gpu_common.cuh"
 #include <limits.h>
 
-__device__ __forceinline__ void qk_quantize_q8k_block_warp(const float *__restrict__ x,
-                                                           qk_block_q8k *__restrict__ out,
-                                                           int lane) {
+__device__ __forceinline__ void
+qk_quantize_q8k_block_warp(const float *__restrict__ x, qk_block_q8k *__restrict__ out, int lane) {
     float v[8];
     float amax = 0.0f, mx = 0.0f;
     int idx = INT_MAX;
