@@ -7,44 +7,46 @@
 #include "gpu_launch.cuh"
 #include "persistent_grid.cuh"
 #include "q8k_warp.cuh"
+#include <stdlib.h>
 
-template <int R>
-__global__ void __launch_bounds__(QK_GPU_WARPS * 32)
+template <int R, int WARPS>
+__global__ void __launch_bounds__(WARPS * 32)
     qk_dp4a_q4k_q8_e2e_kernel(const qk_block_q4k *__restrict__ w, const int32_t *__restrict__ ids,
                               int rows, int nb, int total, const float *__restrict__ x,
                               float *__restrict__ y) {
     extern __shared__ qk_block_q8k qk_e2e_x8[];
     const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-    const qk_walk k = qk_make_walk(w, ids, rows, nb, total, blockIdx.x * QK_GPU_WARPS + warp,
-                                   gridDim.x * QK_GPU_WARPS);
+    const qk_walk k =
+        qk_make_walk(w, ids, rows, nb, total, blockIdx.x * WARPS + warp, gridDim.x * WARPS);
     qk_q4k_lane first[R];
     qk_dp4a_q8k_load<R>(k, 0, lane, first); // in flight while x is quantized
-    for (int blk = warp; blk < nb; blk += QK_GPU_WARPS)
+    for (int blk = warp; blk < nb; blk += WARPS)
         qk_quantize_q8k_block_warp(x + (size_t)blk * QK_K, qk_e2e_x8 + blk, lane);
     __syncthreads();
     qk_dp4a_q8k_walk<R>(k, lane, first, qk_e2e_x8, y);
 }
 
-template <int R> static cudaError_t launch(const qk_gpu_args &a, cudaStream_t st) {
+template <int R, int WARPS> static cudaError_t launch(const qk_gpu_args &a, cudaStream_t st) {
     static qk_grid_cache cache;
     const size_t smem = (size_t)a.nb * sizeof(qk_block_q8k);
     int grid;
     // R rows per warp at a time: the grid needs R times fewer warps for one pass
-    cudaError_t e =
-        qk_persistent_grid(cache, qk_dp4a_q4k_q8_e2e_kernel<R>, smem, (a.total + R - 1) / R, &grid);
+    cudaError_t e = qk_persistent_grid(cache, qk_dp4a_q4k_q8_e2e_kernel<R, WARPS>, smem,
+                                       (a.total + R - 1) / R, &grid, WARPS);
     if (e != cudaSuccess) return e;
-    qk_dp4a_q4k_q8_e2e_kernel<R>
-        <<<grid, QK_GPU_WARPS * 32, smem, st>>>(a.w, a.ids, a.rows, a.nb, a.total, a.x_f32, a.y);
+    qk_dp4a_q4k_q8_e2e_kernel<R, WARPS>
+        <<<grid, WARPS * 32, smem, st>>>(a.w, a.ids, a.rows, a.nb, a.total, a.x_f32, a.y);
     return cudaGetLastError();
 }
 
 cudaError_t qk_launch_dp4a_q4k_q8_e2e(const qk_gpu_args &a, cudaStream_t st) {
-    switch (qk_gpu_rows_in_flight()) {
-    case 1:
-        return launch<1>(a, st);
-    case 4:
-        return launch<4>(a, st);
-    default:
-        return launch<2>(a, st);
+    static int warps = 0;
+    if (!warps) {
+        const char *v = getenv("QK_E2E_WARPS");
+        warps = v ? atoi(v) : 8;
     }
+    const int r = qk_gpu_rows_in_flight();
+    if (warps == 32) return r == 1 ? launch<1, 32>(a, st) : launch<2, 32>(a, st);
+    if (warps == 16) return r == 1 ? launch<1, 16>(a, st) : launch<2, 16>(a, st);
+    return r == 1 ? launch<1, 8>(a, st) : launch<2, 8>(a, st);
 }
