@@ -7,7 +7,6 @@
 #include "gpu_launch.cuh"
 #include "persistent_grid.cuh"
 #include "q8k_warp.cuh"
-#include <stdlib.h>
 
 template <int R, int WARPS>
 __global__ void __launch_bounds__(WARPS * 32)
@@ -40,13 +39,6 @@ template <int R, int WARPS> static cudaError_t launch(const qk_gpu_args &a, cuda
 }
 
 cudaError_t qk_launch_dp4a_q4k_q8_e2e(const qk_gpu_args &a, cudaStream_t st) {
-    static int warps = 0;
-    if (!warps) {
-        const char *v = getenv("QK_E2E_WARPS");
-        warps = v ? atoi(v) : 8;
-    }
-    const int r = qk_gpu_rows_in_flight();
-    if (warps == 32) return r == 1 ? launch<1, 32>(a, st) : launch<2, 32>(a, st);
-    if (warps == 16) return r == 1 ? launch<1, 16>(a, st) : launch<2, 16>(a, st);
-    return r == 1 ? launch<1, 8>(a, st) : launch<2, 8>(a, st);
+    return qk_gpu_rows_in_flight(a.total) == 2 ? launch<2, QK_GPU_WARPS>(a, st)
+                                               : launch<1, QK_GPU_WARPS>(a, st);
 }

@@ -46,6 +46,8 @@ __device__ __forceinline__ qk_q4k_head qk_load_head(const qk_block_q4k *b) {
     return {qk_h2f((uint16_t)(h.x & 0xffff)), qk_h2f((uint16_t)(h.x >> 16)), h.y, h.z, h.w};
 }
 
-// Rows a warp of the DP4A Q8_K kernels keeps in flight (1, 2 or 4; the results are the same bits
-// whatever the value): QK_GPU_ROWS in the environment, read once, else 2.
-int qk_gpu_rows_in_flight();
+// Rows a warp of the DP4A Q8_K kernels loads at a time (the results are the same bits either
+// way): 2 when the launch's rows fit in about one wave of warps (measured faster on an H100 for
+// the top-8 work: all rows' loads go out at once), 1 for longer streams (all 128 experts: the
+// lower register count keeps more warps resident).
+int qk_gpu_rows_in_flight(int total_rows);

@@ -104,13 +104,15 @@ struct qk_gpu_case {
     cudaEvent_t t0, t1;
 };
 
-int qk_gpu_rows_in_flight() {
-    static int rows = 0;
-    if (!rows) {
-        const char *v = getenv("QK_GPU_ROWS");
-        rows = v && (!strcmp(v, "1") || !strcmp(v, "4")) ? atoi(v) : 2;
+int qk_gpu_rows_in_flight(int total_rows) {
+    static int sms = 0;
+    if (!sms) {
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+            sms = 132;
     }
-    return rows;
+    return total_rows <= 64 * sms ? 2 : 1;
 }
 
 extern "C" {

@@ -1,56 +1,65 @@
 // One warp quantizes one Q8_K block of 256 f32 exactly as kernels/qk_q8.c's reference does
-// (gpu_quant_q8k and the fused dp4a_q4k_q8_e2e use it). Lane l holds elements 32k + l; each
-// lane scans its own in index order with the reference's strict '>' (NaN never wins), then the
-// warp keeps the largest magnitude and, among equals, the smallest index: the reference's
-// "first element of largest magnitude". Every float operation is the reference's (no
-// contraction), so the bytes are identical.
+// (gpu_quant_q8k and the fused dp4a_q4k_q8_e2e use it). Lane l holds elements 4l..4l+3 and
+// 128+4l..128+4l+3 (two 16-byte loads). The reference's "first element of largest magnitude"
+// is found with two warp reductions: the largest |x| (non-negative floats order as their bits;
+// NaN never counts, as the reference's strict '>' skips it), then the smallest index holding it.
+// Every float operation is the reference's (no contraction), so the bytes are identical.
 #pragma once
 #include "gpu_common.cuh"
-#include <limits.h>
 
 __device__ __forceinline__ void
 qk_quantize_q8k_block_warp(const float *__restrict__ x, qk_block_q8k *__restrict__ out, int lane) {
-    float v[8];
-    float amax = 0.0f, mx = 0.0f;
-    int idx = INT_MAX;
+    const float4 a = __ldg(reinterpret_cast<const float4 *>(x) + lane);
+    const float4 b = __ldg(reinterpret_cast<const float4 *>(x + 128) + lane);
+    const float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+    float amax = 0.0f;
 #pragma unroll
-    for (int k = 0; k < 8; k++) {
-        v[k] = x[32 * k + lane];
-        const float ax = fabsf(v[k]);
-        if (ax > amax) amax = ax, mx = v[k], idx = 32 * k + lane;
+    for (int i = 0; i < 8; i++) {
+        const float ax = fabsf(v[i]);
+        if (ax > amax) amax = ax;
     }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) {
-        const float oa = __shfl_xor_sync(0xffffffffu, amax, off);
-        const float om = __shfl_xor_sync(0xffffffffu, mx, off);
-        const int oi = __shfl_xor_sync(0xffffffffu, idx, off);
-        if (oa > amax || (oa == amax && oi < idx)) amax = oa, mx = om, idx = oi;
-    }
-    if (amax == 0.0f) { // the reference's all-zero block: every byte 0
-#pragma unroll
-        for (int k = 0; k < 8; k++)
-            out->qs[32 * k + lane] = 0;
-        if (lane < 16) out->bsums[lane] = 0;
+    const float gmax = __uint_as_float(__reduce_max_sync(0xffffffffu, __float_as_uint(amax)));
+    int *qs = reinterpret_cast<int *>(out->qs);
+    if (gmax == 0.0f) { // the reference's all-zero block: every byte 0
+        qs[lane] = 0;
+        qs[32 + lane] = 0;
+        if ((lane & 3) == 0) out->bsums[lane >> 2] = out->bsums[8 + (lane >> 2)] = 0;
         if (lane == 0) out->d = 0.0f;
         return;
     }
-    const float iscale = __fdiv_rn(-127.0f, mx);
+    unsigned first = 0xffffffffu; // this lane's first element of magnitude gmax, in index order
+    float mine = 0.0f;
 #pragma unroll
-    for (int k = 0; k < 8; k++) {
+    for (int i = 0; i < 8; i++) {
+        const unsigned idx = (i < 4 ? 0u : 128u) + 4u * (unsigned)lane + (unsigned)(i & 3);
+        if (first == 0xffffffffu && fabsf(v[i]) == gmax) first = idx, mine = v[i];
+    }
+    first = __reduce_min_sync(0xffffffffu, first);
+    const float mx = __shfl_sync(0xffffffffu, mine, (int)((first & 127u) >> 2));
+    const float iscale = __fdiv_rn(-127.0f, mx);
+    int packed[2] = {0, 0}, sums[2] = {0, 0};
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
         // qk_nearest_int: add 1.5*2^23, the integer is in the low mantissa bits; a NaN
         // product is 0 (the reference's rule: NaN bits differ between CPU and GPU)
-        const float p = __fmul_rn(iscale, v[k]);
+        const float p = __fmul_rn(iscale, v[i]);
         const float t = __fadd_rn(p, 12582912.0f);
         int q = (__float_as_int(t) & 0x007fffff) - 0x00400000;
         q = p != p ? 0 : q > 127 ? 127 : q < -128 ? -128 : q;
-        out->qs[32 * k + lane] = (int8_t)q;
-        // bsums: group 2k is lanes 0-15, group 2k+1 lanes 16-31 (integer sums, exact)
-        int sum = q;
-        sum += __shfl_xor_sync(0xffffffffu, sum, 8);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 4);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-        if ((lane & 15) == 0) out->bsums[2 * k + (lane >> 4)] = (int16_t)sum;
+        packed[i >> 2] |= (q & 0xff) << (8 * (i & 3));
+        sums[i >> 2] += q;
+    }
+    qs[lane] = packed[0];
+    qs[32 + lane] = packed[1];
+    // bsums: 16 elements are 4 lanes' 4 (integer sums, exact)
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        sums[h] += __shfl_xor_sync(0xffffffffu, sums[h], 1);
+        sums[h] += __shfl_xor_sync(0xffffffffu, sums[h], 2);
+    }
+    if ((lane & 3) == 0) {
+        out->bsums[lane >> 2] = (int16_t)sums[0];
+        out->bsums[8 + (lane >> 2)] = (int16_t)sums[1];
     }
     if (lane == 0) out->d = __fdiv_rn(1.0f, iscale);
 }
