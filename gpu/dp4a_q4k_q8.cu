@@ -34,12 +34,5 @@ template <int R> static cudaError_t launch(const qk_gpu_args &a, cudaStream_t st
 cudaError_t qk_launch_dp4a_q4k_q8(const qk_gpu_args &a, cudaStream_t st) {
     cudaError_t e = qk_launch_gpu_quant_q8k(a.x_f32, a.x_q, a.nb * QK_K, st);
     if (e != cudaSuccess) return e;
-    switch (qk_gpu_rows_in_flight()) {
-    case 1:
-        return launch<1>(a, st);
-    case 4:
-        return launch<4>(a, st);
-    default:
-        return launch<2>(a, st);
-    }
+    return qk_gpu_rows_in_flight(a.total) == 2 ? launch<2>(a, st) : launch<1>(a, st);
 }
