@@ -46,8 +46,9 @@ __attribute__((format(printf, 3, 4))) int fail(char *err, size_t n, const char *
     } while (0)
 
 cudaStream_t stream;
-void *flush_buf; // twice the L2, written before each cold sample
+void *flush_buf; // twice the L2, read before each cold sample
 size_t flush_bytes;
+int flush_blocks;
 int device_ready;
 
 // ---- CUPTI: kernel records of a window (enabled only while a window is open) ----
