@@ -15,9 +15,8 @@ struct qk_q4k_lane {
 };
 
 __device__ __forceinline__ qk_q4k_lane qk_load_lane(const qk_block_q4k *b, int c) {
-    // weights are read once: cached in L2 only, so they do not evict x from L1
     const uint4 *qp = reinterpret_cast<const uint4 *>(b->qs + 32 * c);
-    return {__ldcg(reinterpret_cast<const uint4 *>(b)), __ldcg(qp), __ldcg(qp + 1), 0, 0};
+    return {__ldg(reinterpret_cast<const uint4 *>(b)), __ldg(qp), __ldg(qp + 1), 0, 0};
 }
 
 __device__ __forceinline__ void qk_dp4a_q8k_step(const qk_q4k_lane &d,
