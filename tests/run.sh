@@ -17,7 +17,7 @@ cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DQK_WERROR=ON -DQK_SANITI
 cmake --build build/sanitize -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/sanitize --output-on-failure -j"$jobs"
-cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Debug -DQK_WERROR=ON -DQK_FUZZ=ON \
+cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Debug -DQK_WERROR=ON -DQK_FUZZ=ON -DQK_CUDA=OFF \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
 cmake --build build/fuzz --target fuzz_gguf
 mkdir -p build/fuzz/corpus
