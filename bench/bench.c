@@ -43,6 +43,8 @@ typedef struct {
     size_t xq_bytes;
     qk_deviation dev, exact; /* vs the f64 oracle; vs the algorithm-exact oracle (Q8 only) */
     qk_gpu_case *gpu;        /* GPU variants: the unit on the device */
+    double output_hash;      /* FNV-1a of y's bytes, low 52 bits: bit-identity across variants */
+    double slowdown;         /* test hook QK_INJECT_SLOWDOWN: extra fraction of each call spun */
 } variant;
 
 typedef struct bench_row bench_row;
@@ -104,8 +106,36 @@ static double best_of(const bench_row *row) {
     return best;
 }
 
+/* QK_INJECT_SLOWDOWN=NAME=FRACTION (a test hook of the CI regression gate): that CPU variant
+ * spins FRACTION of each call's time more. Any other form is an error. */
+static double injected_slowdown(const char *name) {
+    const char *v = getenv("QK_INJECT_SLOWDOWN");
+    if (!v || !*v) return 0;
+    const char *eq = strchr(v, '=');
+    char *end;
+    double f = eq ? strtod(eq + 1, &end) : -1;
+    if (!eq || eq == v || *end || !(f > 0 && f <= 10))
+        qk_die("QK_INJECT_SLOWDOWN: '%s' is not NAME=FRACTION (0 < FRACTION <= 10)", v);
+    return strlen(name) == (size_t)(eq - v) && !strncmp(name, v, (size_t)(eq - v)) ? f : 0;
+}
+
+/* FNV-1a over bytes, the low 52 bits (a double holds them exactly in the JSON). */
+static double hash52(const void *p, size_t n) {
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return (double)(h & ((1ull << 52) - 1));
+}
+
 static void forward(variant *v) {
+    const double t0 = v->slowdown > 0 ? now_s() : 0;
     qk_moe_forward(g.pool, v->quant, v->k, &v->w, g.ids, g.o.n_ids, g.x, v->xq, v->y);
+    if (v->slowdown > 0) { /* a real slowdown for the regression gate's own test */
+        const double until = t0 + (now_s() - t0) * (1 + v->slowdown);
+        while (now_s() < until) {
+        }
+    }
 }
 
 /* Everything a cold sample must fetch from DRAM. */
@@ -140,6 +170,7 @@ static void report(qk_gb_state *st, bench_row *row, double elapsed) {
     qk_gb_counter(st, "max_rel", v->dev.max_rel, QK_GB_PLAIN);
     qk_gb_counter(st, "one_minus_cos", v->dev.one_minus_cos, QK_GB_PLAIN);
     qk_gb_counter(st, "nonfinite", (double)v->dev.nonfinite, QK_GB_PLAIN);
+    qk_gb_counter(st, "output_hash", v->output_hash, QK_GB_PLAIN);
     if (v->quant) {
         qk_gb_counter(st, "exact_rel_l2", v->exact.rel_l2, QK_GB_PLAIN);
         qk_gb_counter(st, "exact_max_rel", v->exact.max_rel, QK_GB_PLAIN);
@@ -504,6 +535,7 @@ int main(int argc, char **argv) {
             if (!v->quant) qk_die("no quantizer for %s activations", qk_format_name(k->act_format));
             if (k->act_format == QK_FMT_Q8_K) q8k_quant = v->quant;
         }
+        v->slowdown = injected_slowdown(k->name);
         if (!v->gpu) {
             if (qk_weights_prepare(k, w, o->rows, o->cols, n_distinct, &v->w))
                 qk_die("out of memory laying out weights for %s", k->name);
@@ -516,6 +548,7 @@ int main(int argc, char **argv) {
             forward(v);
         }
         v->dev = qk_deviation_of(v->y, y_ref, n_out);
+        v->output_hash = hash52(v->y, n_out * sizeof *v->y);
         if (k->act_format != QK_FMT_F32) {
             qk_format f = k->act_format;
             if (!y_exact[f]) {

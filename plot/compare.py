@@ -1,0 +1,122 @@
+#!/usr/bin/python3
+"""Compares two qkbench result files and gates regressions.
+
+usage: compare.py BASE.json NEW.json [--threshold PCT] [--alpha P] [--statistic median|min]
+                  [--normalize peak|none] [--contracts FILE] [--require-same-machine]
+
+Pairs rows by name. For each: the change of the median (or, with --statistic min, of the
+fastest repetition: noise on a shared machine only ever slows a repetition down, so the best
+of many is the steadiest figure) and a two-sided Mann-Whitney U test over the repetitions (with
+--statistic min, over the faster half of each side's repetitions).
+With --normalize peak (the default) each time is multiplied by the peak rate of its own run
+(the read loop over the same bytes, or the GPU copy), so a machine that is slower as a whole
+does not look like a slower kernel; --normalize VARIANT divides by that variant's fastest
+repetition in the same run instead (a compute-bound reference tracks a shared core's speed
+better than a read loop does; the reference itself is then not gated). Exits 1 when a row is
+slower by more than --threshold percent (default 5) with p < --alpha (default 0.05), or when a
+deviation metric of NEW breaks its contract (--contracts, default results/contracts.json);
+exits 2 on unusable input. When the two files come from different machines it says so and does
+not gate on time (the ratios would compare hardware, not code), unless --require-same-machine
+is given, which makes that an error."""
+import argparse
+import os
+import sys
+
+from scipy.stats import mannwhitneyu
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import contracts as contract_check  # noqa: E402
+from qkresults import Result, fingerprint  # noqa: E402
+
+
+def normalized(result, row, mode):
+    if mode == "none":
+        return list(row.seconds)
+    if mode != "peak":  # a reference variant of the same run, at the same temperature
+        ref = [r for r in result.variants() if r.variant == mode and
+               r.temperature == row.temperature]
+        if not ref:
+            raise ValueError(f"{result.path}: no {mode} row to normalize {row.name} by")
+        return [t / min(ref[0].seconds) for t in row.seconds]
+    peak = result.peak_for(row)
+    if not peak:
+        return list(row.seconds)
+    return [t * peak for t in row.seconds]  # time x peak rate: bytes the peak would move
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("base")
+    ap.add_argument("new")
+    ap.add_argument("--threshold", type=float, default=5.0)
+    ap.add_argument("--alpha", type=float, default=0.05)
+    ap.add_argument("--normalize", default="peak",
+                    help="peak (default), none, or a variant of both runs: times relative to "
+                         "its fastest repetition in the same run")
+    ap.add_argument("--statistic", choices=("median", "min"), default="median")
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--contracts", default=os.path.join(here, "..", "results", "contracts.json"))
+    ap.add_argument("--require-same-machine", action="store_true")
+    a = ap.parse_args()
+    try:
+        base, new = Result(a.base), Result(a.new)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"compare: {e}", file=sys.stderr)
+        return 2
+    fb, fn = fingerprint(base.context), fingerprint(new.context)
+    same = fb == fn
+    if not same:
+        diff = ", ".join(f"{k}: {fb.get(k)} -> {fn.get(k)}" for k in sorted(set(fb) | set(fn))
+                         if fb.get(k) != fn.get(k))
+        print(f"compare: WARNING: the files come from different machines or setups ({diff})")
+        if a.require_same_machine:
+            print("compare: --require-same-machine: refusing to compare", file=sys.stderr)
+            return 2
+        print("compare: times are shown but not gated")
+    failures = 0
+    print(f"{'benchmark':58} {'base':>10} {'new':>10} {'change':>8} {'p':>7}  verdict")
+    paired = 0
+    for name, nr in new.rows.items():
+        br = base.rows.get(name)
+        if br is None or nr.is_peak or nr.variant == a.normalize:
+            continue
+        paired += 1
+        try:
+            bs, ns = normalized(base, br, a.normalize), normalized(new, nr, a.normalize)
+        except ValueError as e:
+            print(f"compare: {e}", file=sys.stderr)
+            return 2
+        pick = min if a.statistic == "min" else (lambda v: sorted(v)[len(v) // 2])
+        change = (pick(ns) / pick(bs) - 1) * 100
+        # with the min, the test too looks at the faster half of each side: the slow tail is
+        # the machine's noise, not the code
+        tb = sorted(bs)[:max(2, len(bs) // 2)] if a.statistic == "min" else bs
+        tn = sorted(ns)[:max(2, len(ns) // 2)] if a.statistic == "min" else ns
+        if len(tb) >= 2 and len(tn) >= 2 and (set(tb) != set(tn)):
+            p = mannwhitneyu(tb, tn, alternative="two-sided").pvalue
+        else:
+            p = 1.0
+        slower = change > a.threshold and p < a.alpha
+        verdict = "SLOWER" if slower else "faster" if change < -a.threshold and p < a.alpha \
+            else "same"
+        if slower and same:
+            failures += 1
+        elif slower:
+            verdict += " (not gated)"
+        print(f"{name[:58]:58} {br.median * 1e6:9.2f}u {nr.median * 1e6:9.2f}u "
+              f"{change:+7.1f}% {p:7.4f}  {verdict}")
+    if not paired:
+        print("compare: no benchmark of NEW has a namesake in BASE", file=sys.stderr)
+        return 2
+    broken = contract_check.check(a.contracts, [new]) if a.contracts else []
+    for line in broken:
+        print(f"contract: {line}")
+    print(f"compare: {paired} benchmarks paired, {failures} slower beyond {a.threshold:g} % "
+          f"(p < {a.alpha:g}) by the {a.statistic}"
+          f"{'' if a.normalize == 'none' else ' of times relative to the in-run ' + a.normalize}, "
+          f"{len(broken)} contract violations")
+    return 1 if failures or broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

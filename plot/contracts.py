@@ -1,0 +1,80 @@
+#!/usr/bin/python3
+"""Checks qkbench result files against the numerical contracts (results/contracts.json): per
+variant and activation profile, the largest acceptable deviation from the f64 oracle (rel_l2,
+max_rel, 1-cos) and from the algorithm-exact oracle (exact_rel_l2), no non-finite output, and
+which variants must produce bit-identical outputs (their output_hash counters).
+
+usage: contracts.py [--contracts FILE] RESULT.json...   exit 0: all hold, 1: a violation,
+2: unusable input."""
+import argparse
+import fnmatch
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qkresults import Result  # noqa: E402
+
+METRICS = {"rel_l2": "rel_l2", "max_rel": "max_rel", "one_minus_cos": "one_minus_cos",
+           "exact_rel_l2": "exact_rel_l2"}
+
+
+def load(path):
+    with open(path) as f:
+        c = json.load(f)
+    if c.get("schema") != 1 or "deviation" not in c:
+        raise ValueError(f"{path}: not a qkbench contracts file (schema 1)")
+    return c
+
+
+def check(contracts_path, results):
+    """The violations, one line each (empty when every contract holds)."""
+    c = load(contracts_path)
+    out = []
+    for res in results:
+        where = os.path.basename(res.path)
+        for row in res.variants():
+            cnt = row.counters
+            if cnt.get("nonfinite", 0):
+                out.append(f"{where}: {row.name}: {cnt['nonfinite']:.0f} non-finite outputs")
+            for rule in c["deviation"]:
+                if not any(fnmatch.fnmatch(row.variant, v) for v in rule["variants"]):
+                    continue
+                if not any(p == "*" or p == res.profile for p in rule["profiles"]):
+                    continue
+                for key, counter in METRICS.items():
+                    if key in rule and counter in cnt and not cnt[counter] <= rule[key]:
+                        out.append(f"{where}: {row.name}: {counter} {cnt[counter]:.3g} > "
+                                   f"{rule[key]:.3g} (profile {res.profile})")
+        for group in c.get("bit_identical", []):
+            for temp in ("hot", "cold"):
+                rows = [r for r in res.variants() if r.variant in group and r.temperature == temp
+                        and "output_hash" in r.counters]
+                hashes = {r.variant: r.counters["output_hash"] for r in rows}
+                if len(set(hashes.values())) > 1:
+                    out.append(f"{where}: {', '.join(sorted(hashes))} must be bit-identical, "
+                               f"their outputs differ ({temp})")
+    return out
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--contracts", default=os.path.join(here, "..", "results", "contracts.json"))
+    ap.add_argument("results", nargs="+")
+    a = ap.parse_args()
+    try:
+        results = [Result(p) for p in a.results]
+        broken = check(a.contracts, results)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"contracts: {e}", file=sys.stderr)
+        return 2
+    for line in broken:
+        print(f"contract broken: {line}")
+    rows = sum(len(r.variants()) for r in results)
+    print(f"contracts: {rows} rows in {len(results)} files checked, {len(broken)} violations")
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""Reading qkbench result files (Google Benchmark JSON written by `bench --json`): the runs of
+each benchmark row, their times and counters, the fingerprint, and the machine's slug."""
+import json
+import re
+import statistics
+
+UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+class Row:
+    """One benchmark row of one file: its repetitions (not the aggregates)."""
+
+    def __init__(self, name):
+        self.name = name  # the run_name, e.g. q4k_q8k_vnni_r8/768x2048/k8/hot/min_time:0.100
+        self.seconds = []  # per repetition, per call
+        self.counters = {}  # of the first repetition (the deviation counters do not vary)
+        self.skipped = None
+
+    @property
+    def variant(self):
+        return self.name.split("/")[0]
+
+    @property
+    def temperature(self):
+        parts = self.name.split("/")
+        return "cold" if "cold" in parts else "hot"
+
+    @property
+    def is_peak(self):
+        return self.variant == "peak_read"
+
+    @property
+    def median(self):
+        return statistics.median(self.seconds)
+
+    def gbps(self):
+        return self.counters.get("bytes", 0) / self.median * 1e-9
+
+
+class Result:
+    def __init__(self, path):
+        self.path = path
+        with open(path) as f:
+            doc = json.load(f)
+        if "benchmarks" not in doc or "context" not in doc:
+            raise ValueError(f"{path}: not a Google Benchmark JSON file")
+        self.context = doc["context"]
+        if "qkbench_schema" not in self.context:
+            raise ValueError(f"{path}: no qkbench_schema in the context (not written by bench)")
+        self.rows = {}
+        for b in doc["benchmarks"]:
+            if b.get("run_type") == "aggregate":
+                continue
+            name = b.get("run_name", b["name"])
+            row = self.rows.setdefault(name, Row(name))
+            if b.get("error_occurred") or b.get("skipped"):
+                row.skipped = b.get("error_message") or b.get("skip_message") or "skipped"
+                continue
+            row.seconds.append(b["real_time"] * UNIT[b.get("time_unit", "ns")])
+            if not row.counters:
+                row.counters = {k: v for k, v in b.items() if isinstance(v, (int, float))}
+        self.rows = {k: v for k, v in self.rows.items() if v.seconds}
+
+    def variants(self):
+        return [r for r in self.rows.values() if not r.is_peak]
+
+    def peak_for(self, row):
+        """The row's peak in bytes per second: the GPU copy counter, or the fastest repetition
+        of the CPU read loop over the same bytes at the same temperature."""
+        if "peak_GBps" in row.counters and self.context.get("gpu_name") and row.counters.get(
+                "kernel_us") is not None:
+            return row.counters["peak_GBps"] * 1e9
+        for r in self.rows.values():
+            if r.is_peak and r.temperature == row.temperature and \
+                    r.counters.get("bytes") == row.counters.get("bytes"):
+                return r.counters["bytes"] / min(r.seconds)
+        if "peak_GBps" in row.counters:
+            return row.counters["peak_GBps"] * 1e9
+        return None
+
+    def is_gpu_row(self, row):
+        return "kernel_us" in row.counters
+
+    @property
+    def machine(self):
+        return slug(self.context)
+
+    @property
+    def date(self):
+        return str(self.context.get("run_date", self.context.get("date", "")))[:10]
+
+    @property
+    def profile(self):
+        return self.context.get("activations", "?")
+
+
+def slug(ctx, gpu=None):
+    """A short machine name from the fingerprint: the GPU's for files with GPU rows, else the
+    CPU's with its core count."""
+    name = ctx.get("gpu_name") if gpu is not False else None
+    if not name:
+        name = f"{ctx.get('cpu_model', 'cpu')} {ctx.get('cores', '?')}c"
+    name = re.sub(r"\((r|tm)\)|processor|cpu @.*", "", name, flags=re.I)
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def fingerprint(ctx):
+    """What must match for two files' times to be comparable."""
+    keys = ("gpu_name", "cpu_model", "cpu_family", "cpu_model_number", "cores", "isa_used",
+            "threads", "shape", "experts")
+    return {k: ctx.get(k) for k in keys if ctx.get(k) is not None}
