@@ -6,6 +6,10 @@ execute_process(COMMAND git -C "${SRC}" describe --always --dirty --abbrev=12
 if(NOT rc EQUAL 0 OR commit STREQUAL "")
   set(commit "unknown (not a git checkout)")
 endif()
+# a copy of the tree whose .git is not the source's (the GPU hosts get one) is told the commit
+if(NOT "$ENV{QK_GIT_COMMIT}" STREQUAL "")
+  set(commit "$ENV{QK_GIT_COMMIT}")
+endif()
 set(text "#define QK_GIT_COMMIT \"${commit}\"\n")
 if(EXISTS "${OUT}")
   file(READ "${OUT}" old)
