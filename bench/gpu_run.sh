@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build, test and benchmark on a GPU host (the device tool's machine: CUDA 13, Google Benchmark
 # 1.8, hwloc, CMake, ninja; no package registry). Results and logs go to $OUT (default
-# build/gpu-out). Usage: bash bench/gpu_run.sh [quick]
+# build/gpu-out). Usage: [QK_GIT_COMMIT=<commit>] bash bench/gpu_run.sh [quick]
+# (QK_GIT_COMMIT names the source where this copy's .git is not the source's).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-build/gpu-out}
