@@ -4,7 +4,8 @@
 # compare.py), hwloc, and the Python 3 packages the tests and plots use.
 set -euo pipefail
 packages=(build-essential cmake clang libclang-rt-14-dev libbenchmark-dev libbenchmark-tools
-          libhwloc-dev pkg-config python3 python3-numpy python3-scipy python3-venv)
+          libhwloc-dev pkg-config python3 python3-numpy python3-scipy python3-matplotlib
+          python3-venv)
 need=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
