@@ -177,14 +177,32 @@ static void report(qk_gb_state *st, bench_row *row, double elapsed) {
     }
 }
 
-static void run_variant(qk_gb_state *st, void *arg) {
-    bench_row *row = arg;
+static volatile unsigned long long read_sink;
+
+/* One CPU row's timed unit and, for cold rows, what must leave the caches before it. */
+static void unit_variant(bench_row *row) {
+    forward(row->v);
+}
+static void evict_for_variant(bench_row *row) {
+    evict_variant(row->v);
+}
+static void unit_peak(bench_row *row) {
+    read_sink = qk_read_all(g.pool, g.peak_buf, (size_t)row->bytes);
+}
+static void evict_for_peak(bench_row *row) {
+    qk_evict(g.peak_buf, (size_t)row->bytes);
+}
+
+/* The CPU rows' loop: hot, the units back to back under Google Benchmark's clock; cold, each
+ * unit timed alone after the eviction (manual time). Counters come from our own clock. */
+static void time_cpu_row(qk_gb_state *st, bench_row *row, void (*unit)(bench_row *),
+                         void (*evict)(bench_row *)) {
     double elapsed = 0;
     if (row->cold) {
         while (qk_gb_keep_running(st)) {
-            evict_variant(row->v);
+            evict(row);
             double t0 = now_s();
-            forward(row->v);
+            unit(row);
             double t = now_s() - t0;
             qk_gb_set_iteration_time(st, t);
             elapsed += t;
@@ -192,10 +210,17 @@ static void run_variant(qk_gb_state *st, void *arg) {
     } else {
         double t0 = now_s();
         while (qk_gb_keep_running(st))
-            forward(row->v);
+            unit(row);
         elapsed = now_s() - t0;
     }
     report(st, row, elapsed);
+}
+
+static void run_variant(qk_gb_state *st, void *arg) {
+    time_cpu_row(st, arg, unit_variant, evict_for_variant);
+}
+static void run_peak(qk_gb_state *st, void *arg) {
+    time_cpu_row(st, arg, unit_peak, evict_for_peak);
 }
 
 /* GPU rows: each iteration times `count` units (hot: a CUDA graph of 100 back to back; cold:
@@ -221,30 +246,6 @@ static void run_gpu(qk_gb_state *st, void *arg) {
         row->kernel_seconds[row->kernel_reps++] = k;
         qk_gb_counter(st, "kernel_us", k * 1e6, QK_GB_PLAIN);
         qk_gb_counter(st, "kernels_per_unit", row->kernels_per_unit, QK_GB_PLAIN);
-    }
-    report(st, row, elapsed);
-}
-
-static volatile unsigned long long read_sink;
-
-static void run_peak(qk_gb_state *st, void *arg) {
-    bench_row *row = arg;
-    size_t bytes = (size_t)row->bytes;
-    double elapsed = 0;
-    if (row->cold) {
-        while (qk_gb_keep_running(st)) {
-            qk_evict(g.peak_buf, bytes);
-            double t0 = now_s();
-            read_sink = qk_read_all(g.pool, g.peak_buf, bytes);
-            double t = now_s() - t0;
-            qk_gb_set_iteration_time(st, t);
-            elapsed += t;
-        }
-    } else {
-        double t0 = now_s();
-        while (qk_gb_keep_running(st))
-            read_sink = qk_read_all(g.pool, g.peak_buf, bytes);
-        elapsed = now_s() - t0;
     }
     report(st, row, elapsed);
 }

