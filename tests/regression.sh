@@ -7,8 +7,8 @@
 # slows repetitions down), times relative to the scalar reference kernel of the same run (it
 # tracks how fast the shared core is at the moment; the in-run read loop did not), a 12 %
 # threshold on that best-of figure (the U test's p is shown but not required: one noisy
-# baseline repetition set widens it while the minimum stays put), and a failure only when a
-# second run confirms it. A 20 % slowdown
+# baseline repetition set widens it while the minimum stays put), and a failure only when two
+# more runs confirm it. A 20 % slowdown
 # fails it (tests/test_regression.sh injects one); unchanged code passes.
 # usage: tests/regression.sh [BASELINE.json] [OUT_DIR]   (bench: $QK_BENCH, default
 # build/release/bench/bench)
@@ -29,13 +29,15 @@ gate() { # run number: bench, then compare with the baseline; returns compare's 
     --normalize q4k_q8k_ref --threshold 12 --alpha 1 | tee "$out/compare$1.txt"
   return "${PIPESTATUS[0]}"
 }
-gate 1
-rc=$?
-if [ $rc -eq 1 ]; then # a real slowdown reproduces; a noisy neighbour rarely hits twice
-  echo "regression: slower in the first run; measuring again to confirm"
-  gate 2
+# a real slowdown reproduces; a noisy neighbour rarely hits three runs in a row (one false
+# "SLOWER" in a first run was seen on the CI VM, cleared by the next)
+rc=1
+for run in 1 2 3; do
+  gate "$run"
   rc=$?
-  [ $rc -eq 1 ] || echo "regression: not confirmed by the second run (noise): passing"
-fi
+  [ $rc -eq 1 ] || break
+  [ $run -lt 3 ] && echo "regression: slower in run $run; measuring again to confirm"
+done
+[ $rc -eq 0 ] && [ "${run:-1}" -gt 1 ] && echo "regression: not confirmed (noise): passing"
 [ $rc -eq 0 ] && echo "regression: 1 passed, 0 failed" || echo "regression: 0 passed, 1 failed"
 exit $rc

@@ -24,8 +24,8 @@ args=($(QK_REGRESSION_PRINT_ARGS=1 bash "$src/tests/regression.sh" | tr -d "'"))
 expect_rc 0 "unchanged code passes the gate" bash "$src/tests/regression.sh" "$tmp/base.json" "$tmp/same"
 QK_INJECT_SLOWDOWN=q4k_q8k_vnni_r8=0.2 expect_rc 1 "20 % slower q4k_q8k_vnni_r8 fails the gate" \
   bash "$src/tests/regression.sh" "$tmp/base.json" "$tmp/slow"
-grep -q "q4k_q8k_vnni_r8.*SLOWER" "$tmp/slow/compare2.txt" 2>/dev/null && ok ||
-  bad "the slowed variant is not the one named SLOWER in the confirming run"
+grep -q "q4k_q8k_vnni_r8.*SLOWER" "$tmp/slow/compare3.txt" 2>/dev/null && ok ||
+  bad "the slowed variant is not the one named SLOWER in the last confirming run"
 grep -q "q4k_f32_avx2.*SLOWER" "$tmp/slow/compare1.txt" && bad "an unchanged variant was called SLOWER" || ok
 expect_rc 0 "a file against itself" $py "$src/plot/compare.py" "$tmp/base.json" "$tmp/base.json"
 expect_rc 2 "a file that is not a result" $py "$src/plot/compare.py" "$tmp/base.json" "$0"
