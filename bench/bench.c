@@ -73,7 +73,6 @@ static struct {
     void *peak_buf;
     size_t peak_buf_bytes;
     double gpu_copy_bps; /* device-to-device copy, read + write counted: GPU rows' peak */
-    int gpu_iterations;
     bench_row *rows;
     size_t n_rows, n_done;
     int progress;
@@ -579,7 +578,6 @@ int main(int argc, char **argv) {
         g.gpu_copy_bps = qk_gpu_copy_bandwidth((size_t)1 << 30, 10);
         if (g.gpu_copy_bps <= 0) qk_die("GPU: the device-to-device copy failed");
     }
-    g.gpu_iterations = o->gpu_iterations;
 
     /* rows: a peak read row per distinct working-set size and temperature, registered before
      * the first variant that uses it (so its median is known when the variant finishes) */

@@ -47,6 +47,8 @@ expect_error "dump dir under a file" --dump-output "$0/sub"
 expect_error "zero repetitions" --repetitions 0
 expect_error "bad min time" --min-time fast
 expect_error "zero cold iterations" --cold-iterations 0
+expect_error "zero GPU iterations" --gpu-iterations 0
+QK_INJECT_SLOWDOWN=nonsense expect_error "a malformed slowdown hook" --experts 0 --kernel q4k_q8k_ref --hot --min-time 0.001 --repetitions 1 --threads 1 --json /dev/null
 expect_error "unknown Google Benchmark flag" --benchmark_frobnicate=1
 expect_error "empty json name" --json ""
 expect_error "layer without a model" --layer 3
