@@ -20,11 +20,16 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
     qk_dp4a_q8k_walk<R>(k, lane, first, x8, y);
 }
 
+int qk_dp4a_units(const qk_gpu_args &a) {
+    const int group = qk_dp4a_rows_per_warp(a.nb);
+    return (a.total + group - 1) / group;
+}
+
 template <int R> static cudaError_t launch(const qk_gpu_args &a, cudaStream_t st) {
     static qk_grid_cache cache;
     int grid;
-    cudaError_t e =
-        qk_persistent_grid(cache, qk_dp4a_q4k_q8_kernel<R>, 0, (a.total + R - 1) / R, &grid);
+    cudaError_t e = qk_persistent_grid(cache, qk_dp4a_q4k_q8_kernel<R>, 0,
+                                       (qk_dp4a_units(a) + R - 1) / R, &grid);
     if (e != cudaSuccess) return e;
     qk_dp4a_q4k_q8_kernel<R><<<grid, QK_GPU_WARPS * 32, 0, st>>>(
         a.w, a.ids, a.rows, a.nb, a.total, static_cast<const qk_block_q8k *>(a.x_q), a.y);

@@ -31,7 +31,7 @@ template <int R, int WARPS> static cudaError_t launch(const qk_gpu_args &a, cuda
     int grid;
     // R rows per warp at a time: the grid needs R times fewer warps for one pass
     cudaError_t e = qk_persistent_grid(cache, qk_dp4a_q4k_q8_e2e_kernel<R, WARPS>, smem,
-                                       (a.total + R - 1) / R, &grid, WARPS);
+                                       (qk_dp4a_units(a) + R - 1) / R, &grid, WARPS);
     if (e != cudaSuccess) return e;
     qk_dp4a_q4k_q8_e2e_kernel<R, WARPS>
         <<<grid, WARPS * 32, smem, st>>>(a.w, a.ids, a.rows, a.nb, a.total, a.x_f32, a.y);

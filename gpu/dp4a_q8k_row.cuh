@@ -4,7 +4,8 @@
 // of a super-block add S and M exactly (so they are q4k_q8k_ref's integers), lane 4*s adds
 // (dx*d)*S - (dx*dmin)*M to its f32 sum; at the end of a row, the warp butterfly
 // (dp4a_q4k_q8_emu.c emulates this order). A warp walks its rows (g, g + stride, ...) R at a
-// time in steps of 8 super-blocks, one batch's loads in flight while the other computes.
+// time in steps of 8 super-blocks, one batch's loads in flight while the other computes; rows
+// of at most 4 super-blocks go several to a warp (qk_dp4a_rows_per_warp).
 #pragma once
 #include "gpu_common.cuh"
 
@@ -52,56 +53,87 @@ __device__ __forceinline__ void qk_dp4a_q8k_step(const qk_q4k_lane &d,
     }
 }
 
-// A warp's work: rows g0, g0 + stride, ... < total, each in steps of 8 super-blocks; item t is
-// step t % steps of the warp's row t / steps.
+// Rows of at most 4 super-blocks would leave most lanes idle: a warp then takes group = 8 / nb
+// rows at a time, lanes 4*nb*i .. 4*nb*i + 4*nb - 1 for its i-th row, and a row's
+// contributions are added in super-block order by shuffles within its lanes.
+__host__ __device__ __forceinline__ int qk_dp4a_rows_per_warp(int nb) {
+    return nb <= 4 ? 8 / nb : 1;
+}
+
+// A warp's work: units g0, g0 + stride, ... < units, each `group` rows (1 when nb > 4) taken in
+// steps of 8 super-blocks; item t is step t % steps of the warp's unit t / steps.
 struct qk_walk {
     const qk_block_q4k *w;
     const int32_t *ids;
-    int rows, nb, total, g0, stride, steps;
-    __device__ __forceinline__ int row_of(int t) const {
+    int rows, nb, total, g0, stride, steps, group, units;
+    __device__ __forceinline__ int unit_of(int t) const {
         return g0 + (steps == 1 ? t : t / steps) * stride;
     }
-    __device__ __forceinline__ bool valid(int t) const { return row_of(t) < total; }
+    __device__ __forceinline__ bool valid(int t) const { return unit_of(t) < units; }
 };
 
 __device__ __forceinline__ qk_walk qk_make_walk(const qk_block_q4k *w, const int32_t *ids, int rows,
                                                 int nb, int total, int g0, int stride) {
-    return {w, ids, rows, nb, total, g0, stride, (nb + 7) / 8};
+    const int group = qk_dp4a_rows_per_warp(nb);
+    return {w, ids, rows, nb, total, g0, stride, (nb + 7) / 8, group, (total + group - 1) / group};
 }
 
-// Issues the loads of items t0 .. t0 + R - 1 (R rows in flight per warp when steps == 1).
+// This lane's row and super-block for unit u at step base (row >= total: none).
+__device__ __forceinline__ void qk_walk_lane(const qk_walk &k, int u, int base, int lane, int *row,
+                                             int *sb) {
+    if (k.group == 1) {
+        *row = u;
+        *sb = base + (lane >> 2);
+        return;
+    }
+    const int per = 4 * k.nb, i = lane / per;
+    *row = i < k.group ? u * k.group + i : k.total;
+    *sb = (lane % per) >> 2;
+}
+
+// Issues the loads of items t0 .. t0 + R - 1 (R units in flight per warp when steps == 1).
 template <int R>
 __device__ __forceinline__ void qk_dp4a_q8k_load(const qk_walk &k, int t0, int lane,
                                                  qk_q4k_lane (&d)[R]) {
-    const int s = lane >> 2, c = lane & 3;
 #pragma unroll
     for (int r = 0; r < R; r++) {
-        const int t = t0 + r, g = k.row_of(t), base = k.steps == 1 ? 0 : (t % k.steps) * 8;
+        const int t = t0 + r, u = k.unit_of(t), base = k.steps == 1 ? 0 : (t % k.steps) * 8;
+        int row, sb;
+        qk_walk_lane(k, u, base, lane, &row, &sb);
         d[r] = {};
-        if (g < k.total && base + s < k.nb)
-            d[r] = qk_load_lane(qk_gpu_row(k.w, k.ids, k.rows, k.nb, g) + base + s, c);
-        d[r].g = g;
+        if (u < k.units && row < k.total && sb < k.nb)
+            d[r] = qk_load_lane(qk_gpu_row(k.w, k.ids, k.rows, k.nb, row) + sb, lane & 3);
+        d[r].g = u;
         d[r].base = base;
     }
 }
 
-// The arithmetic of a loaded batch; a row's last step reduces and stores it.
+// The arithmetic of a loaded batch; a row's last step reduces and stores it: the warp butterfly
+// (one row per warp), or the sum in super-block order within the row's lanes (grouped rows).
 template <int R>
 __device__ __forceinline__ void
 qk_dp4a_q8k_compute(const qk_walk &k, int lane, const qk_q4k_lane (&d)[R],
                     const qk_block_q8k *__restrict__ x8, float *__restrict__ y, float &acc) {
-    const int s = lane >> 2, c = lane & 3;
+    const int c = lane & 3;
 #pragma unroll
     for (int r = 0; r < R; r++) {
-        const int g = d[r].g, base = d[r].base;
-        if (g >= k.total) return; // uniform across the warp
-        const int sb = base + s;
-        qk_dp4a_q8k_step(d[r], x8 + sb, sb < k.nb, c, acc);
-        if (base + 8 >= k.nb) {
+        const int u = d[r].g, base = d[r].base;
+        if (u >= k.units) return; // uniform across the warp
+        int row, sb;
+        qk_walk_lane(k, u, base, lane, &row, &sb);
+        const bool active = row < k.total && sb < k.nb;
+        qk_dp4a_q8k_step(d[r], x8 + sb, active, c, acc);
+        if (base + 8 < k.nb) continue; // the row goes on in the next step
+        if (k.group == 1) {
             const float v = qk_warp_sum(acc);
-            if (lane == 0) y[g] = v;
-            acc = 0.0f;
+            if (lane == 0) y[u] = v;
+        } else {
+            float v = acc; // lane 4*sb holds super-block sb's contribution
+            for (int j = 1; j < k.nb; j++)
+                v = __fadd_rn(v, __shfl_down_sync(0xffffffffu, acc, 4 * j));
+            if (active && sb == 0 && c == 0) y[row] = v;
         }
+        acc = 0.0f;
     }
 }
 

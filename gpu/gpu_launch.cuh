@@ -11,6 +11,9 @@ struct qk_gpu_args {
     float *y;              // n_ids * rows outputs (device)
 };
 
+// Warp-units of the DP4A Q8_K kernels' walk: rows, grouped when short (dp4a_q8k_row.cuh).
+int qk_dp4a_units(const qk_gpu_args &a);
+
 cudaError_t qk_launch_gpu_q4k_f32(const qk_gpu_args &a, cudaStream_t st);
 cudaError_t qk_launch_dp4a_q4k_q8(const qk_gpu_args &a, cudaStream_t st);
 cudaError_t qk_launch_dp4a_q4k_q8_1(const qk_gpu_args &a, cudaStream_t st);
