@@ -6,18 +6,18 @@
 #include "gpu_launch.cuh"
 #include "persistent_grid.cuh"
 
-template <int R>
+template <int R, bool G>
 __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
     qk_dp4a_q4k_q8_kernel(const qk_block_q4k *__restrict__ w, const int32_t *__restrict__ ids,
                           int rows, int nb, int total, const qk_block_q8k *__restrict__ x8,
                           float *__restrict__ y) {
     const int lane = threadIdx.x & 31;
     const qk_walk k =
-        qk_make_walk(w, ids, rows, nb, total, blockIdx.x * QK_GPU_WARPS + threadIdx.x / 32,
-                     gridDim.x * QK_GPU_WARPS);
+        qk_make_walk<G>(w, ids, rows, nb, total, blockIdx.x * QK_GPU_WARPS + threadIdx.x / 32,
+                        gridDim.x * QK_GPU_WARPS);
     qk_q4k_lane first[R];
-    qk_dp4a_q8k_load<R>(k, 0, lane, first);
-    qk_dp4a_q8k_walk<R>(k, lane, first, x8, y);
+    qk_dp4a_q8k_load<R, G>(k, 0, lane, first);
+    qk_dp4a_q8k_walk<R, G>(k, lane, first, x8, y);
 }
 
 int qk_dp4a_units(const qk_gpu_args &a) {
@@ -25,13 +25,13 @@ int qk_dp4a_units(const qk_gpu_args &a) {
     return (a.total + group - 1) / group;
 }
 
-template <int R> static cudaError_t launch(const qk_gpu_args &a, cudaStream_t st) {
+template <int R, bool G> static cudaError_t launch(const qk_gpu_args &a, cudaStream_t st) {
     static qk_grid_cache cache;
     int grid;
-    cudaError_t e = qk_persistent_grid(cache, qk_dp4a_q4k_q8_kernel<R>, 0,
+    cudaError_t e = qk_persistent_grid(cache, qk_dp4a_q4k_q8_kernel<R, G>, 0,
                                        (qk_dp4a_units(a) + R - 1) / R, &grid);
     if (e != cudaSuccess) return e;
-    qk_dp4a_q4k_q8_kernel<R><<<grid, QK_GPU_WARPS * 32, 0, st>>>(
+    qk_dp4a_q4k_q8_kernel<R, G><<<grid, QK_GPU_WARPS * 32, 0, st>>>(
         a.w, a.ids, a.rows, a.nb, a.total, static_cast<const qk_block_q8k *>(a.x_q), a.y);
     return cudaGetLastError();
 }
@@ -39,5 +39,8 @@ template <int R> static cudaError_t launch(const qk_gpu_args &a, cudaStream_t st
 cudaError_t qk_launch_dp4a_q4k_q8(const qk_gpu_args &a, cudaStream_t st) {
     cudaError_t e = qk_launch_gpu_quant_q8k(a.x_f32, a.x_q, a.nb * QK_K, st);
     if (e != cudaSuccess) return e;
-    return qk_gpu_rows_in_flight(a.total) == 2 ? launch<2>(a, st) : launch<1>(a, st);
+    const bool grouped = qk_dp4a_rows_per_warp(a.nb) > 1;
+    if (qk_gpu_rows_in_flight(a.total) == 2)
+        return grouped ? launch<2, true>(a, st) : launch<2, false>(a, st);
+    return grouped ? launch<1, true>(a, st) : launch<1, false>(a, st);
 }

@@ -72,34 +72,37 @@ struct qk_walk {
     __device__ __forceinline__ bool valid(int t) const { return unit_of(t) < units; }
 };
 
+template <bool G>
 __device__ __forceinline__ qk_walk qk_make_walk(const qk_block_q4k *w, const int32_t *ids, int rows,
                                                 int nb, int total, int g0, int stride) {
-    const int group = qk_dp4a_rows_per_warp(nb);
+    const int group = G ? qk_dp4a_rows_per_warp(nb) : 1;
     return {w, ids, rows, nb, total, g0, stride, (nb + 7) / 8, group, (total + group - 1) / group};
 }
 
-// This lane's row and super-block for unit u at step base (row >= total: none).
+// This lane's row and super-block for unit u at step base (row >= total: none). G: the grouped
+// walk (nb <= 4), a separate instantiation so the one-row path keeps its code and registers.
+template <bool G>
 __device__ __forceinline__ void qk_walk_lane(const qk_walk &k, int u, int base, int lane, int *row,
                                              int *sb) {
-    if (k.group == 1) {
+    if constexpr (!G) {
         *row = u;
         *sb = base + (lane >> 2);
-        return;
+    } else {
+        const int per = 4 * k.nb, i = lane / per;
+        *row = i < k.group ? u * k.group + i : k.total;
+        *sb = (lane % per) >> 2;
     }
-    const int per = 4 * k.nb, i = lane / per;
-    *row = i < k.group ? u * k.group + i : k.total;
-    *sb = (lane % per) >> 2;
 }
 
 // Issues the loads of items t0 .. t0 + R - 1 (R units in flight per warp when steps == 1).
-template <int R>
+template <int R, bool G>
 __device__ __forceinline__ void qk_dp4a_q8k_load(const qk_walk &k, int t0, int lane,
                                                  qk_q4k_lane (&d)[R]) {
 #pragma unroll
     for (int r = 0; r < R; r++) {
         const int t = t0 + r, u = k.unit_of(t), base = k.steps == 1 ? 0 : (t % k.steps) * 8;
         int row, sb;
-        qk_walk_lane(k, u, base, lane, &row, &sb);
+        qk_walk_lane<G>(k, u, base, lane, &row, &sb);
         d[r] = {};
         if (u < k.units && row < k.total && sb < k.nb)
             d[r] = qk_load_lane(qk_gpu_row(k.w, k.ids, k.rows, k.nb, row) + sb, lane & 3);
@@ -110,7 +113,7 @@ __device__ __forceinline__ void qk_dp4a_q8k_load(const qk_walk &k, int t0, int l
 
 // The arithmetic of a loaded batch; a row's last step reduces and stores it: the warp butterfly
 // (one row per warp), or the sum in super-block order within the row's lanes (grouped rows).
-template <int R>
+template <int R, bool G>
 __device__ __forceinline__ void
 qk_dp4a_q8k_compute(const qk_walk &k, int lane, const qk_q4k_lane (&d)[R],
                     const qk_block_q8k *__restrict__ x8, float *__restrict__ y, float &acc) {
@@ -120,11 +123,11 @@ qk_dp4a_q8k_compute(const qk_walk &k, int lane, const qk_q4k_lane (&d)[R],
         const int u = d[r].g, base = d[r].base;
         if (u >= k.units) return; // uniform across the warp
         int row, sb;
-        qk_walk_lane(k, u, base, lane, &row, &sb);
+        qk_walk_lane<G>(k, u, base, lane, &row, &sb);
         const bool active = row < k.total && sb < k.nb;
         qk_dp4a_q8k_step(d[r], x8 + sb, active, c, acc);
         if (base + 8 < k.nb) continue; // the row goes on in the next step
-        if (k.group == 1) {
+        if constexpr (!G) {
             const float v = qk_warp_sum(acc);
             if (lane == 0) y[u] = v;
         } else {
@@ -139,17 +142,17 @@ qk_dp4a_q8k_compute(const qk_walk &k, int lane, const qk_q4k_lane (&d)[R],
 
 // The whole walk, two batches of R items in turn: one batch's loads in flight while the other
 // is computed. `a` holds qk_dp4a_q8k_load(k, 0, ...), issued by the caller as early as it can.
-template <int R>
+template <int R, bool G>
 __device__ __forceinline__ void qk_dp4a_q8k_walk(const qk_walk &k, int lane, qk_q4k_lane (&a)[R],
                                                  const qk_block_q8k *__restrict__ x8,
                                                  float *__restrict__ y) {
     qk_q4k_lane b[R];
     float acc = 0.0f;
     for (int t0 = 0; k.valid(t0); t0 += 2 * R) {
-        qk_dp4a_q8k_load<R>(k, t0 + R, lane, b);
-        qk_dp4a_q8k_compute<R>(k, lane, a, x8, y, acc);
+        qk_dp4a_q8k_load<R, G>(k, t0 + R, lane, b);
+        qk_dp4a_q8k_compute<R, G>(k, lane, a, x8, y, acc);
         if (!k.valid(t0 + R)) break;
-        qk_dp4a_q8k_load<R>(k, t0 + 2 * R, lane, a);
-        qk_dp4a_q8k_compute<R>(k, lane, b, x8, y, acc);
+        qk_dp4a_q8k_load<R, G>(k, t0 + 2 * R, lane, a);
+        qk_dp4a_q8k_compute<R, G>(k, lane, b, x8, y, acc);
     }
 }
