@@ -102,18 +102,6 @@ void qk_hw_fingerprint(qk_hw *hw, qk_kv_fn emit, void *ctx) {
     }
 }
 
-size_t qk_hw_llc_bytes(qk_hw *hw) {
-    for (int t = HWLOC_OBJ_L5CACHE; t >= HWLOC_OBJ_L1CACHE; t--) {
-        int n = hwloc_get_nbobjs_by_type(hw->topo, (hwloc_obj_type_t)t);
-        if (n <= 0) continue;
-        size_t total = 0;
-        for (int i = 0; i < n; i++)
-            total += hwloc_get_obj_by_type(hw->topo, (hwloc_obj_type_t)t, i)->attr->cache.size;
-        return total;
-    }
-    return 0;
-}
-
 int qk_hw_plan_pinning(qk_hw *hw, int n, char *desc, size_t desc_size) {
     int cores = hwloc_get_nbobjs_by_type(hw->topo, HWLOC_OBJ_CORE);
     int pus = hwloc_get_nbobjs_by_type(hw->topo, HWLOC_OBJ_PU);

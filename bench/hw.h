@@ -12,8 +12,6 @@ void qk_hw_close(qk_hw *hw);
 /* cpu_model, cpu_vendor, cpu_family, cpu_model_number, packages, cores, pus, numa_nodes,
  * cpu_caches (one line) and cache_<level>_bytes, hwloc_version, os. */
 void qk_hw_fingerprint(qk_hw *hw, qk_kv_fn emit, void *ctx);
-/* Total bytes of the last-level caches (0 when unknown). */
-size_t qk_hw_llc_bytes(qk_hw *hw);
 /* Chooses a distinct core for each of n threads (distinct PUs when there are fewer cores than
  * threads) and describes the plan in desc ("cores 0,1"). Returns 0, or -1 when the machine
  * has fewer PUs than n. */

@@ -17,8 +17,8 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
     for (int sb = s; sb < nb; sb += 8) {
         const qk_block_q4k *b = row + sb;
         const qk_q4k_head h = qk_load_head(b);
-        const uint4 *qp = reinterpret_cast<const uint4 *>(b->qs + 32 * c);
-        const uint4 qa = __ldg(qp), qb = __ldg(qp + 1);
+        uint4 qa, qb;
+        qk_load_chunk(b, c, &qa, &qb);
         const uint32_t qw[8] = {qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w};
         const qk_block_q8_1 *x0 = xa + 8 * (size_t)sb + 2 * c, *x1 = x0 + 1;
         const int *q0 = reinterpret_cast<const int *>(x0->qs),
@@ -32,14 +32,13 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
             qsum0 = __dp4a(0x01010101, a0, qsum0);
             qsum1 = __dp4a(0x01010101, a1, qsum1);
         }
-        uint32_t sc0, m0, sc1, m1;
-        qk_q4k_scale_min_words(h.w0, h.w1, h.w2, 2 * c, &sc0, &m0);
-        qk_q4k_scale_min_words(h.w0, h.w1, h.w2, 2 * c + 1, &sc1, &m1);
+        uint32_t sc[2], m[2];
+        qk_chunk_scales(h.w0, h.w1, h.w2, c, sc, m);
         const float d8a = qk_h2f(x0->d), d8b = qk_h2f(x1->d);
-        const float sumd = __fadd_rn(__fmul_rn(d8a, (float)(isum0 * (int)sc0)),
-                                     __fmul_rn(d8b, (float)(isum1 * (int)sc1)));
-        const float summ = __fadd_rn(__fmul_rn(d8a, (float)(qsum0 * (int)m0)),
-                                     __fmul_rn(d8b, (float)(qsum1 * (int)m1)));
+        const float sumd = __fadd_rn(__fmul_rn(d8a, (float)(isum0 * (int)sc[0])),
+                                     __fmul_rn(d8b, (float)(isum1 * (int)sc[1])));
+        const float summ = __fadd_rn(__fmul_rn(d8a, (float)(qsum0 * (int)m[0])),
+                                     __fmul_rn(d8b, (float)(qsum1 * (int)m[1])));
         acc = __fadd_rn(acc, __fsub_rn(__fmul_rn(h.d, sumd), __fmul_rn(h.dmin, summ)));
     }
     acc = qk_warp_sum(acc);

@@ -8,41 +8,39 @@
 #include "persistent_grid.cuh"
 #include "q8k_warp.cuh"
 
-template <int R, bool G, int WARPS>
-__global__ void __launch_bounds__(WARPS * 32)
+template <int R, bool G>
+__global__ void __launch_bounds__(QK_GPU_WARPS * 32)
     qk_dp4a_q4k_q8_e2e_kernel(const qk_block_q4k *__restrict__ w, const int32_t *__restrict__ ids,
                               int rows, int nb, int total, const float *__restrict__ x,
                               float *__restrict__ y) {
     extern __shared__ qk_block_q8k qk_e2e_x8[];
     const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-    const qk_walk k =
-        qk_make_walk<G>(w, ids, rows, nb, total, blockIdx.x * WARPS + warp, gridDim.x * WARPS);
+    const qk_walk k = qk_make_walk<G>(w, ids, rows, nb, total, blockIdx.x * QK_GPU_WARPS + warp,
+                                      gridDim.x * QK_GPU_WARPS);
     qk_q4k_lane first[R];
     qk_dp4a_q8k_load<R, G>(k, 0, lane, first); // in flight while x is quantized
-    for (int blk = warp; blk < nb; blk += WARPS)
+    for (int blk = warp; blk < nb; blk += QK_GPU_WARPS)
         qk_quantize_q8k_block_warp(x + (size_t)blk * QK_K, qk_e2e_x8 + blk, lane);
     __syncthreads();
     qk_dp4a_q8k_walk<R, G>(k, lane, first, qk_e2e_x8, y);
 }
 
-template <int R, bool G, int WARPS>
-static cudaError_t launch(const qk_gpu_args &a, cudaStream_t st) {
+template <int R, bool G> static cudaError_t launch(const qk_gpu_args &a, cudaStream_t st) {
     static qk_grid_cache cache;
     const size_t smem = (size_t)a.nb * sizeof(qk_block_q8k);
     int grid;
     // R rows per warp at a time: the grid needs R times fewer warps for one pass
-    cudaError_t e = qk_persistent_grid(cache, qk_dp4a_q4k_q8_e2e_kernel<R, G, WARPS>, smem,
-                                       (qk_dp4a_units(a) + R - 1) / R, &grid, WARPS);
+    cudaError_t e = qk_persistent_grid(cache, qk_dp4a_q4k_q8_e2e_kernel<R, G>, smem,
+                                       (qk_dp4a_units(a) + R - 1) / R, &grid);
     if (e != cudaSuccess) return e;
-    qk_dp4a_q4k_q8_e2e_kernel<R, G, WARPS>
-        <<<grid, WARPS * 32, smem, st>>>(a.w, a.ids, a.rows, a.nb, a.total, a.x_f32, a.y);
+    qk_dp4a_q4k_q8_e2e_kernel<R, G>
+        <<<grid, QK_GPU_WARPS * 32, smem, st>>>(a.w, a.ids, a.rows, a.nb, a.total, a.x_f32, a.y);
     return cudaGetLastError();
 }
 
 cudaError_t qk_launch_dp4a_q4k_q8_e2e(const qk_gpu_args &a, cudaStream_t st) {
     const bool grouped = qk_dp4a_rows_per_warp(a.nb) > 1;
     if (qk_gpu_rows_in_flight(a.total) == 2)
-        return grouped ? launch<2, true, QK_GPU_WARPS>(a, st)
-                       : launch<2, false, QK_GPU_WARPS>(a, st);
-    return grouped ? launch<1, true, QK_GPU_WARPS>(a, st) : launch<1, false, QK_GPU_WARPS>(a, st);
+        return grouped ? launch<2, true>(a, st) : launch<2, false>(a, st);
+    return grouped ? launch<1, true>(a, st) : launch<1, false>(a, st);
 }

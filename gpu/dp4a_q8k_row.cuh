@@ -16,8 +16,9 @@ struct qk_q4k_lane {
 };
 
 __device__ __forceinline__ qk_q4k_lane qk_load_lane(const qk_block_q4k *b, int c) {
-    const uint4 *qp = reinterpret_cast<const uint4 *>(b->qs + 32 * c);
-    return {__ldg(reinterpret_cast<const uint4 *>(b)), __ldg(qp), __ldg(qp + 1), 0, 0};
+    qk_q4k_lane d = {__ldg(reinterpret_cast<const uint4 *>(b)), {}, {}, 0, 0};
+    qk_load_chunk(b, c, &d.qa, &d.qb);
+    return d;
 }
 
 __device__ __forceinline__ void qk_dp4a_q8k_step(const qk_q4k_lane &d,
@@ -34,12 +35,11 @@ __device__ __forceinline__ void qk_dp4a_q8k_step(const qk_q4k_lane &d,
             isum0 = __dp4a((int)(qw[k] & 0x0F0F0F0Fu), xq[k], isum0);
             isum1 = __dp4a((int)((qw[k] >> 4) & 0x0F0F0F0Fu), xq[8 + k], isum1);
         }
-        uint32_t sc0, m0, sc1, m1;
-        qk_q4k_scale_min_words(d.head.y, d.head.z, d.head.w, 2 * c, &sc0, &m0);
-        qk_q4k_scale_min_words(d.head.y, d.head.z, d.head.w, 2 * c + 1, &sc1, &m1);
+        uint32_t sc[2], m[2];
+        qk_chunk_scales(d.head.y, d.head.z, d.head.w, c, sc, m);
         const int16_t *bs = xb->bsums + 4 * c;
-        S = (int)sc0 * isum0 + (int)sc1 * isum1;
-        M = (int)m0 * (bs[0] + bs[1]) + (int)m1 * (bs[2] + bs[3]);
+        S = (int)sc[0] * isum0 + (int)sc[1] * isum1;
+        M = (int)m[0] * (bs[0] + bs[1]) + (int)m[1] * (bs[2] + bs[3]);
         dx = xb->d;
     }
     S += __shfl_xor_sync(0xffffffffu, S, 1);

@@ -46,6 +46,19 @@ __device__ __forceinline__ qk_q4k_head qk_load_head(const qk_block_q4k *b) {
     return {qk_h2f((uint16_t)(h.x & 0xffff)), qk_h2f((uint16_t)(h.x >> 16)), h.y, h.z, h.w};
 }
 
+// Lane c's 32-byte chunk of a super-block's quants (sub-blocks 2c: low nibbles, 2c+1: high) as
+// two 16-byte loads; and those two sub-blocks' 6-bit scales and mins from the head's words.
+__device__ __forceinline__ void qk_load_chunk(const qk_block_q4k *b, int c, uint4 *qa, uint4 *qb) {
+    const uint4 *qp = reinterpret_cast<const uint4 *>(b->qs + 32 * c);
+    *qa = __ldg(qp);
+    *qb = __ldg(qp + 1);
+}
+__device__ __forceinline__ void qk_chunk_scales(uint32_t w0, uint32_t w1, uint32_t w2, int c,
+                                                uint32_t sc[2], uint32_t m[2]) {
+    qk_q4k_scale_min_words(w0, w1, w2, 2 * c, &sc[0], &m[0]);
+    qk_q4k_scale_min_words(w0, w1, w2, 2 * c + 1, &sc[1], &m[1]);
+}
+
 // Rows a warp of the DP4A Q8_K kernels loads at a time (the results are the same bits either
 // way): 2 when the launch's rows fit in about one wave of warps (measured faster on an H100 for
 // the top-8 work: all rows' loads go out at once), 1 for longer streams (all 128 experts: the

@@ -26,8 +26,6 @@ const qk_kernel *qk_gpu_kernel(const char *name);
 /* NULL when the GPU variants run here, else why not ("no CUDA device: ...", "built without
  * CUDA"). The emulations run everywhere. */
 const char *qk_gpu_unsupported(void);
-/* 1 when this build contains the CUDA code. */
-int qk_gpu_built(void);
 
 /* The emulations: the GPU kernels' arithmetic in the same order, in C (see each .cu file). */
 void qk_emu_gpu_q4k_f32(const void *w, size_t rows, size_t cols, size_t r0, size_t r1,

@@ -17,13 +17,12 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
     for (int sb = s; sb < nb; sb += 8) {
         const qk_block_q4k *b = row + sb;
         const qk_q4k_head h = qk_load_head(b);
-        uint32_t sc0, m0, sc1, m1;
-        qk_q4k_scale_min_words(h.w0, h.w1, h.w2, 2 * c, &sc0, &m0);
-        qk_q4k_scale_min_words(h.w0, h.w1, h.w2, 2 * c + 1, &sc1, &m1);
-        const float ds0 = __fmul_rn(h.d, (float)sc0), dm0 = __fmul_rn(h.dmin, (float)m0);
-        const float ds1 = __fmul_rn(h.d, (float)sc1), dm1 = __fmul_rn(h.dmin, (float)m1);
-        const uint4 *qp = reinterpret_cast<const uint4 *>(b->qs + 32 * c);
-        const uint4 qa = __ldg(qp), qb = __ldg(qp + 1);
+        uint32_t sc[2], m[2];
+        qk_chunk_scales(h.w0, h.w1, h.w2, c, sc, m);
+        const float ds0 = __fmul_rn(h.d, (float)sc[0]), dm0 = __fmul_rn(h.dmin, (float)m[0]);
+        const float ds1 = __fmul_rn(h.d, (float)sc[1]), dm1 = __fmul_rn(h.dmin, (float)m[1]);
+        uint4 qa, qb;
+        qk_load_chunk(b, c, &qa, &qb);
         const uint32_t qw[8] = {qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w};
         const float4 *xp = reinterpret_cast<const float4 *>(x + (size_t)sb * QK_K + 64 * c);
 #pragma unroll

@@ -132,10 +132,6 @@ int qk_gpu_rows_in_flight(int total_rows) {
 
 extern "C" {
 
-int qk_gpu_built(void) {
-    return 1;
-}
-
 const char *qk_gpu_unsupported(void) {
     static int checked;
     if (!checked) {

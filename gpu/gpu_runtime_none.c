@@ -5,9 +5,6 @@
 
 static const char *const reason = "built without CUDA (nvcc was not found at configure time)";
 
-int qk_gpu_built(void) {
-    return 0;
-}
 const char *qk_gpu_unsupported(void) {
     return reason;
 }

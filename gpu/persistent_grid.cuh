@@ -11,7 +11,7 @@ struct qk_grid_cache {
 
 template <typename Kernel>
 cudaError_t qk_persistent_grid(qk_grid_cache &cache, Kernel kernel, size_t smem, int total_rows,
-                               int *grid, int warps = QK_GPU_WARPS) {
+                               int *grid) {
     cudaError_t e;
     if (cache.kernel != (const void *)kernel || cache.smem != smem) {
         int dev;
@@ -30,7 +30,7 @@ cudaError_t qk_persistent_grid(qk_grid_cache &cache, Kernel kernel, size_t smem,
         cache.kernel = (const void *)kernel;
         cache.smem = smem;
     }
-    const int needed = (total_rows + warps - 1) / warps;
+    const int needed = (total_rows + QK_GPU_WARPS - 1) / QK_GPU_WARPS;
     const int wave = cache.per_sm * cache.sms;
     *grid = needed < wave ? needed : wave;
     if (*grid < 1) *grid = 1;
