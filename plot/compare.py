@@ -1,23 +1,26 @@
 #!/usr/bin/python3
 """Compares two qkbench result files and gates regressions.
 
-usage: compare.py BASE.json NEW.json [--threshold PCT] [--alpha P] [--statistic median|min]
-                  [--normalize peak|none] [--contracts FILE] [--require-same-machine]
+usage: compare.py BASE.json NEW.json [--threshold PCT] [--alpha P]
+                  [--statistic median|min|best] [--normalize peak|none|median|VARIANT]
+                  [--contracts FILE] [--require-same-machine]
 
-Pairs rows by name. For each: the change of the median (or, with --statistic min, of the
-fastest repetition: noise on a shared machine only ever slows a repetition down, so the best
-of many is the steadiest figure) and a two-sided Mann-Whitney U test over the repetitions (with
---statistic min, over the faster half of each side's repetitions).
+Pairs rows by name. For each: the change of the median, of the fastest repetition (--statistic
+min) or of the fastest single call (--statistic best, CPU rows: noise on a shared machine comes
+in bursts of milliseconds and only ever adds time, so the best of many calls is the steadiest
+figure of what the code costs), and a two-sided Mann-Whitney U test over the repetitions (with
+min or best, over the faster half of each side's repetitions).
 With --normalize peak (the default) each time is multiplied by the peak rate of its own run
 (the read loop over the same bytes, or the GPU copy), so a machine that is slower as a whole
 does not look like a slower kernel; --normalize VARIANT divides by that variant's fastest
-repetition in the same run instead (a compute-bound reference tracks a shared core's speed
-better than a read loop does; the reference itself is then not gated). Exits 1 when a row is
-slower by more than --threshold percent (default 5) with p < --alpha (default 0.05), or when a
-deviation metric of NEW breaks its contract (--contracts, default results/contracts.json);
-exits 2 on unusable input. When the two files come from different machines it says so and does
-not gate on time (the ratios would compare hardware, not code), unless --require-same-machine
-is given, which makes that an error."""
+repetition in the same run instead (the reference itself is then not gated); --normalize median
+divides every row's change by the median change of all paired rows (a regression moves some
+rows, a faster or slower machine moves them all). Exits 1 when a row is slower by more than
+--threshold percent (default 5) with p < --alpha (default 0.05), or when a deviation metric of
+NEW breaks its contract (--contracts, default results/contracts.json); exits 2 on unusable
+input. When the two files come from different machines it says so and does not gate on time
+(the ratios would compare hardware, not code), unless --require-same-machine is given, which
+makes that an error. Several runs of one side are pooled into one file by plot/pool.py."""
 import argparse
 import os
 import sys
@@ -29,19 +32,31 @@ import contracts as contract_check  # noqa: E402
 from qkresults import Result, fingerprint  # noqa: E402
 
 
-def normalized(result, row, mode):
-    if mode == "none":
+def series(row, statistic):
+    """The row's per-repetition figures for the statistic: the repetitions' times per call, or
+    (best) each repetition's fastest single call."""
+    if statistic != "best":
         return list(row.seconds)
+    if len(row.best) != len(row.seconds):
+        raise ValueError(f"{row.name}: no best_call_us in every repetition (a GPU row, or a "
+                         "file from an older bench)")
+    return list(row.best)
+
+
+def normalized(result, row, mode, statistic):
+    times = series(row, statistic)
+    if mode in ("none", "median"):  # median: scaled after pairing, see main
+        return times
     if mode != "peak":  # a reference variant of the same run, at the same temperature
         ref = [r for r in result.variants() if r.variant == mode and
                r.temperature == row.temperature]
         if not ref:
             raise ValueError(f"{result.path}: no {mode} row to normalize {row.name} by")
-        return [t / min(ref[0].seconds) for t in row.seconds]
+        return [t / min(series(ref[0], statistic)) for t in times]
     peak = result.peak_for(row)
     if not peak:
-        return list(row.seconds)
-    return [t * peak for t in row.seconds]  # time x peak rate: bytes the peak would move
+        return times
+    return [t * peak for t in times]  # time x peak rate: bytes the peak would move
 
 
 def main():
@@ -51,9 +66,10 @@ def main():
     ap.add_argument("--threshold", type=float, default=5.0)
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--normalize", default="peak",
-                    help="peak (default), none, or a variant of both runs: times relative to "
-                         "its fastest repetition in the same run")
-    ap.add_argument("--statistic", choices=("median", "min"), default="median")
+                    help="peak (default), none, median (every change relative to the median "
+                         "change of all paired rows), or a variant of both runs: times "
+                         "relative to its fastest repetition in the same run")
+    ap.add_argument("--statistic", choices=("median", "min", "best"), default="median")
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--contracts", default=os.path.join(here, "..", "results", "contracts.json"))
     ap.add_argument("--require-same-machine", action="store_true")
@@ -73,25 +89,37 @@ def main():
             print("compare: --require-same-machine: refusing to compare", file=sys.stderr)
             return 2
         print("compare: times are shown but not gated")
-    failures = 0
-    print(f"{'benchmark':58} {'base':>10} {'new':>10} {'change':>8} {'p':>7}  verdict")
-    paired = 0
+    pick = (lambda v: sorted(v)[len(v) // 2]) if a.statistic == "median" else min
+    pairs = []
     for name, nr in new.rows.items():
         br = base.rows.get(name)
         if br is None or nr.is_peak or nr.variant == a.normalize:
             continue
-        paired += 1
         try:
-            bs, ns = normalized(base, br, a.normalize), normalized(new, nr, a.normalize)
+            pairs.append((name, br, nr, normalized(base, br, a.normalize, a.statistic),
+                          normalized(new, nr, a.normalize, a.statistic)))
         except ValueError as e:
             print(f"compare: {e}", file=sys.stderr)
             return 2
-        pick = min if a.statistic == "min" else (lambda v: sorted(v)[len(v) // 2])
+    paired = len(pairs)
+    # median: the machine's own speed change, the middle of every row's; a regression moves a
+    # few rows, a faster or slower machine (or moment) moves them all
+    factor = 1.0
+    if a.normalize == "median" and pairs:
+        ratios = sorted(pick(ns) / pick(bs) for _, _, _, bs, ns in pairs)
+        mid = len(ratios) // 2
+        factor = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+        print(f"compare: the median row changed by {(factor - 1) * 100:+.1f} %; changes below "
+              "are relative to it")
+    failures = 0
+    print(f"{'benchmark':58} {'base':>10} {'new':>10} {'change':>8} {'p':>7}  verdict")
+    for name, br, nr, bs, ns in pairs:
+        ns = [t / factor for t in ns]
         change = (pick(ns) / pick(bs) - 1) * 100
-        # with the min, the test too looks at the faster half of each side: the slow tail is
-        # the machine's noise, not the code
-        tb = sorted(bs)[:max(2, len(bs) // 2)] if a.statistic == "min" else bs
-        tn = sorted(ns)[:max(2, len(ns) // 2)] if a.statistic == "min" else ns
+        # with the min or the best call, the test too looks at the faster half of each side:
+        # the slow tail is the machine's noise, not the code
+        tb = sorted(bs)[:max(2, len(bs) // 2)] if a.statistic != "median" else bs
+        tn = sorted(ns)[:max(2, len(ns) // 2)] if a.statistic != "median" else ns
         if len(tb) >= 2 and len(tn) >= 2 and (set(tb) != set(tn)):
             p = mannwhitneyu(tb, tn, alternative="two-sided").pvalue
         else:
@@ -103,7 +131,9 @@ def main():
             failures += 1
         elif slower:
             verdict += " (not gated)"
-        print(f"{name[:58]:58} {br.median * 1e6:9.2f}u {nr.median * 1e6:9.2f}u "
+        shown = (lambda r: pick(series(r, "best"))) if a.statistic == "best" else \
+            (lambda r: r.median)
+        print(f"{name[:58]:58} {shown(br) * 1e6:9.2f}u {shown(nr) * 1e6:9.2f}u "
               f"{change:+7.1f}% {p:7.4f}  {verdict}")
     if not paired:
         print("compare: no benchmark of NEW has a namesake in BASE", file=sys.stderr)
@@ -111,10 +141,12 @@ def main():
     broken = contract_check.check(a.contracts, [new]) if a.contracts else []
     for line in broken:
         print(f"contract: {line}")
+    how = {"median": "median", "min": "fastest repetition", "best": "fastest single call"}
+    rel = {"none": "", "median": " relative to the median row's change",
+           "peak": " of times relative to the in-run peak"}.get(
+        a.normalize, f" of times relative to the in-run {a.normalize}")
     print(f"compare: {paired} benchmarks paired, {failures} slower beyond {a.threshold:g} % "
-          f"(p < {a.alpha:g}) by the {a.statistic}"
-          f"{'' if a.normalize == 'none' else ' of times relative to the in-run ' + a.normalize}, "
-          f"{len(broken)} contract violations")
+          f"(p < {a.alpha:g}) by the {how[a.statistic]}{rel}, {len(broken)} contract violations")
     return 1 if failures or broken else 0
 
 

@@ -13,6 +13,7 @@ class Row:
     def __init__(self, name):
         self.name = name  # the run_name, e.g. q4k_q8k_vnni_r8/768x2048/k8/hot/min_time:0.100
         self.seconds = []  # per repetition, per call
+        self.best = []  # per repetition, its fastest single call (CPU rows; best_call_us)
         self.counters = {}  # of the first repetition (the deviation counters do not vary)
         self.skipped = None
 
@@ -37,16 +38,25 @@ class Row:
         return self.counters.get("bytes", 0) / self.median * 1e-9
 
 
+def load(path):
+    """A result file's document, checked to be one bench wrote."""
+    with open(path) as f:
+        try:
+            doc = json.load(f)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: not JSON ({e})") from None
+    if not isinstance(doc, dict) or "benchmarks" not in doc or "context" not in doc:
+        raise ValueError(f"{path}: not a Google Benchmark JSON file")
+    if "qkbench_schema" not in doc["context"]:
+        raise ValueError(f"{path}: no qkbench_schema in the context (not written by bench)")
+    return doc
+
+
 class Result:
     def __init__(self, path):
         self.path = path
-        with open(path) as f:
-            doc = json.load(f)
-        if "benchmarks" not in doc or "context" not in doc:
-            raise ValueError(f"{path}: not a Google Benchmark JSON file")
+        doc = load(path)
         self.context = doc["context"]
-        if "qkbench_schema" not in self.context:
-            raise ValueError(f"{path}: no qkbench_schema in the context (not written by bench)")
         self.rows = {}
         for b in doc["benchmarks"]:
             if b.get("run_type") == "aggregate":
@@ -57,6 +67,8 @@ class Result:
                 row.skipped = b.get("error_message") or b.get("skip_message") or "skipped"
                 continue
             row.seconds.append(b["real_time"] * UNIT[b.get("time_unit", "ns")])
+            if "best_call_us" in b:
+                row.best.append(b["best_call_us"] * 1e-6)
             if not row.counters:
                 row.counters = {k: v for k, v in b.items() if isinstance(v, (int, float))}
         self.rows = {k: v for k, v in self.rows.items() if v.seconds}

@@ -19,8 +19,7 @@ expect_rc() { # rc, description, command...
   if [ "$rc" -eq "$want" ]; then ok; else bad "$what: exit $rc, expected $want"; tail -8 "$tmp/out.txt"; fi
 }
 # the CI gate itself (tests/regression.sh), against a baseline measured here and now
-args=($(QK_REGRESSION_PRINT_ARGS=1 bash "$src/tests/regression.sh" | tr -d "'"))
-"$bench" "${args[@]}" --json "$tmp/base.json" >/dev/null || bad "base run"
+bash "$src/tests/regression.sh" --record "$tmp/base.json" || bad "base run"
 expect_rc 0 "unchanged code passes the gate" bash "$src/tests/regression.sh" "$tmp/base.json" "$tmp/same"
 QK_INJECT_SLOWDOWN=q4k_q8k_vnni_r8=0.2 expect_rc 1 "20 % slower q4k_q8k_vnni_r8 fails the gate" \
   bash "$src/tests/regression.sh" "$tmp/base.json" "$tmp/slow"
@@ -32,6 +31,20 @@ n=$(cat "$tmp"/slow/compare[123].txt 2>/dev/null | grep -c "q4k_f32_avx2.*SLOWER
 expect_rc 0 "a file against itself" $py "$src/plot/compare.py" "$tmp/base.json" "$tmp/base.json"
 expect_rc 2 "a file that is not a result" $py "$src/plot/compare.py" "$tmp/base.json" "$0"
 expect_rc 2 "a missing file" $py "$src/plot/compare.py" "$tmp/base.json" "$tmp/nope.json"
+expect_rc 2 "pooling a file that is not a result" $py "$src/plot/pool.py" "$tmp/p.json" "$tmp/base.json" "$0"
+$py - "$tmp/base.json" "$tmp/other.json" "$tmp/nobest.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["context"]["cpu_model"] = "another CPU"
+json.dump(doc, open(sys.argv[2], "w"))
+doc = json.load(open(sys.argv[1]))
+for b in doc["benchmarks"]:
+    b.pop("best_call_us", None)
+json.dump(doc, open(sys.argv[3], "w"))
+PY
+expect_rc 2 "pooling runs of two machines" $py "$src/plot/pool.py" "$tmp/p.json" "$tmp/base.json" "$tmp/other.json"
+expect_rc 2 "the best call of a file without it" $py "$src/plot/compare.py" "$tmp/base.json" \
+  "$tmp/nobest.json" --statistic best
 QK_INJECT_SLOWDOWN=bogus expect_rc 2 "a malformed slowdown hook" "$bench" --kernel q4k_q8k_ref --experts 0
 # contracts: the real results hold; a less exact variant and a broken bit-identity do not
 expect_rc 0 "contracts hold on this run" $py "$src/plot/contracts.py" "$tmp/base.json"
