@@ -18,13 +18,13 @@
 # only when the pool of three runs still does. A 20 % slowdown fails it
 # (tests/test_regression.sh injects one); unchanged code passes.
 # usage: tests/regression.sh [BASELINE.json] [OUT_DIR]
-#        tests/regression.sh --record OUT.json   (three runs pooled: a new baseline)
+#        tests/regression.sh --record OUT.json   (five runs pooled: a new baseline)
 # bench: $QK_BENCH, default build/release/bench/bench
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bench=${QK_BENCH:-build/release/bench/bench}
 py=/usr/bin/python3
-args=(--kernel 'q4k_q8k_vnni_r8,q4k_q8k_maddubs,q4k_f32_avx2,q4k_q8k_ref' --experts 0 --hot
+args=(--kernel 'q4k_q8k_vnni_r8,q4k_q8k_vnni,q4k_q8k_maddubs,q4k_f32_avx2,q4k_q8k_ref' --experts 0 --hot
       --repetitions 15 --min-time 0.1 --threads 1 --benchmark_enable_random_interleaving=true)
 if [ "${QK_REGRESSION_PRINT_ARGS:-}" = 1 ]; then printf '%s\n' "${args[@]}"; exit 0; fi
 measure() { # OUT.json: one bench run with the gate's settings
@@ -33,8 +33,8 @@ measure() { # OUT.json: one bench run with the gate's settings
 if [ "${1:-}" = --record ]; then
   [ $# -eq 2 ] || { echo "usage: tests/regression.sh --record OUT.json" >&2; exit 2; }
   tmp=$(mktemp -d) && trap 'rm -rf "$tmp"' EXIT
-  for run in 1 2 3; do measure "$tmp/run$run.json" || exit 2; done
-  $py plot/pool.py "$2" "$tmp"/run[123].json
+  for run in 1 2 3 4 5; do measure "$tmp/run$run.json" || exit 2; done
+  $py plot/pool.py "$2" "$tmp"/run[1-5].json
   exit
 fi
 base=${1:-results/ci-baseline/baseline.json}
