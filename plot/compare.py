@@ -6,10 +6,11 @@ usage: compare.py BASE.json NEW.json [--threshold PCT] [--alpha P]
                   [--contracts FILE] [--require-same-machine]
 
 Pairs rows by name. For each: the change of the median, of the fastest repetition (--statistic
-min) or of the fastest single call (--statistic best, CPU rows: noise on a shared machine comes
-in bursts of milliseconds and only ever adds time, so the best of many calls is the steadiest
-figure of what the code costs), and a two-sided Mann-Whitney U test over the repetitions (with
-min or best, over the faster half of each side's repetitions).
+min) or of the median of the repetitions' fastest single calls (--statistic best, CPU rows:
+noise on a shared machine comes in bursts of milliseconds, so each repetition's best call is
+clean of it, and their median is immune to the odd repetition at another clock), and a
+two-sided Mann-Whitney U test over the repetitions (with min, over the faster half of each
+side's).
 With --normalize peak (the default) each time is multiplied by the peak rate of its own run
 (the read loop over the same bytes, or the GPU copy), so a machine that is slower as a whole
 does not look like a slower kernel; --normalize VARIANT divides by that variant's fastest
@@ -89,7 +90,9 @@ def main():
             print("compare: --require-same-machine: refusing to compare", file=sys.stderr)
             return 2
         print("compare: times are shown but not gated")
-    pick = (lambda v: sorted(v)[len(v) // 2]) if a.statistic == "median" else min
+    # best: the median of the repetitions' fastest calls (the fastest call of all follows the
+    # odd moment the core clocks higher; the median of many best calls does not)
+    pick = min if a.statistic == "min" else (lambda v: sorted(v)[len(v) // 2])
     pairs = []
     for name, nr in new.rows.items():
         br = base.rows.get(name)
@@ -118,8 +121,8 @@ def main():
         change = (pick(ns) / pick(bs) - 1) * 100
         # with the min or the best call, the test too looks at the faster half of each side:
         # the slow tail is the machine's noise, not the code
-        tb = sorted(bs)[:max(2, len(bs) // 2)] if a.statistic != "median" else bs
-        tn = sorted(ns)[:max(2, len(ns) // 2)] if a.statistic != "median" else ns
+        tb = sorted(bs)[:max(2, len(bs) // 2)] if a.statistic == "min" else bs
+        tn = sorted(ns)[:max(2, len(ns) // 2)] if a.statistic == "min" else ns
         if len(tb) >= 2 and len(tn) >= 2 and (set(tb) != set(tn)):
             p = mannwhitneyu(tb, tn, alternative="two-sided").pvalue
         else:
@@ -141,7 +144,8 @@ def main():
     broken = contract_check.check(a.contracts, [new]) if a.contracts else []
     for line in broken:
         print(f"contract: {line}")
-    how = {"median": "median", "min": "fastest repetition", "best": "fastest single call"}
+    how = {"median": "median", "min": "fastest repetition",
+           "best": "median of the repetitions' fastest single calls"}
     rel = {"none": "", "median": " relative to the median row's change",
            "peak": " of times relative to the in-run peak"}.get(
         a.normalize, f" of times relative to the in-run {a.normalize}")

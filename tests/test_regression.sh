@@ -18,11 +18,13 @@ expect_rc() { # rc, description, command...
   "$@" >"$tmp/out.txt" 2>&1; local rc=$?
   if [ "$rc" -eq "$want" ]; then ok; else bad "$what: exit $rc, expected $want"; tail -8 "$tmp/out.txt"; fi
 }
-# the CI gate itself (tests/regression.sh), against a baseline measured here and now
-bash "$src/tests/regression.sh" --record "$tmp/base.json" || bad "base run"
-expect_rc 0 "unchanged code passes the gate" bash "$src/tests/regression.sh" "$tmp/base.json" "$tmp/same"
+# the CI gate itself (tests/regression.sh), this bench on both sides: unchanged, then with a
+# 20 % slowdown injected into the new side
+export QK_BASE_BENCH=$bench
+expect_rc 0 "unchanged code passes the gate" bash "$src/tests/regression.sh" "$tmp/same"
+cp "$tmp/same/base.json" "$tmp/base.json" || bad "the gate left no pooled baseline"
 QK_INJECT_SLOWDOWN=q4k_q8k_vnni_r8=0.2 expect_rc 1 "20 % slower q4k_q8k_vnni_r8 fails the gate" \
-  bash "$src/tests/regression.sh" "$tmp/base.json" "$tmp/slow"
+  bash "$src/tests/regression.sh" "$tmp/slow"
 grep -q "q4k_q8k_vnni_r8.*SLOWER" "$tmp/slow/compare3.txt" 2>/dev/null && ok ||
   bad "the slowed variant is not the one named SLOWER in the last confirming run"
 # an unchanged variant may be hit by noise in one run, not in all three
