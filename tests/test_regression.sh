@@ -47,6 +47,14 @@ PY
 expect_rc 2 "pooling runs of two machines" $py "$src/plot/pool.py" "$tmp/p.json" "$tmp/base.json" "$tmp/other.json"
 expect_rc 2 "the best call of a file without it" $py "$src/plot/compare.py" "$tmp/base.json" \
   "$tmp/nobest.json" --statistic best
+$py - "$tmp/base.json" "$tmp/dirty.json" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["context"]["git_commit"] += "-dirty"
+json.dump(doc, open(sys.argv[2], "w"))
+PY
+QK_BASE_BENCH= QK_REGRESSION_RECORD="$tmp/dirty.json" expect_rc 2 "a baseline record that names no commit" \
+  bash "$src/tests/regression.sh" "$tmp/dirty"
 QK_INJECT_SLOWDOWN=bogus expect_rc 2 "a malformed slowdown hook" "$bench" --kernel q4k_q8k_ref --experts 0
 # contracts: the real results hold; a less exact variant and a broken bit-identity do not
 expect_rc 0 "contracts hold on this run" $py "$src/plot/contracts.py" "$tmp/base.json"
