@@ -196,8 +196,8 @@ static void evict_for_peak(bench_row *row) {
 /* The CPU rows' loop: hot, the units back to back under Google Benchmark's clock; cold, each
  * unit timed alone after the eviction (manual time). Counters come from our own clock, which
  * also keeps the fastest single call: a shared machine's noise (another VM on the core, a
- * descheduled vCPU) arrives in bursts of milliseconds and only ever adds time, so the best call
- * of a repetition is what the code costs (the CI regression gate compares it). */
+ * descheduled vCPU) arrives in bursts of milliseconds, so a repetition's best call is what the
+ * code costs at the core's clock of the moment (the CI regression gate compares it). */
 static void time_cpu_row(qk_gb_state *st, bench_row *row, void (*unit)(bench_row *),
                          void (*evict)(bench_row *)) {
     double elapsed = 0, best = INFINITY;

@@ -119,8 +119,8 @@ def main():
     for name, br, nr, bs, ns in pairs:
         ns = [t / factor for t in ns]
         change = (pick(ns) / pick(bs) - 1) * 100
-        # with the min or the best call, the test too looks at the faster half of each side:
-        # the slow tail is the machine's noise, not the code
+        # with the min, the test too looks at the faster half of each side: the slow tail is
+        # the machine's noise, not the code
         tb = sorted(bs)[:max(2, len(bs) // 2)] if a.statistic == "min" else bs
         tn = sorted(ns)[:max(2, len(ns) // 2)] if a.statistic == "min" else ns
         if len(tb) >= 2 and len(tn) >= 2 and (set(tb) != set(tn)):

@@ -54,6 +54,11 @@ for v in variants:
                       "pct_peak", "real_time"):
                 check(c in b and np.isfinite(b[c]), f"{b['name']} lacks a finite {c}")
             check(b["nonfinite"] == 0, f"{b['name']}: non-finite outputs")
+            per_call_us = b["real_time"] * {"ns": 1e-3, "us": 1, "ms": 1e3, "s": 1e6}[
+                b.get("time_unit", "ns")]
+            check(0 < b.get("best_call_us", 0) <= per_call_us * 1.01,
+                  f"{b['name']}: best_call_us {b.get('best_call_us')} is not in (0, the mean "
+                  f"call {per_call_us}]")
 peaks = [b for b in runs if b["name"].startswith("peak_read/")]
 check(len(peaks) >= 4, "peak read rows, hot and cold")
 
