@@ -48,15 +48,25 @@ if [ "${1:-}" = --record ]; then
     die "--record measures a committed tree (its commit becomes the baseline): commit first"
   tmp=$(mktemp -d) && trap 'rm -rf "$tmp"' EXIT
   for run in 1 2 3 4 5; do measure "$tmp/run$run.json" "$bench" || exit 2; done
-  $py plot/pool.py "$record" "$tmp"/run[1-5].json
+  $py plot/pool.py "$record" "$tmp"/run[1-5].json || exit 2
+  # the whole hash, so a shallow clone can fetch the commit by it
+  $py - "$record" "$(git rev-parse HEAD)" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+if not sys.argv[2].startswith(doc["context"]["git_commit"]):
+    sys.exit(f"regression: the runs measured {doc['context']['git_commit']}, not HEAD")
+doc["context"]["baseline_commit"] = sys.argv[2]
+json.dump(doc, open(sys.argv[1], "w"), indent=1)
+PY
   exit
 fi
 out=${1:-build/regression}
 mkdir -p "$out"
 base_bench=${QK_BASE_BENCH:-}
 if [ -z "$base_bench" ]; then
-  commit=$($py -c 'import json, sys; print(json.load(open(sys.argv[1]))["context"]["git_commit"])' \
-    "$record") || die "$record: no git_commit in its context"
+  commit=$($py -c 'import json, sys; c = json.load(open(sys.argv[1]))["context"]
+print(c.get("baseline_commit") or c["git_commit"])' "$record") ||
+    die "$record: no git_commit in its context"
   case $commit in *-dirty | unknown*) die "$record names no commit ($commit): record it again" ;; esac
   git cat-file -e "$commit^{commit}" 2>/dev/null ||
     timeout 60 git fetch --quiet --depth=1 origin "$commit" 2>/dev/null
