@@ -114,6 +114,8 @@ def main():
         factor = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
         print(f"compare: the median row changed by {(factor - 1) * 100:+.1f} %; changes below "
               "are relative to it")
+    shown = (lambda r: pick(series(r, "best"))) if a.statistic == "best" else \
+        (lambda r: r.median)  # the times the table shows, before any normalization
     failures = 0
     print(f"{'benchmark':58} {'base':>10} {'new':>10} {'change':>8} {'p':>7}  verdict")
     for name, br, nr, bs, ns in pairs:
@@ -134,8 +136,6 @@ def main():
             failures += 1
         elif slower:
             verdict += " (not gated)"
-        shown = (lambda r: pick(series(r, "best"))) if a.statistic == "best" else \
-            (lambda r: r.median)
         print(f"{name[:58]:58} {shown(br) * 1e6:9.2f}u {shown(nr) * 1e6:9.2f}u "
               f"{change:+7.1f}% {p:7.4f}  {verdict}")
     if not paired:
