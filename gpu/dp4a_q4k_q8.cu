@@ -9,7 +9,7 @@
 template <int R, bool G>
 __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
     qk_dp4a_q4k_q8_kernel(const qk_block_q4k *__restrict__ w, const int32_t *__restrict__ ids,
-                          int rows, int nb, int total, const qk_block_q8k *__restrict__ x8,
+                          qk_fastdiv rows, int nb, int total, const qk_block_q8k *__restrict__ x8,
                           float *__restrict__ y) {
     const int lane = threadIdx.x & 31;
     const qk_walk k =
@@ -32,7 +32,8 @@ template <int R, bool G> static cudaError_t launch(const qk_gpu_args &a, cudaStr
                                        (qk_dp4a_units(a) + R - 1) / R, &grid);
     if (e != cudaSuccess) return e;
     qk_dp4a_q4k_q8_kernel<R, G><<<grid, QK_GPU_WARPS * 32, 0, st>>>(
-        a.w, a.ids, a.rows, a.nb, a.total, static_cast<const qk_block_q8k *>(a.x_q), a.y);
+        a.w, a.ids, qk_fastdiv_make((uint32_t)a.rows), a.nb, a.total,
+        static_cast<const qk_block_q8k *>(a.x_q), a.y);
     return cudaGetLastError();
 }
 

@@ -7,8 +7,8 @@
 
 __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
     qk_dp4a_q4k_q8_1_kernel(const qk_block_q4k *__restrict__ w, const int32_t *__restrict__ ids,
-                            int rows, int nb, int total, const qk_block_q8_1 *__restrict__ xa,
-                            float *__restrict__ y) {
+                            qk_fastdiv rows, int nb, int total,
+                            const qk_block_q8_1 *__restrict__ xa, float *__restrict__ y) {
     const int g = blockIdx.x * QK_GPU_WARPS + threadIdx.x / 32;
     if (g >= total) return;
     const int lane = threadIdx.x & 31, s = lane >> 2, c = lane & 3;
@@ -50,6 +50,7 @@ cudaError_t qk_launch_dp4a_q4k_q8_1(const qk_gpu_args &a, cudaStream_t st) {
     if (e != cudaSuccess) return e;
     const int grid = (a.total + QK_GPU_WARPS - 1) / QK_GPU_WARPS;
     qk_dp4a_q4k_q8_1_kernel<<<grid, QK_GPU_WARPS * 32, 0, st>>>(
-        a.w, a.ids, a.rows, a.nb, a.total, static_cast<const qk_block_q8_1 *>(a.x_q), a.y);
+        a.w, a.ids, qk_fastdiv_make((uint32_t)a.rows), a.nb, a.total,
+        static_cast<const qk_block_q8_1 *>(a.x_q), a.y);
     return cudaGetLastError();
 }

@@ -1,8 +1,9 @@
 // dp4a_q4k_q8_e2e: dp4a_q4k_q8 with the activation quantization fused into the one launch.
 // Each warp first issues the loads of its first row's weights, then the block quantizes x into
-// shared memory (one warp per Q8_K block, q8k_warp.cuh: the bytes gpu_quant_q8k writes), so
-// the weights arrive while x is quantized; then the warps walk their rows with the row code of
-// dp4a_q4k_q8. One wave of blocks: x is quantized once per block, not once per row.
+// shared memory (one warp per Q8_K block, q8k_warp.cuh: the values gpu_quant_q8k writes, in the
+// 16-byte aligned qk_q8k_shared layout), so the weights arrive while x is quantized; then the
+// warps walk their rows with the row code of dp4a_q4k_q8. One wave of blocks: x is quantized
+// once per block, not once per row.
 #include "dp4a_q8k_row.cuh"
 #include "gpu_launch.cuh"
 #include "persistent_grid.cuh"
@@ -11,9 +12,9 @@
 template <int R, bool G>
 __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
     qk_dp4a_q4k_q8_e2e_kernel(const qk_block_q4k *__restrict__ w, const int32_t *__restrict__ ids,
-                              int rows, int nb, int total, const float *__restrict__ x,
+                              qk_fastdiv rows, int nb, int total, const float *__restrict__ x,
                               float *__restrict__ y) {
-    extern __shared__ qk_block_q8k qk_e2e_x8[];
+    extern __shared__ qk_q8k_shared qk_e2e_x8[];
     const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
     const qk_walk k = qk_make_walk<G>(w, ids, rows, nb, total, blockIdx.x * QK_GPU_WARPS + warp,
                                       gridDim.x * QK_GPU_WARPS);
@@ -27,14 +28,14 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
 
 template <int R, bool G> static cudaError_t launch(const qk_gpu_args &a, cudaStream_t st) {
     static qk_grid_cache cache;
-    const size_t smem = (size_t)a.nb * sizeof(qk_block_q8k);
+    const size_t smem = (size_t)a.nb * sizeof(qk_q8k_shared);
     int grid;
     // R rows per warp at a time: the grid needs R times fewer warps for one pass
     cudaError_t e = qk_persistent_grid(cache, qk_dp4a_q4k_q8_e2e_kernel<R, G>, smem,
                                        (qk_dp4a_units(a) + R - 1) / R, &grid);
     if (e != cudaSuccess) return e;
-    qk_dp4a_q4k_q8_e2e_kernel<R, G>
-        <<<grid, QK_GPU_WARPS * 32, smem, st>>>(a.w, a.ids, a.rows, a.nb, a.total, a.x_f32, a.y);
+    qk_dp4a_q4k_q8_e2e_kernel<R, G><<<grid, QK_GPU_WARPS * 32, smem, st>>>(
+        a.w, a.ids, qk_fastdiv_make((uint32_t)a.rows), a.nb, a.total, a.x_f32, a.y);
     return cudaGetLastError();
 }
 

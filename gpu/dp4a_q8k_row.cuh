@@ -21,19 +21,31 @@ __device__ __forceinline__ qk_q4k_lane qk_load_lane(const qk_block_q4k *b, int c
     return d;
 }
 
-__device__ __forceinline__ void qk_dp4a_q8k_step(const qk_q4k_lane &d,
-                                                 const qk_block_q8k *__restrict__ xb, bool active,
-                                                 int c, float &acc) {
+template <typename B>
+__device__ __forceinline__ void qk_dp4a_q8k_step(const qk_q4k_lane &d, const B *__restrict__ xb,
+                                                 bool active, int c, float &acc) {
     int S = 0, M = 0;
     float dx = 0.0f;
     if (active) {
         const uint32_t qw[8] = {d.qa.x, d.qa.y, d.qa.z, d.qa.w, d.qb.x, d.qb.y, d.qb.z, d.qb.w};
+        // lane c's 64 activation quants: B is qk_block_q8k (global memory, 4-byte loads) or the
+        // fused kernel's qk_q8k_shared, 16-byte aligned: four 16-byte loads
         const int *xq = reinterpret_cast<const int *>(xb->qs + 64 * c);
+        int xs[16];
+        if constexpr (alignof(B) >= 16) {
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int4 v = reinterpret_cast<const int4 *>(xq)[i];
+                xs[4 * i] = v.x, xs[4 * i + 1] = v.y, xs[4 * i + 2] = v.z, xs[4 * i + 3] = v.w;
+            }
+        }
         int isum0 = 0, isum1 = 0;
 #pragma unroll
         for (int k = 0; k < 8; k++) {
-            isum0 = __dp4a((int)(qw[k] & 0x0F0F0F0Fu), xq[k], isum0);
-            isum1 = __dp4a((int)((qw[k] >> 4) & 0x0F0F0F0Fu), xq[8 + k], isum1);
+            const int a0 = alignof(B) >= 16 ? xs[k] : xq[k];
+            const int a1 = alignof(B) >= 16 ? xs[8 + k] : xq[8 + k];
+            isum0 = __dp4a((int)(qw[k] & 0x0F0F0F0Fu), a0, isum0);
+            isum1 = __dp4a((int)((qw[k] >> 4) & 0x0F0F0F0Fu), a1, isum1);
         }
         uint32_t sc[2], m[2];
         qk_chunk_scales(d.head.y, d.head.z, d.head.w, c, sc, m);
@@ -65,7 +77,8 @@ __host__ __device__ __forceinline__ int qk_dp4a_rows_per_warp(int nb) {
 struct qk_walk {
     const qk_block_q4k *w;
     const int32_t *ids;
-    int rows, nb, total, g0, stride, steps, group, units;
+    qk_fastdiv rows;
+    int nb, total, g0, stride, steps, group, units;
     __device__ __forceinline__ int unit_of(int t) const {
         return g0 + (steps == 1 ? t : t / steps) * stride;
     }
@@ -73,8 +86,9 @@ struct qk_walk {
 };
 
 template <bool G>
-__device__ __forceinline__ qk_walk qk_make_walk(const qk_block_q4k *w, const int32_t *ids, int rows,
-                                                int nb, int total, int g0, int stride) {
+__device__ __forceinline__ qk_walk qk_make_walk(const qk_block_q4k *w, const int32_t *ids,
+                                                qk_fastdiv rows, int nb, int total, int g0,
+                                                int stride) {
     const int group = G ? qk_dp4a_rows_per_warp(nb) : 1;
     return {w, ids, rows, nb, total, g0, stride, (nb + 7) / 8, group, (total + group - 1) / group};
 }
@@ -113,10 +127,10 @@ __device__ __forceinline__ void qk_dp4a_q8k_load(const qk_walk &k, int t0, int l
 
 // The arithmetic of a loaded batch; a row's last step reduces and stores it: the warp butterfly
 // (one row per warp), or the sum in super-block order within the row's lanes (grouped rows).
-template <int R, bool G>
+template <int R, bool G, typename B>
 __device__ __forceinline__ void
-qk_dp4a_q8k_compute(const qk_walk &k, int lane, const qk_q4k_lane (&d)[R],
-                    const qk_block_q8k *__restrict__ x8, float *__restrict__ y, float &acc) {
+qk_dp4a_q8k_compute(const qk_walk &k, int lane, const qk_q4k_lane (&d)[R], const B *__restrict__ x8,
+                    float *__restrict__ y, float &acc) {
     const int c = lane & 3;
 #pragma unroll
     for (int r = 0; r < R; r++) {
@@ -142,10 +156,9 @@ qk_dp4a_q8k_compute(const qk_walk &k, int lane, const qk_q4k_lane (&d)[R],
 
 // The whole walk, two batches of R items in turn: one batch's loads in flight while the other
 // is computed. `a` holds qk_dp4a_q8k_load(k, 0, ...), issued by the caller as early as it can.
-template <int R, bool G>
+template <int R, bool G, typename B>
 __device__ __forceinline__ void qk_dp4a_q8k_walk(const qk_walk &k, int lane, qk_q4k_lane (&a)[R],
-                                                 const qk_block_q8k *__restrict__ x8,
-                                                 float *__restrict__ y) {
+                                                 const B *__restrict__ x8, float *__restrict__ y) {
     qk_q4k_lane b[R];
     float acc = 0.0f;
     for (int t0 = 0; k.valid(t0); t0 += 2 * R) {

@@ -4,6 +4,7 @@
 #pragma once
 #include "../kernels/qk_formats.h"
 #include "../kernels/qk_q4k_scales.h"
+#include "qk_fastdiv.h"
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -30,10 +31,12 @@ __device__ __forceinline__ float qk_warp_sum(float v) {
     return v;
 }
 
-// Row g of the launch: row g % rows of expert ids[g / rows] (experts contiguous in w).
+// Row g of the launch: row g % rows of expert ids[g / rows] (experts contiguous in w); the
+// division by multiply-high (qk_fastdiv.h), as a walking warp maps a row per step.
 __device__ __forceinline__ const qk_block_q4k *qk_gpu_row(const qk_block_q4k *w, const int32_t *ids,
-                                                          int rows, int nb, int g) {
-    return w + ((size_t)ids[g / rows] * rows + (size_t)(g % rows)) * nb;
+                                                          qk_fastdiv rows, int nb, int g) {
+    const uint32_t e = qk_fastdiv_div(rows, (uint32_t)g);
+    return w + ((size_t)ids[e] * rows.d + ((uint32_t)g - e * rows.d)) * nb;
 }
 
 // The 16-byte head of a Q4_K block: d, dmin and the three words of packed scales.
@@ -47,7 +50,9 @@ __device__ __forceinline__ qk_q4k_head qk_load_head(const qk_block_q4k *b) {
 }
 
 // Lane c's 32-byte chunk of a super-block's quants (sub-blocks 2c: low nibbles, 2c+1: high) as
-// two 16-byte loads; and those two sub-blocks' 6-bit scales and mins from the head's words.
+// two 16-byte loads; and those two sub-blocks' 6-bit scales and mins from the head's words,
+// branch-free (the DP4A kernels: measured faster on an H200 than qk_q4k_scale_min_words, whose
+// branch on the sub-block diverges across the lanes; gpu_q4k_f32 keeps that one, see there).
 __device__ __forceinline__ void qk_load_chunk(const qk_block_q4k *b, int c, uint4 *qa, uint4 *qb) {
     const uint4 *qp = reinterpret_cast<const uint4 *>(b->qs + 32 * c);
     *qa = __ldg(qp);
@@ -55,8 +60,7 @@ __device__ __forceinline__ void qk_load_chunk(const qk_block_q4k *b, int c, uint
 }
 __device__ __forceinline__ void qk_chunk_scales(uint32_t w0, uint32_t w1, uint32_t w2, int c,
                                                 uint32_t sc[2], uint32_t m[2]) {
-    qk_q4k_scale_min_words(w0, w1, w2, 2 * c, &sc[0], &m[0]);
-    qk_q4k_scale_min_words(w0, w1, w2, 2 * c + 1, &sc[1], &m[1]);
+    qk_q4k_scale_min_pair(w0, w1, w2, c, sc, m);
 }
 
 // Rows a warp of the DP4A Q8_K kernels loads at a time (the results are the same bits either

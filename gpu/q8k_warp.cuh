@@ -7,8 +7,19 @@
 #pragma once
 #include "gpu_common.cuh"
 
-__device__ __forceinline__ void
-qk_quantize_q8k_block_warp(const float *__restrict__ x, qk_block_q8k *__restrict__ out, int lane) {
+// A Q8_K block as the fused kernel keeps it in shared memory: qk_block_q8k's values, the quants
+// 16-byte aligned (a matvec lane reads its 64 with four 16-byte loads, not sixteen 4-byte ones).
+struct __align__(16) qk_q8k_shared {
+    float d;
+    int32_t unused[3];
+    int8_t qs[QK_K];
+    int16_t bsums[QK_K / 16];
+};
+
+// B: qk_block_q8k (gpu_quant_q8k) or qk_q8k_shared (dp4a_q4k_q8_e2e); the same values in both.
+template <typename B>
+__device__ __forceinline__ void qk_quantize_q8k_block_warp(const float *__restrict__ x,
+                                                           B *__restrict__ out, int lane) {
     const float4 a = __ldg(reinterpret_cast<const float4 *>(x) + lane);
     const float4 b = __ldg(reinterpret_cast<const float4 *>(x + 128) + lane);
     const float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};

@@ -51,4 +51,20 @@ static inline QK_HOST_DEVICE void qk_q4k_scale_min_words(uint32_t w0, uint32_t w
     }
 }
 
+/* Scales and mins of sub-blocks 2c and 2c+1 (c = 0..3, run-time) from the three words, without
+ * branches: the word of all four scales (mins) of c's half, then its two bytes. A GPU lane with
+ * a run-time c wants this (the branch of qk_q4k_scale_min_words diverges across a warp's lanes).
+ * Equal to qk_q4k_scale_min for every c (tested). */
+static inline QK_HOST_DEVICE void qk_q4k_scale_min_pair(uint32_t w0, uint32_t w1, uint32_t w2,
+                                                        int c, uint32_t sc[2], uint32_t m[2]) {
+    const uint32_t low6 = 0x3f3f3f3fu, top2 = 0xc0c0c0c0u, nib = 0x0f0f0f0fu;
+    const uint32_t scw = c < 2 ? w0 & low6 : (w2 & nib) | ((w0 & top2) >> 2);
+    const uint32_t mw = c < 2 ? w1 & low6 : ((w2 >> 4) & nib) | ((w1 & top2) >> 2);
+    const int k = 16 * (c & 1);
+    sc[0] = (scw >> k) & 0xff;
+    sc[1] = (scw >> (k + 8)) & 0xff;
+    m[0] = (mw >> k) & 0xff;
+    m[1] = (mw >> (k + 8)) & 0xff;
+}
+
 #endif

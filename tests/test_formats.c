@@ -103,6 +103,12 @@ static void test_scale_unpack(void) {
             qk_q4k_scale_min_words(w0, w1, w2, j, &scw, &mw); /* the GPU kernels' form */
             if (sc != all[j] || m != all[8 + j] || sc > 63 || m > 63 || scw != sc || mw != m) bad++;
         }
+        for (int c = 0; c < 4; c++) { /* the GPU lanes' branch-free pair form */
+            uint32_t scp[2], mp[2];
+            qk_q4k_scale_min_pair(w0, w1, w2, c, scp, mp);
+            for (int h = 0; h < 2; h++)
+                if (scp[h] != all[2 * c + h] || mp[h] != all[8 + 2 * c + h]) bad++;
+        }
     }
     CHECK(bad == 0, "word-wise scale decoders disagree with the per-sub-block decoder (%d)", bad);
     /* a hand-packed block: sc_j = 10+j+40*(j>=4), m_j = 50-j */

@@ -6,6 +6,7 @@
 #include "qk_test.h"
 #include "test_util.h"
 #include "../gpu/gpu_kernels.h"
+#include "../gpu/qk_fastdiv.h"
 #include "../kernels/qk_quant.h"
 #include <stdlib.h>
 #include <string.h>
@@ -149,7 +150,37 @@ static void test_e2e_equals_two_launches(void) {
     free(a), free(b), free(w);
 }
 
+/* The kernels' row -> expert division, on the host (the same code): edge divisors and
+ * numerators exhaustively near each multiple, random pairs otherwise. */
+static void test_fastdiv(void) {
+    static const uint32_t ds[] = {
+        1,       2,    3,    5,    7,    64,    96,    127,   128,      768,
+        1536,    2048, 2047, 4096, 6144, 65535, 65536, 65537, 1u << 30, (1u << 31) - 1,
+        1u << 31};
+    long bad = 0, checked = 0;
+    for (size_t i = 0; i < sizeof ds / sizeof ds[0]; i++) {
+        const qk_fastdiv f = qk_fastdiv_make(ds[i]);
+        for (uint64_t q = 0; q < 4096; q++)
+            for (int e = -2; e <= 2; e++) {
+                const int64_t n = (int64_t)(q * ds[i]) + e;
+                if (n < 0 || n > UINT32_MAX) continue;
+                bad += qk_fastdiv_div(f, (uint32_t)n) != (uint32_t)n / ds[i];
+                checked++;
+            }
+        bad += qk_fastdiv_div(f, UINT32_MAX) != UINT32_MAX / ds[i];
+    }
+    uint64_t s = 0x9e3779b97f4a7c15u;
+    for (int t = 0; t < 1000000; t++) {
+        s = s * 6364136223846793005u + 1442695040888963407u;
+        const uint32_t d = (uint32_t)(s >> 33) % (1u << 31) + 1, n = (uint32_t)s;
+        bad += qk_fastdiv_div(qk_fastdiv_make(d), n) != n / d;
+        checked++;
+    }
+    CHECK(bad == 0, "fast division: %ld of %ld quotients wrong", bad, checked);
+}
+
 int main(void) {
+    test_fastdiv();
     const char *why = qk_gpu_unsupported();
     if (why) {
         printf("gpu: not run here: %s (the emulations are judged by the kernels and quantizers "
