@@ -49,10 +49,12 @@ void qk_model_open(const char *path, const char *name, qk_model_weights *m) {
         qk_die("--model: %s: tensor '%s' has %u dimensions; a matrix (2) or one per expert (3) "
                "is needed",
                path, name, t->n_dims);
-    if (t->ne[1] > 1u << 20 || t->ne[0] > 1u << 20 || t->ne[2] > 4096 || !t->ne[1] || !t->ne[2])
+    if (t->ne[1] > 1u << 20 || t->ne[0] > 1u << 20 || t->ne[2] > 4096 || !t->ne[0] || !t->ne[1] ||
+        !t->ne[2])
         qk_die("--model: %s: tensor '%s' is %" PRIu64 "x%" PRIu64 "x%" PRIu64
-               ", outside what bench runs (up to 2^20 rows and cols, 1..4096 experts)",
-               path, name, t->ne[1], t->ne[0], t->ne[2]);
+               " (cols x rows x experts), outside what bench runs (1 to 2^20 rows and cols, 1 to "
+               "4096 experts)",
+               path, name, t->ne[0], t->ne[1], t->ne[2]);
     m->tensor = t;
     m->cols = (size_t)t->ne[0];
     m->rows = (size_t)t->ne[1];

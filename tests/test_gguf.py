@@ -149,6 +149,20 @@ for bad in (["--layer", "7", "--proj", "gate"], ["--layer", "1", "--proj", "gate
     r = run(bench, "--model", path, *bad, expect=2)
     check(r.stderr.decode().count("\n") == 1, f"{bad}: one line: {r.stderr.decode()}")
 
+# a q4_K tensor of 0 columns (a valid GGUF: 0 bytes) is refused, not benchmarked as empty
+zero = os.path.join(tmp, "zero-cols.gguf")
+w = gguf.GGUFWriter(zero, "qwen3moe")
+w.add_block_count(1)
+w.add_tensor("blk.0.ffn_gate_exps.weight", np.zeros((0,), dtype=np.uint8), raw_shape=(2, 4, 0),
+             raw_dtype=Q4K)
+w.write_header_to_file()
+w.write_kv_data_to_file()
+w.write_tensors_to_file()
+w.close()
+r = run(bench, "--model", zero, "--layer", "0", "--proj", "gate", expect=2)
+err = r.stderr.decode()
+check(err.count("\n") == 1 and "0x4x2" in err, f"a 0-column tensor: one line naming it: {err}")
+
 # bench's oracle on expert tensors equals numpy's f64 product with gguf's dequantization
 dump = os.path.join(tmp, "dump")
 name = "blk.1.ffn_down_exps.weight"
