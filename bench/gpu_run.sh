@@ -36,6 +36,9 @@ step "bench: dp4a_q4k_q8_e2e top-8 hot, three more runs (the spread between runs
 for i in 1 2 3; do
   build/gpu/bench/bench --kernel dp4a_q4k_q8_e2e --top 8 --hot --repetitions 5 | grep '^dp4a'
 done
+step "bench: top-8 down projection (2048x768: 3 super-blocks a row), every GPU variant"
+build/gpu/bench/bench --kernel 'gpu_*,dp4a_*' --top 8 --shape down --repetitions 5 \
+  --json "$out/$gpu-down-top8.json"
 step "bench: all 128 experts streamed, cold and hot"
 build/gpu/bench/bench --kernel 'dp4a_q4k_q8,dp4a_q4k_q8_e2e,dp4a_q4k_q8_1,gpu_q4k_f32' \
   --experts all --repetitions 5 --gpu-iterations 10 --json "$out/$gpu-gate-all128.json"

@@ -2,19 +2,23 @@
 // unit is gpu_quant_q8_1 + this matvec. Lane 4*s + c takes chunk c of super-blocks s, s + 8,
 // ...: Q8_1 blocks 8*sb + 2c and 8*sb + 2c + 1 meet sub-blocks 2c (low nibbles) and 2c + 1
 // (high); integer dot products and quant sums by __dp4a, then the f32 formula of
-// dp4a_q4k_q8_1_emu.c; then the warp butterfly.
+// dp4a_q4k_q8_1_emu.c; then the warp butterfly. Rows of at most 4 super-blocks go several to a
+// warp (G; gpu_common.cuh says why the bits are the same).
 #include "gpu_launch.cuh"
 
+template <bool G>
 __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
     qk_dp4a_q4k_q8_1_kernel(const qk_block_q4k *__restrict__ w, const int32_t *__restrict__ ids,
                             qk_fastdiv rows, int nb, int total,
                             const qk_block_q8_1 *__restrict__ xa, float *__restrict__ y) {
-    const int g = blockIdx.x * QK_GPU_WARPS + threadIdx.x / 32;
-    if (g >= total) return;
-    const int lane = threadIdx.x & 31, s = lane >> 2, c = lane & 3;
-    const qk_block_q4k *row = qk_gpu_row(w, ids, rows, nb, g);
+    // G: `per` lanes a row (a power of two), 32 / per rows a warp; else the whole warp a row
+    const int lane = threadIdx.x & 31, per = G ? qk_row_lanes(nb) : 32, li = lane & (per - 1);
+    const int rpw = 32 / per, u = blockIdx.x * QK_GPU_WARPS + threadIdx.x / 32;
+    if (u * rpw >= total) return; // the whole warp
+    const int g = u * rpw + lane / per, s = li >> 2, c = li & 3;
+    const qk_block_q4k *row = qk_gpu_row(w, ids, rows, nb, g < total ? g : total - 1);
     float acc = 0.0f;
-    for (int sb = s; sb < nb; sb += 8) {
+    for (int sb = g < total ? s : nb; sb < nb; sb += 8) {
         const qk_block_q4k *b = row + sb;
         const qk_q4k_head h = qk_load_head(b);
         uint4 qa, qb;
@@ -41,16 +45,19 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
                                      __fmul_rn(d8b, (float)(qsum1 * (int)m[1])));
         acc = __fadd_rn(acc, __fsub_rn(__fmul_rn(h.d, sumd), __fmul_rn(h.dmin, summ)));
     }
-    acc = qk_warp_sum(acc);
-    if (lane == 0) y[g] = acc;
+    acc = G ? qk_group_sum(acc, per) : qk_warp_sum(acc);
+    if (li == 0 && g < total) y[g] = acc;
 }
 
 cudaError_t qk_launch_dp4a_q4k_q8_1(const qk_gpu_args &a, cudaStream_t st) {
     cudaError_t e = qk_launch_gpu_quant_q8_1(a.x_f32, a.x_q, a.nb * QK_K, st);
     if (e != cudaSuccess) return e;
-    const int grid = (a.total + QK_GPU_WARPS - 1) / QK_GPU_WARPS;
-    qk_dp4a_q4k_q8_1_kernel<<<grid, QK_GPU_WARPS * 32, 0, st>>>(
-        a.w, a.ids, qk_fastdiv_make((uint32_t)a.rows), a.nb, a.total,
-        static_cast<const qk_block_q8_1 *>(a.x_q), a.y);
+    const bool grouped = a.nb <= 4;
+    const int rpw = 32 / qk_row_lanes(a.nb), units = (a.total + rpw - 1) / rpw;
+    const int grid = (units + QK_GPU_WARPS - 1) / QK_GPU_WARPS;
+    auto kernel = grouped ? qk_dp4a_q4k_q8_1_kernel<true> : qk_dp4a_q4k_q8_1_kernel<false>;
+    kernel<<<grid, QK_GPU_WARPS * 32, 0, st>>>(a.w, a.ids, qk_fastdiv_make((uint32_t)a.rows), a.nb,
+                                               a.total, static_cast<const qk_block_q8_1 *>(a.x_q),
+                                               a.y);
     return cudaGetLastError();
 }

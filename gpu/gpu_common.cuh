@@ -31,6 +31,21 @@ __device__ __forceinline__ float qk_warp_sum(float v) {
     return v;
 }
 
+// Rows of at most 4 super-blocks leave most of a warp's lanes idle: gpu_q4k_f32 and
+// dp4a_q4k_q8_1 then give each row a group of 4, 8 or 16 lanes (4 per super-block, rounded up
+// to a power of two) and a warp 32 / that many rows. A group's lanes meet in the butterfly over
+// the group's offsets only. The emulations keep the warp-wide butterfly of one row per warp,
+// whose first levels add the other lanes' +0.0: the same bits, because a lane's sum is never
+// -0.0 (it starts at +0.0, and a sum that rounds to zero is +0.0), so those adds are exact.
+__host__ __device__ __forceinline__ int qk_row_lanes(int nb) {
+    return nb > 4 ? 32 : nb > 2 ? 16 : nb > 1 ? 8 : 4;
+}
+__device__ __forceinline__ float qk_group_sum(float v, int lanes) {
+    for (int off = lanes / 2; off > 0; off >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, off);
+    return v;
+}
+
 // Row g of the launch: row g % rows of expert ids[g / rows] (experts contiguous in w); the
 // division by multiply-high (qk_fastdiv.h), as a walking warp maps a row per step.
 __device__ __forceinline__ const qk_block_q4k *qk_gpu_row(const qk_block_q4k *w, const int32_t *ids,

@@ -1,7 +1,8 @@
 // gpu_q4k_f32: Q4_K weights x f32 activations, dequantization fused (the common CUDA path).
 // One warp per row; lane 4*s + c takes the 32-byte chunk c (sub-blocks 2c, 2c + 1) of
 // super-blocks s, s + 8, ...; per byte l: w = ds*q - dm for the low and the high nibble, each
-// added with one fmaf; then the warp butterfly. gpu_q4k_f32_emu.c does the same in C.
+// added with one fmaf; then the warp butterfly. gpu_q4k_f32_emu.c does the same in C. Rows of
+// at most 4 super-blocks go several to a warp (G; gpu_common.cuh says why the bits are the same).
 // Where x fits, the block first copies it into shared memory, padded by one float4 every 16
 // (read straight from global memory, a warp's 32 lanes touch 32 cache lines per load, 256
 // bytes apart; padded, each quarter-warp reads eight different banks). One wave of blocks
@@ -23,7 +24,7 @@ __device__ __forceinline__ float qk_nibble_f32(uint32_t q) {
     return __fsub_rn(__uint_as_float(0x4B000000u | q), 8388608.0f);
 }
 
-template <bool S>
+template <bool S, bool G>
 __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
     qk_gpu_q4k_f32_kernel(const qk_block_q4k *__restrict__ w, const int32_t *__restrict__ ids,
                           qk_fastdiv rows, int nb, int total, const float *__restrict__ x,
@@ -34,12 +35,15 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
             qk_f32_x[qk_f32_padded(i)] = __ldg(reinterpret_cast<const float4 *>(x) + i);
         __syncthreads();
     }
-    const int lane = threadIdx.x & 31, s = lane >> 2, c = lane & 3;
-    for (int g = blockIdx.x * QK_GPU_WARPS + threadIdx.x / 32; g < total;
-         g += gridDim.x * QK_GPU_WARPS) { // the whole warp
-        const qk_block_q4k *row = qk_gpu_row(w, ids, rows, nb, g);
+    // G: `per` lanes a row (a power of two), 32 / per rows a warp; else the whole warp a row
+    const int lane = threadIdx.x & 31, per = G ? qk_row_lanes(nb) : 32, li = lane & (per - 1);
+    const int s = li >> 2, c = li & 3, rpw = 32 / per, units = (total + rpw - 1) / rpw;
+    for (int u = blockIdx.x * QK_GPU_WARPS + threadIdx.x / 32; u < units;
+         u += gridDim.x * QK_GPU_WARPS) { // the whole warp
+        const int g = u * rpw + lane / per;
+        const qk_block_q4k *row = qk_gpu_row(w, ids, rows, nb, g < total ? g : total - 1);
         float acc = 0.0f;
-        for (int sb = s; sb < nb; sb += 8) {
+        for (int sb = g < total ? s : nb; sb < nb; sb += 8) {
             const qk_block_q4k *b = row + sb;
             const qk_q4k_head h = qk_load_head(b);
             uint32_t sc[2], m[2];
@@ -74,22 +78,26 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32)
                 }
             }
         }
-        acc = qk_warp_sum(acc);
-        if (lane == 0) y[g] = acc;
+        acc = G ? qk_group_sum(acc, per) : qk_warp_sum(acc);
+        if (li == 0 && g < total) y[g] = acc;
     }
 }
 
-template <bool S> static cudaError_t launch(const qk_gpu_args &a, size_t smem, cudaStream_t st) {
+template <bool S, bool G>
+static cudaError_t launch(const qk_gpu_args &a, size_t smem, cudaStream_t st) {
     static qk_grid_cache cache;
+    const int rpw = 32 / (G ? qk_row_lanes(a.nb) : 32);
     int grid;
-    cudaError_t e = qk_persistent_grid(cache, qk_gpu_q4k_f32_kernel<S>, smem, a.total, &grid);
+    cudaError_t e = qk_persistent_grid(cache, qk_gpu_q4k_f32_kernel<S, G>, smem,
+                                       (a.total + rpw - 1) / rpw, &grid);
     if (e != cudaSuccess) return e;
-    qk_gpu_q4k_f32_kernel<S><<<grid, QK_GPU_WARPS * 32, smem, st>>>(
+    qk_gpu_q4k_f32_kernel<S, G><<<grid, QK_GPU_WARPS * 32, smem, st>>>(
         a.w, a.ids, qk_fastdiv_make((uint32_t)a.rows), a.nb, a.total, a.x_f32, a.y);
     return cudaGetLastError();
 }
 
 cudaError_t qk_launch_gpu_q4k_f32(const qk_gpu_args &a, cudaStream_t st) {
     const size_t float4s = (size_t)a.nb * (QK_K / 4), smem = (float4s + float4s / 16) * 16;
-    return smem <= QK_F32_SHARED_X_MAX ? launch<true>(a, smem, st) : launch<false>(a, 0, st);
+    if (smem > QK_F32_SHARED_X_MAX) return launch<false, false>(a, 0, st); // nb > 4 there
+    return a.nb <= 4 ? launch<true, true>(a, smem, st) : launch<true, false>(a, smem, st);
 }

@@ -56,8 +56,9 @@ static int quick; /* QK_GPU_TEST_QUICK=1: a subset, for compute-sanitizer's slow
 static void test_matvecs(void) {
     static const struct {
         size_t rows, cols;
-    } shapes[] = {{768, 2048}, {2048, 768}, {7, 14336}, {13, 256}, {5, 768}, {33, 2304}};
-    const int32_t ids[] = {3, 0, 3, 1}; /* a repeated expert */
+    } shapes[] = {{768, 2048}, {2048, 768}, {7, 14336}, {13, 256}, {5, 768},
+                  {33, 2304},  {6, 512},    {9, 1024}}; /* 8, 3, 56, 1, 3, 9, 2, 4 super-blocks */
+    const int32_t ids[] = {3, 0, 3, 1};                 /* a repeated expert */
     qk_rng r;
     qk_rng_seed(&r, 4242);
     for (size_t s = 0; s < (quick ? 2 : sizeof shapes / sizeof shapes[0]); s++) {
