@@ -19,6 +19,11 @@ from qkresults import Result  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
 PROFILE_ORDER = ["normal", "uniform20", "outliers", "swiglu", "lognormal", "zero_blocks"]
+GATE_SHAPE = "768x2048"  # the charts are of the gate projection (--shape gate or up)
+
+
+def is_gate(res):
+    return str(res.context.get("shape", "")).split(" ")[0] == GATE_SHAPE
 
 
 def save(fig, out, name):
@@ -30,10 +35,12 @@ def save(fig, out, name):
 
 def best_rows(results, temperature="hot", experts="k8"):
     """(machine, variant) -> (GB/s at the median, % of that run's peak, row, result): the fastest
-    row of each variant per machine among top-8 rows of the normal profile (or any profile
-    when a machine has no normal run)."""
+    row of each variant per machine among top-8 gate-shape rows of the normal profile (or any
+    profile when a machine has no normal run)."""
     best = {}
     for res in results:
+        if not is_gate(res):
+            continue
         for row in res.variants():
             parts = row.name.split("/")
             if row.temperature != temperature or experts not in parts:
@@ -154,7 +161,7 @@ def roofline(results, out):
 def error_by_profile(results, out):
     data = defaultdict(dict)  # (machine, variant) -> profile -> rel_l2
     for res in results:
-        if res.profile not in PROFILE_ORDER:
+        if res.profile not in PROFILE_ORDER or not is_gate(res):
             continue
         for row in res.variants():
             if row.temperature == "hot" and "rel_l2" in row.counters:
