@@ -1,0 +1,369 @@
+/* gate_worker: one side of the CI regression gate (tests/gate.py). The gate starts two of these,
+ * one built from the baseline commit and one from the new tree, and hands them the machine in
+ * turn: each batch runs only when the coordinator says so, so the two sides are timed in
+ * adjacent tens of milliseconds and see the same machine (clock, neighbours, thermal state).
+ *
+ * usage: gate_worker [--seed N] CASE...   CASE = VARIANT:EXPERTS:THREADS, e.g.
+ *        q4k_q8k_ref:0:1 or q4k_q8k_vnni_r8:0,1,2,3,4,5,6,7:2
+ *        gate_worker --list     the CPU matvec variants this machine runs, one a line
+ * Protocol (lines on stdin / stdout; version in the first reply, so a baseline built from an
+ * older commit is refused rather than misread):
+ *   -> "qkgate 1 ready N"          then N lines "case I NAME bytes=B"
+ *   <- "run I CALLS WARMUP"        -> "done I calls=.. median_ns=.. mean_ns=.. min_ns=..
+ *                                      wall_ns=.. cpu_ns=.. nivcsw=.. hash=.."
+ *   <- "quit"
+ * Each case's working set lives in transparent huge pages where the kernel grants them, so
+ * its physical layout (and with it the L2 sets it maps to: one expert fills most of a 1 MB L2)
+ * is the same in every process; 4 KB pages scattered differently per process made the same
+ * binary 20-40 % slower in one process than in the next.
+ * QK_INJECT_SLOWDOWN=NAME=FRACTION (test hook): that variant spins FRACTION of each call's
+ * time more. */
+#define _GNU_SOURCE
+#include "act.h"
+#include "synth.h"
+#include "../cpu/cpu_kernels.h"
+#include "../cpu/matvec.h"
+#include "../cpu/threadpool.h"
+#include "../kernels/qk_rng.h"
+#include <dirent.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { GATE_PROTOCOL = 1, MAX_CASES = 32, MAX_IDS = 128, MAX_THREADS = 64, MAX_CALLS = 1 << 20 };
+static const size_t HUGE_PAGE = 2u << 20;
+
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "gate_worker: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+typedef struct {
+    char name[128];
+    const qk_kernel *k, *quant;
+    qk_weights w; /* data inside region */
+    int32_t ids[MAX_IDS];
+    size_t n_ids;
+    int threads;
+    qk_pool *pool;
+    float *x, *y;
+    void *xq;
+    char *region;
+    size_t region_bytes;
+    double bytes;    /* weights + activations + outputs a call touches */
+    double slowdown; /* QK_INJECT_SLOWDOWN */
+} gate_case;
+
+static int allowed_cpus[MAX_THREADS], n_allowed;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double cpu_s(clockid_t which) {
+    struct timespec t;
+    clock_gettime(which, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static size_t round_up(size_t n, size_t to) {
+    return (n + to - 1) / to * to;
+}
+
+/* 2 MB aligned anonymous memory, asked to be backed by huge pages. */
+static char *huge_alloc(size_t bytes) {
+    size_t len = round_up(bytes, HUGE_PAGE);
+    char *raw =
+        mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) die("out of memory: %zu bytes", bytes);
+    char *p = (char *)round_up((size_t)raw, HUGE_PAGE);
+    (void)madvise(p, len, MADV_HUGEPAGE); /* a hint: 4 KB pages still work, less steadily */
+    memset(p, 0, len);
+    return p;
+}
+
+/* kB of [p, p + bytes) backed by huge pages (AnonHugePages of its mapping in smaps), or -1. */
+static long huge_kb(const void *p) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    char line[256];
+    int inside = 0;
+    long kb = -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            inside = (unsigned long)p >= lo && (unsigned long)p < hi;
+        else if (inside && sscanf(line, "AnonHugePages: %ld kB", &kb) == 1)
+            break;
+    }
+    fclose(f);
+    return kb;
+}
+
+static void pin_to(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set))
+        die("cannot pin to cpu %d: %s", cpu, strerror(errno));
+}
+
+/* Thread ti of a multi-thread case runs on the ti-th CPU this process may use. */
+static void pin_pool_thread(void *arg, int ti, int nt) {
+    (void)arg, (void)nt;
+    pin_to(allowed_cpus[ti % n_allowed]);
+}
+
+static double injected_slowdown(const char *name) {
+    const char *v = getenv("QK_INJECT_SLOWDOWN");
+    if (!v || !*v) return 0;
+    const char *eq = strchr(v, '=');
+    char *end;
+    double f = eq ? strtod(eq + 1, &end) : -1;
+    if (!eq || eq == v || *end || !(f > 0 && f <= 10))
+        die("QK_INJECT_SLOWDOWN: '%s' is not NAME=FRACTION (0 < FRACTION <= 10)", v);
+    return strlen(name) == (size_t)(eq - v) && !strncmp(name, v, (size_t)(eq - v)) ? f : 0;
+}
+
+static void parse_ids(gate_case *c, const char *s) {
+    char *end;
+    for (;;) {
+        errno = 0;
+        long e = strtol(s, &end, 10);
+        if (end == s || errno || e < 0 || e >= MAX_IDS || c->n_ids == MAX_IDS)
+            die("case '%s': experts must be a comma-separated list of 0..%d", c->name, MAX_IDS - 1);
+        c->ids[c->n_ids++] = (int32_t)e;
+        if (*end != ',') break;
+        s = end + 1;
+    }
+    if (*end)
+        die("case '%s': experts must be a comma-separated list of 0..%d", c->name, MAX_IDS - 1);
+}
+
+/* VARIANT:EXPERTS:THREADS -> a case with its data laid out (rows x cols of the gate shape). */
+static void setup_case(gate_case *c, const char *spec, uint64_t seed, size_t rows, size_t cols) {
+    snprintf(c->name, sizeof c->name, "%s", spec);
+    char buf[256], *save = NULL;
+    if (snprintf(buf, sizeof buf, "%s", spec) >= (int)sizeof buf)
+        die("case '%s' is too long", spec);
+    char *variant = strtok_r(buf, ":", &save), *experts = strtok_r(NULL, ":", &save),
+         *threads = strtok_r(NULL, ":", &save);
+    if (!variant || !experts || !threads || strtok_r(NULL, ":", &save))
+        die("case '%s' is not VARIANT:EXPERTS:THREADS", spec);
+    c->k = qk_cpu_kernel(variant);
+    if (!c->k || c->k->op != QK_OP_MATVEC)
+        die("case '%s': no CPU matvec variant '%s'", spec, variant);
+    const char *why = qk_cpu_unsupported(c->k);
+    if (why) die("case '%s': this CPU cannot run it (%s)", spec, why);
+    parse_ids(c, experts);
+    char *end;
+    c->threads = (int)strtol(threads, &end, 10);
+    if (*end || c->threads < 1 || c->threads > n_allowed)
+        die("case '%s': threads must be 1..%d (the CPUs this process may use)", spec, n_allowed);
+    if (c->k->act_format != QK_FMT_F32) {
+        c->quant = qk_cpu_best_quantizer(c->k->act_format);
+        if (!c->quant) die("case '%s': no quantizer for its activations", spec);
+    }
+    c->slowdown = injected_slowdown(variant);
+
+    /* distinct experts, compact; ids index them (as bench lays them out) */
+    int32_t slot_of[MAX_IDS], distinct[MAX_IDS];
+    size_t n_distinct = 0;
+    for (int e = 0; e < MAX_IDS; e++)
+        slot_of[e] = -1;
+    for (size_t i = 0; i < c->n_ids; i++) {
+        int32_t e = c->ids[i];
+        if (slot_of[e] < 0) slot_of[e] = (int32_t)n_distinct, distinct[n_distinct++] = e;
+        c->ids[i] = slot_of[e];
+    }
+    const size_t per_expert = rows * (cols / QK_K);
+    qk_block_q4k *plain = malloc(n_distinct * per_expert * sizeof *plain);
+    if (!plain) die("out of memory");
+    for (size_t e = 0; e < n_distinct; e++)
+        if (qk_synth_expert(seed, distinct[e], rows, cols, plain + e * per_expert))
+            die("out of memory generating experts");
+    qk_weights laid;
+    if (qk_weights_prepare(c->k, plain, rows, cols, n_distinct, &laid)) die("out of memory");
+
+    /* one region: weights | x | activations in the variant's format | outputs, page-aligned */
+    const size_t w_bytes = laid.expert_bytes * n_distinct, x_bytes = cols * sizeof(float),
+                 xq_bytes = qk_format_bytes(c->k->act_format, cols),
+                 y_bytes = c->n_ids * rows * sizeof(float), page = 4096;
+    const size_t off_x = round_up(w_bytes, page), off_xq = off_x + round_up(x_bytes, page),
+                 off_y = off_xq + round_up(xq_bytes, page);
+    c->region_bytes = off_y + round_up(y_bytes, page);
+    c->region = huge_alloc(c->region_bytes);
+    memcpy(c->region, laid.data, w_bytes);
+    c->w = laid;
+    c->w.data = c->region;
+    c->w.owned = 0;
+    qk_weights_release(&laid);
+    free(plain);
+    c->x = (float *)(c->region + off_x);
+    c->xq = c->region + off_xq;
+    c->y = (float *)(c->region + off_y);
+    qk_rng r;
+    qk_rng_seed(&r, seed ^ 0xac7);
+    qk_act_fill(&r, QK_ACT_NORMAL, c->x, cols);
+    if (!c->quant) memcpy(c->xq, c->x, xq_bytes);
+    c->bytes = (double)(c->n_ids * per_expert * sizeof(qk_block_q4k) + xq_bytes + y_bytes);
+}
+
+static void forward(gate_case *c) {
+    const double t0 = c->slowdown > 0 ? now_s() : 0;
+    qk_moe_forward(c->pool, c->quant, c->k, &c->w, c->ids, c->n_ids, c->x, c->xq, c->y);
+    if (c->slowdown > 0) { /* a real slowdown, for the gate's own tests */
+        const double until = t0 + (now_s() - t0) * (1 + c->slowdown);
+        while (now_s() < until) {
+        }
+    }
+}
+
+/* The pool's workers spin a few milliseconds after a job before they sleep: wait until every
+ * thread but this one sleeps, so the other side's next batch has the CPUs to itself. */
+static void settle_pool(void) {
+    const double give_up = now_s() + 0.05;
+    const pid_t self = (pid_t)gettid();
+    for (;;) {
+        int running = 0;
+        DIR *d = opendir("/proc/self/task");
+        if (!d) return;
+        for (struct dirent *e; (e = readdir(d));) {
+            if (e->d_name[0] == '.' || atoi(e->d_name) == self) continue;
+            char path[300], stat[512];
+            snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+            FILE *f = fopen(path, "r");
+            if (!f) continue;
+            size_t n = fread(stat, 1, sizeof stat - 1, f);
+            fclose(f);
+            stat[n] = 0;
+            const char *close = strrchr(stat, ')'); /* "pid (comm) S ..." */
+            if (close && close[1] == ' ' && close[2] == 'R') running++;
+        }
+        closedir(d);
+        if (!running || now_s() > give_up) return;
+        struct timespec ms = {0, 500000};
+        nanosleep(&ms, NULL);
+    }
+}
+
+static uint64_t fnv1a52(const void *p, size_t n) {
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h & ((1ull << 52) - 1);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double call_s[MAX_CALLS];
+
+static void run_batch(gate_case *c, int index, long calls, long warmup, size_t rows) {
+    pin_to(allowed_cpus[c->threads == 1 ? n_allowed - 1 : 0]);
+    for (long i = 0; i < warmup; i++)
+        forward(c);
+    const clockid_t cpu_clock =
+        c->threads == 1 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID;
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    const double c0 = cpu_s(cpu_clock), w0 = now_s();
+    double last = w0;
+    for (long i = 0; i < calls; i++) {
+        forward(c);
+        const double t = now_s();
+        call_s[i] = t - last;
+        last = t;
+    }
+    const double wall = last - w0, cpu = cpu_s(cpu_clock) - c0;
+    getrusage(RUSAGE_SELF, &ru1);
+    const uint64_t hash = fnv1a52(c->y, c->n_ids * rows * sizeof *c->y);
+    qsort(call_s, (size_t)calls, sizeof *call_s, cmp_double);
+    const double median =
+        calls % 2 ? call_s[calls / 2] : 0.5 * (call_s[calls / 2 - 1] + call_s[calls / 2]);
+    if (c->threads > 1) settle_pool();
+    printf("done %d calls=%ld median_ns=%.1f mean_ns=%.1f min_ns=%.1f wall_ns=%.0f cpu_ns=%.0f "
+           "threads=%d nivcsw=%ld hash=%llu\n",
+           index, calls, median * 1e9, wall / (double)calls * 1e9, call_s[0] * 1e9, wall * 1e9,
+           cpu * 1e9, c->threads, ru1.ru_nivcsw - ru0.ru_nivcsw, (unsigned long long)hash);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    uint64_t seed = 1;
+    const size_t rows = 768, cols = 2048; /* Qwen3-30B-A3B's expert gate projection */
+    static gate_case cases[MAX_CASES];
+    int n_cases = 0, arg = 1;
+    if (argc == 2 && !strcmp(argv[1], "--list")) {
+        for (size_t i = 0; i < qk_cpu_kernel_count; i++)
+            if (qk_cpu_kernels[i].op == QK_OP_MATVEC && !qk_cpu_unsupported(&qk_cpu_kernels[i]))
+                printf("%s\n", qk_cpu_kernels[i].name);
+        return 0;
+    }
+    if (arg + 1 < argc && !strcmp(argv[arg], "--seed")) {
+        char *end;
+        seed = strtoull(argv[arg + 1], &end, 10);
+        if (*end || !argv[arg + 1][0]) die("--seed: '%s' is not an integer", argv[arg + 1]);
+        arg += 2;
+    }
+    if (arg >= argc) die("usage: gate_worker [--seed N] VARIANT:EXPERTS:THREADS...");
+
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set))
+        die("cannot read the CPU affinity: %s", strerror(errno));
+    for (int cpu = 0; cpu < CPU_SETSIZE && n_allowed < MAX_THREADS; cpu++)
+        if (CPU_ISSET(cpu, &set)) allowed_cpus[n_allowed++] = cpu;
+    if (!n_allowed) die("no CPU to run on");
+
+    qk_pool *pools[MAX_THREADS + 1] = {0};
+    for (; arg < argc; arg++) {
+        if (n_cases == MAX_CASES) die("more than %d cases", MAX_CASES);
+        gate_case *c = &cases[n_cases++];
+        setup_case(c, argv[arg], seed, rows, cols);
+        if (!pools[c->threads]) {
+            pools[c->threads] = qk_pool_create(c->threads);
+            if (!pools[c->threads]) die("cannot start %d threads: %s", c->threads, strerror(errno));
+            if (c->threads > 1) qk_pool_run(pools[c->threads], pin_pool_thread, NULL);
+        }
+        c->pool = pools[c->threads];
+    }
+    printf("qkgate %d ready %d\n", GATE_PROTOCOL, n_cases);
+    for (int i = 0; i < n_cases; i++)
+        printf("case %d %s bytes=%.0f region_kb=%zu huge_kb=%ld\n", i, cases[i].name,
+               cases[i].bytes, cases[i].region_bytes / 1024, huge_kb(cases[i].region));
+    fflush(stdout);
+
+    char line[256];
+    while (fgets(line, sizeof line, stdin)) {
+        int index;
+        long calls, warmup;
+        if (!strcmp(line, "quit\n")) break;
+        if (sscanf(line, "run %d %ld %ld", &index, &calls, &warmup) != 3 || index < 0 ||
+            index >= n_cases || calls < 1 || calls > MAX_CALLS || warmup < 0 || warmup > MAX_CALLS)
+            die("bad command '%.*s'", (int)strcspn(line, "\n"), line);
+        run_batch(&cases[index], index, calls, warmup, rows);
+    }
+    for (int t = 0; t <= MAX_THREADS; t++)
+        qk_pool_destroy(pools[t]);
+    for (int i = 0; i < n_cases; i++)
+        munmap(cases[i].region, round_up(cases[i].region_bytes, HUGE_PAGE));
+    return 0;
+}
