@@ -20,10 +20,6 @@ void qk_quant_q8k_ref(const float *x, void *out, size_t n);
 void qk_quant_q8k_avx2(const float *x, void *out, size_t n);
 void qk_quant_q8k_avx512(const float *x, void *out, size_t n);
 
-/* The integer core of q4k_q8k_ref for one super-block: S = sum_j sc_j*isum_j and
- * M = sum_j m_j*bsum_j, which every q4k_q8k variant must reproduce exactly. */
-void qk_q4k_q8k_block_sums(const qk_block_q4k *wb, const qk_block_q8k *xb, int32_t *S, int32_t *M);
-
 extern const qk_kernel qk_cpu_kernels[];
 extern const size_t qk_cpu_kernel_count;
 

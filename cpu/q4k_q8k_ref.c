@@ -3,23 +3,7 @@
  * y += (dx*d)*S - (dx*dmin)*M in f32. */
 #include "cpu_kernels.h"
 #include "../kernels/qk_fp16.h"
-#include "../kernels/qk_q4k_scales.h"
-
-void qk_q4k_q8k_block_sums(const qk_block_q4k *wb, const qk_block_q8k *xb, int32_t *S, int32_t *M) {
-    int32_t s = 0, m = 0;
-    for (int j = 0; j < 8; j++) {
-        uint8_t sc, mn;
-        qk_q4k_scale_min(wb->scales, j, &sc, &mn);
-        const uint8_t *q = wb->qs + 32 * (j / 2);
-        int shift = 4 * (j & 1), isum = 0;
-        for (int l = 0; l < 32; l++)
-            isum += ((q[l] >> shift) & 0xF) * xb->qs[32 * j + l];
-        s += sc * isum;
-        m += mn * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
-    }
-    *S = s;
-    *M = m;
-}
+#include "../kernels/qk_q4k_q8k_sums.h"
 
 void qk_q4k_q8k_ref(const void *w, size_t rows, size_t cols, size_t r0, size_t r1, const void *x,
                     float *y) {

@@ -5,8 +5,8 @@
  * super-blocks go several to a warp, and a row's lanes add in super-block order instead. */
 #include "emu_warp.h"
 #include "gpu_kernels.h"
-#include "../cpu/cpu_kernels.h"
 #include "../kernels/qk_fp16.h"
+#include "../kernels/qk_q4k_q8k_sums.h"
 
 void qk_emu_dp4a_q4k_q8(const void *w, size_t rows, size_t cols, size_t r0, size_t r1,
                         const void *x, float *y) {

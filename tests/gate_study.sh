@@ -18,7 +18,10 @@ slug=$(echo "$cpu" | tr 'A-Z' 'a-z' | sed 's/([^)]*)//g; s/[^a-z0-9]\+/-/g; s/^-
 out=${2:-results/ci-gate/study-$slug.md}
 work=build/gate-study
 mkdir -p "$work" "$(dirname "$out")"
-variants=$(build/release/bench/gate_worker --list) || { echo "gate_study: build first (tests/run.sh)"; exit 2; }
+# a copy of this tree's worker, so that a rebuild during the study does not change what it measures
+cp build/release/bench/gate_worker "$work/gate_worker" || { echo "gate_study: build first (tests/run.sh)"; exit 2; }
+export QK_GATE_WORKER=$PWD/$work/gate_worker
+variants=$("$QK_GATE_WORKER" --list) || exit 2
 read -r -a gated <<<"$(echo $variants)"
 rows=$work/rows.txt
 : >"$rows"

@@ -7,6 +7,7 @@
 #include "../cpu/matvec.h"
 #include "../kernels/qk_fp16.h"
 #include "../kernels/qk_oracle.h"
+#include "../kernels/qk_q4k_q8k_sums.h"
 #include "../kernels/qk_q4k_scales.h"
 #include "../kernels/qk_quant.h"
 #include <math.h>
