@@ -73,7 +73,7 @@ fi
   echo "# CI gate study: $cpu (family $family, model $model), $(nproc) vCPUs"
   echo
   echo "$(date -u +%Y-%m-%d), commit $(git rev-parse --short=12 HEAD), baseline" \
-    "$(/usr/bin/python3 -c 'import json; print(json.load(open("results/ci-gate/baseline.json"))["baseline_commit"][:12])'),"
+    "$(sed -n 's/^baseline_commit \(.\{12\}\).*/\1/p' results/ci-gate/baseline.txt),"
   echo "\`tests/gate_study.sh $trials\` (QK_STUDY_SIZES='$sizes', QK_STUDY_LOAD=${QK_STUDY_LOAD:-0})."
   echo "Each trial is one run of \`tests/regression.sh\`; a failure is a run that exited 1."
   echo

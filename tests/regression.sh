@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CI regression gate (.ci/run runs it after the tests): this tree's kernels against the
 # baseline commit's, on this machine, in the same seconds. The baseline commit is the one named
-# by results/ci-gate/baseline.json; the gate builds its gate_worker (git archive, release, no
+# by results/ci-gate/baseline.txt; the gate builds its gate_worker (git archive, release, no
 # CUDA) under build/regression-base, then tests/gate.py hands the two workers the machine in
 # turn, in ABBA batches of ~20 ms, and judges every variant on its own (tests/gate.py says how;
 # the README's "The CI gate" what it catches and misses, measured).
@@ -9,22 +9,21 @@
 #          new worker: $QK_GATE_WORKER (default build/release/bench/gate_worker, built when
 #          missing); baseline worker: $QK_BASE_WORKER (default: built from the baseline commit)
 #        tests/regression.sh --record   (names HEAD, which must be committed and clean, as the
-#          baseline in results/ci-gate/baseline.json)
+#          baseline in results/ci-gate/baseline.txt)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-record=${QK_GATE_RECORD:-results/ci-gate/baseline.json}
+record=${QK_GATE_RECORD:-results/ci-gate/baseline.txt}
 py=/usr/bin/python3
 die() { echo "regression: $*" >&2; echo "regression: 0 passed, 1 failed"; exit 2; }
 if [ "${1:-}" = --record ]; then
   [ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] && git rev-parse HEAD >/dev/null 2>&1 ||
     die "--record names a committed tree as the baseline: commit first"
   mkdir -p "$(dirname "$record")"
-  $py - "$record" "$(git rev-parse HEAD)" "$(git log -1 --format=%cI HEAD)" <<'PY'
-import json, sys
-json.dump({"qkgate_baseline": 1, "baseline_commit": sys.argv[2], "committed": sys.argv[3],
-           "what": "tests/regression.sh builds this commit's gate_worker and times it beside the "
-                   "new tree's (tests/gate.py)"}, open(sys.argv[1], "w"), indent=1)
-PY
+  { echo "# The CI gate's baseline: tests/regression.sh builds this commit's gate_worker and"
+    echo "# times it beside the new tree's (tests/gate.py). Written by tests/regression.sh --record."
+    echo "baseline_commit $(git rev-parse HEAD)"
+    echo "committed $(git log -1 --format=%cI HEAD)"
+  } >"$record" || die "cannot write $record"
   echo "regression: the baseline is now $(git rev-parse --short=12 HEAD) ($record): commit it"
   exit 0
 fi
@@ -39,14 +38,9 @@ if [ -z "${QK_GATE_WORKER:-}" ]; then
 fi
 base_worker=${QK_BASE_WORKER:-}
 if [ -z "$base_worker" ]; then
-  commit=$($py -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-if d.get("qkgate_baseline") != 1: sys.exit(1)
-print(d["baseline_commit"])' "$record" 2>/dev/null) ||
-    die "$record: not a gate baseline record (tests/regression.sh --record makes one)"
-  case $commit in
-    *[!0-9a-f]* | "") die "$record names no commit ('$commit'): record it again" ;;
-  esac
+  commit=$(sed -n 's/^baseline_commit \([0-9a-f]\{40\}\)$/\1/p' "$record" 2>/dev/null | head -1)
+  [ -n "$commit" ] ||
+    die "$record: no 'baseline_commit <40 hex digits>' line (tests/regression.sh --record writes one)"
   # a shallow clone lacks it: fetch that one commit by its whole hash
   git cat-file -e "$commit^{commit}" 2>/dev/null ||
     timeout 120 git fetch --quiet --depth=1 origin "$commit" 2>/dev/null

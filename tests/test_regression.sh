@@ -44,12 +44,13 @@ expect_rc 2 "a worker that does not speak the protocol" $py "$src/tests/gate.py"
 expect_rc 2 "a case naming no variant" $py "$src/tests/gate.py" "$worker" "$worker" --cases nope:0:1
 expect_rc 2 "a case with a bad expert list" $py "$src/tests/gate.py" "$worker" "$worker" \
   --cases q4k_q8k_ref:0+x:1
-echo '{"qkgate_baseline": 1, "baseline_commit": "abc-dirty"}' >"$tmp/dirty.json"
-QK_BASE_WORKER= QK_GATE_RECORD="$tmp/dirty.json" expect_rc 2 "a baseline record that names no commit" \
+echo 'baseline_commit 054cfbe80ae6-dirty' >"$tmp/dirty.txt"
+QK_BASE_WORKER= QK_GATE_RECORD="$tmp/dirty.txt" expect_rc 2 "a baseline record that names no commit" \
   bash "$src/tests/regression.sh" "$tmp/dirty"
-echo '{"context": {}, "benchmarks": []}' >"$tmp/old.json"
-QK_BASE_WORKER= QK_GATE_RECORD="$tmp/old.json" expect_rc 2 "a record that is not a gate baseline" \
-  bash "$src/tests/regression.sh" "$tmp/old"
+grep -q "no 'baseline_commit <40 hex digits>' line" "$tmp/out.txt" && ok || bad "the record's problem is not named"
+echo 'baseline_commit 0123456789012345678901234567890123456789' >"$tmp/gone.txt"
+QK_BASE_WORKER= QK_GATE_RECORD="$tmp/gone.txt" expect_rc 2 "a baseline commit that does not exist" \
+  bash "$src/tests/regression.sh" "$tmp/gone"
 QK_INJECT_SLOWDOWN=bogus expect_rc 2 "a malformed slowdown hook" "$bench" --kernel q4k_q8k_ref --experts 0
 QK_INJECT_SLOWDOWN=bogus expect_rc 2 "a malformed slowdown hook (worker)" "$worker" q4k_q8k_ref:0:1
 # compare.py and the contracts, on a result file of this bench
