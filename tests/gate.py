@@ -8,11 +8,11 @@ usage: gate.py BASE_WORKER NEW_WORKER [--threshold PCT] [--cases CASE,...] [--js
 Both workers hold every case's data. The coordinator lets one run a batch of calls (about
 --batch-ms), then the other, in ABBA order (base new new base, new base base new, ...), so the
 two batches of each pair ran in adjacent tens of milliseconds on the same machine; one worker
-sleeps on its pipe while the other runs. A batch's figure is the median of its calls' times;
-a pair's, the log of new over base. A pair is dropped when either batch was disturbed (an
-involuntary context switch, or less than 95 % of the wall time on the CPU); on a machine too
-busy to give --min-pairs clean pairs in 3x as many, every pair counts (a batch's median call
-is robust to a few disturbed calls). Per case, after
+sleeps on its pipe while the other runs. A batch's figure is the median time of its calls that
+got at least 95 % of their wall time on the CPU; a pair's, the log of new over base. A pair is
+dropped when either batch was disturbed (fewer than half its calls clean; with a pool, less than
+90 % of every thread's wall time on the CPU); on a machine too busy to give --min-pairs clean
+pairs in 3x as many, every pair counts. Per case, after
 --min-pairs pairs and then after every ABBA block, the median of the pairs' changes and
 its distribution-free 95 % interval (order statistics of the binomial) decide:
   pass  when the interval's upper end is under the threshold;
@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 
-PROTOCOL = 1
+PROTOCOL = 2
 
 
 def no_aslr_prefix():
@@ -102,13 +102,12 @@ class Worker:
 
 
 def clean(b):
-    """A batch nothing else took the CPUs from while it ran: no involuntary context switch and
-    95 % of the wall time on the CPU. With several threads the pool's own hand-offs show as one
-    switch per extra thread and a few percent of CPU time now and then (seen on an idle VM)."""
+    """A batch whose figure stands for the code: at least half its calls ran undisturbed (the
+    worker drops a call that got less than 95 % of its wall time on the CPU, and takes the
+    median of the rest), and with a pool the process had 90 % of every thread's wall time."""
     threads = int(b["threads"])
-    if threads == 1:
-        return b["nivcsw"] == 0 and b["cpu_ns"] >= 0.95 * b["wall_ns"]
-    return b["nivcsw"] <= threads - 1 and b["cpu_ns"] >= 0.9 * b["wall_ns"] * threads
+    return b["clean_calls"] >= b["calls"] / 2 and (
+        threads == 1 or b["cpu_ns"] >= 0.9 * b["wall_ns"] * threads)
 
 
 def median(v):
@@ -141,7 +140,8 @@ def measure(base, new, index, name, a):
     """ABBA batches of one case until the decision rule settles; returns the case's record."""
     calib = base.run(index, 3, 1)
     per_call = max(calib["median_ns"], 1.0) * 1e-9
-    calls = max(5, min(200000, round(a.batch_ms * 1e-3 / per_call)))
+    # at least 15 calls, so that a batch's median survives a preempted call or two
+    calls = max(15, min(200000, round(a.batch_ms * 1e-3 / per_call)))
     warmup = max(2, calls // 10)
     for w in (base, new):  # the first batch of each side pays for page faults and the pool's start
         w.run(index, calls, warmup)
