@@ -288,7 +288,7 @@ def main():
                        "seconds": time.monotonic() - t0}, f, indent=1)
     if any(r["dropped_pairs"] == 0 and r["disturbed_pairs"] for r in results):
         print("gate: *: fewer undisturbed pairs than --min-pairs (a busy machine): all pairs "
-              "decided, each batch by its median call")
+              "decided, each batch still by the median of its undisturbed calls")
     for r in confirmed:
         first = next(x for x in results if x["case"] == r["case"] and x["round"] == "first")
         print(f"gate: REGRESSION {r['case']}: {first['change_pct']:+.1f} % then "

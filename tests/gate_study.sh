@@ -2,9 +2,9 @@
 # How sensitive the CI gate is, and how often it cries wolf, on this machine: TRIALS runs of
 # tests/regression.sh (the real gate: the baseline commit's worker against this tree's) with
 # unchanged code, then TRIALS with an injected slowdown of each size in QK_STUDY_SIZES (%),
-# the slowed variant taking turns over every gated one; with QK_STUDY_LOAD=1 also TRIALS
-# unchanged runs beside a loop of the other ctest suites (what `ctest -j2` puts beside the
-# gate). Prints a table: per size, how many trials failed, and the slowed case's measured
+# the slowed variant taking turns over every gated one; with QK_STUDY_LOAD=1 also TRIALS runs
+# of each size in QK_STUDY_LOAD_SIZES (default "0 15") beside a loop of the other ctest suites
+# (what `ctest -j2` puts beside the gate). Prints a table: per size, how many trials failed, and the slowed case's measured
 # change. A benchmark of the gate, not a test: it takes about half a minute a trial.
 # usage: tests/gate_study.sh [TRIALS] [OUT.md]   (default 10, results/ci-gate/study-<cpu>.md)
 set -uo pipefail
@@ -64,7 +64,9 @@ done
 if [ "${QK_STUDY_LOAD:-0}" = 1 ]; then
   ( while :; do ctest --test-dir build/release -j1 -E regression_gate >/dev/null 2>&1; done ) &
   load_pid=$!
-  for ((i = 0; i < trials; i++)); do trial loaded 0 -; done
+  for size in ${QK_STUDY_LOAD_SIZES:-0 15}; do
+    for ((i = 0; i < trials; i++)); do trial loaded "$size" "${gated[$((i % ${#gated[@]}))]}"; done
+  done
   children=$(pgrep -P $load_pid)
   kill $load_pid $children 2>/dev/null
   wait $load_pid 2>/dev/null
@@ -74,7 +76,8 @@ fi
   echo
   echo "$(date -u +%Y-%m-%d), commit $(git rev-parse --short=12 HEAD), baseline" \
     "$(sed -n 's/^baseline_commit \(.\{12\}\).*/\1/p' results/ci-gate/baseline.txt),"
-  echo "\`tests/gate_study.sh $trials\` (QK_STUDY_SIZES='$sizes', QK_STUDY_LOAD=${QK_STUDY_LOAD:-0})."
+  echo "\`tests/gate_study.sh $trials\` (QK_STUDY_SIZES='$sizes', QK_STUDY_LOAD=${QK_STUDY_LOAD:-0}," \
+    "QK_STUDY_LOAD_SIZES='${QK_STUDY_LOAD_SIZES:-0 15}')."
   echo "Each trial is one run of \`tests/regression.sh\`; a failure is a run that exited 1."
   echo
   echo "| load | injected slowdown | trials | gate failed |"
