@@ -1,6 +1,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "npy.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -8,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int write_npy(const char *path, const char *descr, const void *data, size_t n, size_t elem) {
     char header[128];
@@ -46,27 +49,184 @@ static int fail(char *err, size_t size, const char *path, const char *fmt, ...) 
     return -1;
 }
 
-/* The value text of 'key' in a Python dict literal, or NULL. */
-static const char *dict_value(const char *h, const char *key) {
-    char quoted[32];
-    snprintf(quoted, sizeof quoted, "'%s'", key);
-    const char *p = strstr(h, quoted);
-    if (!p) return NULL;
-    p += strlen(quoted);
-    while (*p == ' ')
-        p++;
-    if (*p != ':') return NULL;
-    p++;
-    while (*p == ' ')
-        p++;
-    return p;
+/* Text from the file as it may appear in a one-line message: at most 40 bytes, control bytes
+ * and non-ASCII as \xNN. */
+static const char *shown(const char *s, size_t n, char out[164]) {
+    size_t k = 0;
+    for (size_t i = 0; i < n && i < 40; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+            out[k++] = (char)ch;
+        else
+            k += (size_t)snprintf(out + k, 5, "\\x%02x", ch);
+    }
+    out[k] = 0;
+    return out;
+}
+
+/* The header, parsed as the Python dict literal it is (numpy reads it with literal_eval):
+ * exactly the keys descr (a string), fortran_order (True or False) and shape (a tuple of
+ * integers), quoted with ' or ", separated by commas, nothing after the closing brace but
+ * spaces and the final newline. */
+typedef struct {
+    const char *p;
+    const char *descr;
+    size_t descr_len;
+    int fortran_order; /* -1: absent */
+    size_t dims[3], nd;
+    int has_shape;
+    char problem[200];
+} npy_header;
+
+static void skip_space(npy_header *h) {
+    while (*h->p == ' ' || *h->p == '\t' || *h->p == '\n' || *h->p == '\r')
+        h->p++;
+}
+
+/* A quoted string without escapes: its text and length, or -1. */
+static int quoted(npy_header *h, const char **text, size_t *len) {
+    char q = *h->p;
+    if (q != '\'' && q != '"') return -1;
+    const char *end = strchr(h->p + 1, q);
+    if (!end) return -1;
+    if (memchr(h->p + 1, '\\', (size_t)(end - h->p - 1))) return -1;
+    *text = h->p + 1, *len = (size_t)(end - h->p - 1);
+    h->p = end + 1;
+    return 0;
+}
+
+/* (n,) (1, n) () ... : a tuple of decimal integers (a single one needs its comma). */
+static int tuple(npy_header *h) {
+    if (*h->p != '(') return -1;
+    h->p++;
+    size_t commas = 0;
+    h->nd = 0;
+    for (;;) {
+        skip_space(h);
+        if (*h->p == ')') break;
+        if (*h->p < '0' || *h->p > '9') return -1;
+        errno = 0;
+        char *end;
+        unsigned long long v = strtoull(h->p, &end, 10);
+        if (errno || v > SIZE_MAX / 8) return -1;
+        if (h->nd == 3) return -2; /* more dimensions than bench reads */
+        h->dims[h->nd++] = (size_t)v;
+        h->p = end;
+        skip_space(h);
+        if (*h->p == ',')
+            h->p++, commas++;
+        else if (*h->p != ')')
+            return -1;
+    }
+    h->p++;
+    return h->nd == 1 && commas == 0 ? -1 : 0; /* (5) is an integer, not a tuple */
+}
+
+/* 0, or -1 with h->problem set. */
+static int parse_header(npy_header *h, const char *text) {
+    char sh[164];
+    h->p = text;
+    h->fortran_order = -1;
+    int seen[3] = {0};
+    skip_space(h);
+    if (*h->p != '{') goto not_dict;
+    h->p++;
+    for (;;) {
+        skip_space(h);
+        if (*h->p == '}') break;
+        const char *key;
+        size_t key_len;
+        if (quoted(h, &key, &key_len)) goto not_dict;
+        static const char *const keys[3] = {"descr", "fortran_order", "shape"};
+        int k = 0;
+        while (k < 3 && (strlen(keys[k]) != key_len || strncmp(keys[k], key, key_len)))
+            k++;
+        if (k == 3) {
+            snprintf(h->problem, sizeof h->problem,
+                     "header: unexpected key '%s' (numpy writes descr, fortran_order, shape)",
+                     shown(key, key_len, sh));
+            return -1;
+        }
+        if (seen[k]++) {
+            snprintf(h->problem, sizeof h->problem, "header: key '%s' appears twice", keys[k]);
+            return -1;
+        }
+        skip_space(h);
+        if (*h->p != ':') goto not_dict;
+        h->p++;
+        skip_space(h);
+        if (k == 0) {
+            if (quoted(h, &h->descr, &h->descr_len)) {
+                snprintf(h->problem, sizeof h->problem,
+                         "header: dtype is not a quoted string such as '<f4'");
+                return -1;
+            }
+        } else if (k == 1) {
+            if (!strncmp(h->p, "True", 4))
+                h->fortran_order = 1, h->p += 4;
+            else if (!strncmp(h->p, "False", 5))
+                h->fortran_order = 0, h->p += 5;
+            else
+                h->p = "?"; /* not a value: caught below */
+        } else {
+            int t = tuple(h);
+            if (t == -2) {
+                snprintf(h->problem, sizeof h->problem,
+                         "shape must be (n,) or (1, n): one activation vector");
+                return -1;
+            }
+            if (t) {
+                snprintf(h->problem, sizeof h->problem,
+                         "cannot parse the shape in the header (a tuple of integers)");
+                return -1;
+            }
+            h->has_shape = 1;
+        }
+        skip_space(h);
+        if (k == 1 && *h->p != ',' && *h->p != '}') {
+            snprintf(h->problem, sizeof h->problem, "header: fortran_order is not True or False");
+            return -1;
+        }
+        if (*h->p == ',')
+            h->p++;
+        else if (*h->p != '}')
+            goto not_dict;
+    }
+    h->p++;
+    skip_space(h);
+    if (*h->p) {
+        snprintf(h->problem, sizeof h->problem, "header: '%s' after the closing brace",
+                 shown(h->p, strlen(h->p), sh));
+        return -1;
+    }
+    if (!seen[0] || !seen[1] || !seen[2]) {
+        snprintf(h->problem, sizeof h->problem, "header lacks descr, fortran_order or shape");
+        return -1;
+    }
+    return 0;
+not_dict:
+    snprintf(h->problem, sizeof h->problem,
+             "header is not a dict literal {'key': value, ...} (at '%s')",
+             shown(h->p, strlen(h->p), sh));
+    return -1;
 }
 
 int qk_npy_read_f32(const char *path, float **out, size_t *n_out, char *err, size_t es) {
     *out = NULL;
     *n_out = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, es, path, "cannot open: %s", strerror(errno));
+    /* O_NONBLOCK: a FIFO must not wait for a writer; only regular files are read */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return fail(err, es, path, "cannot open: %s", strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(err, es, path, "not a regular file");
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return fail(err, es, path, "cannot open: %s", strerror(errno));
+    }
     int rc = -1;
     char *header = NULL;
     unsigned char pre[12];
@@ -101,48 +261,27 @@ int qk_npy_read_f32(const char *path, float **out, size_t *n_out, char *err, siz
         fail(err, es, path, "header contains a NUL byte");
         goto done;
     }
-    const char *descr = dict_value(header, "descr"), *order = dict_value(header, "fortran_order"),
-               *shape = dict_value(header, "shape");
-    if (!descr || !order || !shape) {
-        fail(err, es, path, "header lacks descr, fortran_order or shape");
+    npy_header h = {0};
+    if (parse_header(&h, header)) {
+        fail(err, es, path, "%s", h.problem);
         goto done;
     }
     size_t elem;
-    if (!strncmp(descr, "'<f4'", 5))
+    if (h.descr_len == 3 && !strncmp(h.descr, "<f4", 3))
         elem = 4;
-    else if (!strncmp(descr, "'<f8'", 5))
+    else if (h.descr_len == 3 && !strncmp(h.descr, "<f8", 3))
         elem = 8;
     else {
-        fail(err, es, path, "dtype %.8s is not float32 or float64 little-endian ('<f4', '<f8')",
-             descr);
+        char sh[164];
+        fail(err, es, path, "dtype '%s' is not float32 or float64 little-endian ('<f4', '<f8')",
+             shown(h.descr, h.descr_len, sh));
         goto done;
     }
-    if (strncmp(order, "False", 5)) {
+    if (h.fortran_order) {
         fail(err, es, path, "fortran_order arrays are not read (save with C order)");
         goto done;
     }
-    /* shape: (n,) or (1, n) */
-    if (*shape != '(') goto bad_shape;
-    size_t dims[3], nd = 0;
-    const char *p = shape + 1;
-    for (;;) {
-        while (*p == ' ')
-            p++;
-        if (*p == ')') break;
-        if (*p < '0' || *p > '9' || nd == 3) goto bad_shape;
-        errno = 0;
-        char *end;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (errno || v > SIZE_MAX / 8) goto bad_shape;
-        dims[nd++] = (size_t)v;
-        p = end;
-        while (*p == ' ')
-            p++;
-        if (*p == ',')
-            p++;
-        else if (*p != ')')
-            goto bad_shape;
-    }
+    size_t nd = h.nd, *dims = h.dims;
     size_t n;
     if (nd == 1)
         n = dims[0];
@@ -189,9 +328,6 @@ int qk_npy_read_f32(const char *path, float **out, size_t *n_out, char *err, siz
     goto done;
 truncated:
     fail(err, es, path, "truncated .npy header");
-    goto done;
-bad_shape:
-    fail(err, es, path, "cannot parse the shape in the header");
 done:
     free(header);
     fclose(f);

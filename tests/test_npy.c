@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char path[256];
@@ -95,6 +96,39 @@ int main(void) {
     double huge[5] = {1, 2, 3, 1e300, 5};
     write_file(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (5,), }\n", huge, sizeof huge);
     expect_error("f64 beyond f32 range", "value 3 is not finite");
+    /* the header is a Python dict literal, parsed as one (as numpy's literal_eval does) */
+    write_file(1, "{'descr':'<f4'junk 'fortran_order':Falsehood 'shape':(5,)}\n", f, sizeof f);
+    expect_error("not a dict: junk between entries", "header");
+    write_file(1,
+               "{'descr': '<f4', 'fortran_order': False, 'note': \"'shape': (5,)\", "
+               "'shape': (1,), }\n",
+               f, sizeof f);
+    expect_error("an extra key whose value mimics 'shape'", "'note'");
+    write_file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (5,), 'shape': (5,)}\n", f,
+               sizeof f);
+    expect_error("a repeated key", "twice");
+    write_file(1, "{'descr': '<f4x', 'fortran_order': False, 'shape': (5,), }\n", f, sizeof f);
+    expect_error("dtype with a suffix", "dtype");
+    write_file(1, "{'descr': '<f4', 'fortran_order': Falsehood, 'shape': (5,), }\n", f, sizeof f);
+    expect_error("fortran_order not a bool", "fortran_order");
+    write_file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (5), }\n", f, sizeof f);
+    expect_error("shape not a tuple", "shape");
+    write_file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (5,), } junk\n", f, sizeof f);
+    expect_error("text after the dict", "after");
+    write_file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (5,,), }\n", f, sizeof f);
+    expect_error("two commas in the shape", "shape");
+    /* what numpy writes or accepts: double quotes, no trailing comma, spaces and newlines */
+    write_file(1, "{\"descr\":\"<f4\",\"fortran_order\":False,\"shape\":( 5 , )}   \n", f,
+               sizeof f);
+    CHECK(qk_npy_read_f32(path, &x, &n, err, sizeof err) == 0 && n == 5, "double quotes: %s", err);
+    if (n == 5) free(x);
+    /* not a regular file: a FIFO with no writer is refused at once (the alarm ends a hang) */
+    unlink(path);
+    CHECK(mkfifo(path, 0600) == 0, "mkfifo");
+    alarm(10);
+    expect_error("a FIFO", "not a regular file");
+    alarm(0);
+    unlink(path);
     FILE *fp = fopen(path, "wb");
     fwrite("GIF89a", 1, 6, fp);
     fclose(fp);
