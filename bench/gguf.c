@@ -41,6 +41,13 @@ const char *qk_gguf_value_type_name(uint32_t type) {
     return type < QK_GGUF_VALUE_TYPES ? value_type_names[type] : "unknown";
 }
 
+/* Names to indices, open addressing: duplicates are caught as each name is read, and lookups do
+ * not scan (a hostile file may hold millions of names). */
+typedef struct {
+    size_t *slots; /* index + 1; 0 is empty */
+    size_t cap;    /* a power of two, kept at most half full */
+} name_index;
+
 struct qk_gguf {
     const uint8_t *base;
     size_t size;
@@ -48,10 +55,72 @@ struct qk_gguf {
     uint32_t version;
     uint64_t alignment, data_offset;
     qk_gguf_kv *kvs;
-    size_t n_kvs;
+    size_t n_kvs, kvs_cap;
     qk_gguf_tensor *tensors;
-    size_t n_tensors;
+    size_t n_tensors, tensors_cap;
+    name_index kv_index, tensor_index;
 };
+
+static uint64_t name_hash(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* The slot of name: the one holding it, or the empty one where it would go. names[i] is the name
+ * of index i, reached through a pointer at stride bytes. */
+static size_t *index_slot(const name_index *ix, const void *items, size_t stride,
+                          const char *name) {
+    size_t mask = ix->cap - 1;
+    for (size_t k = (size_t)name_hash(name) & mask;; k = (k + 1) & mask) {
+        size_t *slot = &ix->slots[k];
+        if (!*slot) return slot;
+        const char *other = *(const char *const *)((const char *)items + (*slot - 1) * stride);
+        if (!strcmp(other, name)) return slot;
+    }
+}
+
+/* Adds item i (its name already stored). 1 when the name was there already, -1 out of memory. */
+static int index_add(name_index *ix, const void *items, size_t stride, size_t i) {
+    if (2 * (i + 1) > ix->cap) {
+        name_index grown = {calloc(ix->cap ? 2 * ix->cap : 16, sizeof *grown.slots),
+                            ix->cap ? 2 * ix->cap : 16};
+        if (!grown.slots) return -1;
+        for (size_t k = 0; k < ix->cap; k++)
+            if (ix->slots[k]) {
+                const char *n =
+                    *(const char *const *)((const char *)items + (ix->slots[k] - 1) * stride);
+                *index_slot(&grown, items, stride, n) = ix->slots[k];
+            }
+        free(ix->slots);
+        *ix = grown;
+    }
+    const char *name = *(const char *const *)((const char *)items + i * stride);
+    size_t *slot = index_slot(ix, items, stride, name);
+    if (*slot) return 1;
+    *slot = i + 1;
+    return 0;
+}
+
+static const void *index_find(const name_index *ix, const void *items, size_t stride,
+                              const char *name) {
+    if (!ix->cap) return NULL;
+    size_t slot = *index_slot(ix, items, stride, name);
+    return slot ? (const char *)items + (slot - 1) * stride : NULL;
+}
+
+/* Room for one more element in a growing array: memory follows what was read, never the counts
+ * a header claims. 0, or -1 out of memory. */
+static int reserve(void **items, size_t *cap, size_t n, size_t size) {
+    if (n < *cap) return 0;
+    size_t grown = *cap ? 2 * *cap : 16;
+    void *p = realloc(*items, grown * size);
+    if (!p) return -1;
+    memset((char *)p + *cap * size, 0, (grown - *cap) * size);
+    *items = p, *cap = grown;
+    return 0;
+}
 
 /* A bounds-checked cursor; the first error sticks. */
 typedef struct {
@@ -81,19 +150,30 @@ __attribute__((format(printf, 2, 3))) static void field(cursor *c, const char *f
     va_end(ap);
 }
 
-/* A name from the file as it may appear in a one-line message: at most 100 bytes, control
- * bytes and non-ASCII shown as \xNN. */
-static const char *shown(const char *s, char out[404]) {
-    size_t k = 0;
-    for (size_t i = 0; s[i] && i < 100; i++) {
+const char *qk_gguf_printable(const char *s, size_t len, char *out, size_t out_size) {
+    if (out_size < 8) { /* too small to say anything */
+        if (out_size) out[0] = 0;
+        return out;
+    }
+    size_t k = 0, i = 0;
+    for (; i < len; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+        int plain = ch >= 0x20 && ch < 0x7f && ch != '\\';
+        if (k + (plain ? 1 : 4) + 3 >= out_size) break; /* keep room for "..." */
+        if (plain)
             out[k++] = (char)ch;
         else
             k += (size_t)snprintf(out + k, 5, "\\x%02x", ch);
     }
+    if (i < len) memcpy(out + k, "...", 3), k += 3;
     out[k] = 0;
     return out;
+}
+
+/* A name from the file as it may appear in a one-line message: at most about 100 bytes. */
+static const char *shown(const char *s, char out[404]) {
+    size_t n = strlen(s);
+    return qk_gguf_printable(s, n < 100 ? n : 100, out, 404);
 }
 
 static size_t left(const cursor *c) {
@@ -124,13 +204,19 @@ static uint64_t u64(cursor *c) {
     return v;
 }
 
-/* A GGUF string (u64 length + bytes) as a new NUL-terminated copy, or NULL. */
-static char *string(cursor *c, uint64_t *len_out) {
+/* A GGUF string (u64 length + bytes) of at most max bytes (checked before the copy is made)
+ * as a new NUL-terminated copy, or NULL. */
+static char *string(cursor *c, uint64_t max, uint64_t *len_out) {
     uint64_t len = u64(c);
     if (c->failed) return NULL;
     if (len > left(c)) {
         fail(c, "string length %llu runs past the end of the file (%zu bytes left)",
              (unsigned long long)len, left(c));
+        return NULL;
+    }
+    if (len > max) {
+        fail(c, "%llu bytes long, GGUF allows %llu", (unsigned long long)len,
+             (unsigned long long)max);
         return NULL;
     }
     char *s = malloc((size_t)len + 1);
@@ -166,7 +252,7 @@ static void read_value(cursor *c, qk_gguf_kv *kv) {
         return;
     }
     if (t == QK_GGUF_STRING) {
-        kv->str = string(c, &kv->str_len);
+        kv->str = string(c, UINT64_MAX, &kv->str_len);
         return;
     }
     if (t == QK_GGUF_ARRAY) {
@@ -254,32 +340,6 @@ static void read_value(cursor *c, qk_gguf_kv *kv) {
     }
 }
 
-static int cmp_name(const void *a, const void *b) {
-    return strcmp(**(const char *const *const *)a, **(const char *const *const *)b);
-}
-
-/* The first name that appears twice among n names (each reached through a pointer at stride
- * bytes), or NULL. */
-static const char *duplicate(const void *items, size_t n, size_t stride) {
-    if (n < 2) return NULL;
-    const char **names = malloc(n * sizeof *names);
-    const char ***refs = malloc(n * sizeof *refs);
-    const char *dup = NULL;
-    if (!names || !refs) {
-        free(names), free(refs);
-        return NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        names[i] = *(const char *const *)((const char *)items + i * stride);
-        refs[i] = &names[i];
-    }
-    qsort(refs, n, sizeof *refs, cmp_name);
-    for (size_t i = 1; i < n && !dup; i++)
-        if (!strcmp(*refs[i - 1], *refs[i])) dup = *refs[i];
-    free(names), free(refs);
-    return dup;
-}
-
 void qk_gguf_close(qk_gguf *g) {
     if (!g) return;
     for (size_t i = 0; i < g->n_kvs; i++) {
@@ -290,6 +350,8 @@ void qk_gguf_close(qk_gguf *g) {
         free((char *)g->tensors[i].name);
     free(g->kvs);
     free(g->tensors);
+    free(g->kv_index.slots);
+    free(g->tensor_index.slots);
     if (g->mapped) munmap((void *)g->base, g->size);
     free(g);
 }
@@ -326,21 +388,28 @@ static qk_gguf *parse(qk_gguf *g, const char *name, char *err, size_t err_size) 
         fail(&c, "%llu key/values cannot fit in a file of %zu bytes", (unsigned long long)n_kvs,
              g->size);
     if (c.failed) goto bad;
-    g->kvs = calloc(n_kvs ? (size_t)n_kvs : 1, sizeof *g->kvs);
-    g->tensors = calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *g->tensors);
-    if (!g->kvs || !g->tensors) {
-        fail(&c, "out of memory");
-        goto bad;
-    }
     g->alignment = 32;
+    char sh[404];
     for (uint64_t i = 0; i < n_kvs && !c.failed; i++) {
-        qk_gguf_kv *kv = &g->kvs[g->n_kvs];
         field(&c, "key/value %llu: key", (unsigned long long)i);
-        kv->key = string(&c, NULL);
+        if (reserve((void **)&g->kvs, &g->kvs_cap, g->n_kvs, sizeof *g->kvs)) {
+            fail(&c, "out of memory");
+            break;
+        }
+        qk_gguf_kv *kv = &g->kvs[g->n_kvs];
+        kv->key = string(&c, 65535, NULL); /* GGUF's limit for keys */
         if (c.failed) break;
         g->n_kvs++;
-        char sh[404];
+        if (!*kv->key) { /* a run of zero bytes reads as empty keys */
+            fail(&c, "empty (a GGUF key names its value, e.g. general.architecture)");
+            break;
+        }
         field(&c, "key '%s'", shown(kv->key, sh));
+        int dup = index_add(&g->kv_index, g->kvs, sizeof *g->kvs, g->n_kvs - 1);
+        if (dup) {
+            fail(&c, dup > 0 ? "appears twice" : "out of memory");
+            break;
+        }
         kv->type = u32(&c);
         read_value(&c, kv);
         if (!c.failed && !strcmp(kv->key, "general.alignment")) {
@@ -353,25 +422,23 @@ static qk_gguf *parse(qk_gguf *g, const char *name, char *err, size_t err_size) 
         }
     }
     if (c.failed) goto bad;
-    const char *dup = duplicate(g->kvs, g->n_kvs, sizeof *g->kvs);
-    char sh[404];
-    if (dup) {
-        field(&c, "key '%s'", shown(dup, sh));
-        fail(&c, "appears twice");
-        goto bad;
-    }
     for (uint64_t i = 0; i < n_tensors && !c.failed; i++) {
-        qk_gguf_tensor *t = &g->tensors[g->n_tensors];
         field(&c, "tensor %llu: name", (unsigned long long)i);
-        uint64_t name_len = 0;
-        t->name = string(&c, &name_len);
-        if (c.failed) break;
-        g->n_tensors++;
-        field(&c, "tensor %llu '%s'", (unsigned long long)i, shown(t->name, sh));
-        if (name_len > 64) {
-            fail(&c, "name is %llu bytes, GGUF allows 64", (unsigned long long)name_len);
+        if (reserve((void **)&g->tensors, &g->tensors_cap, g->n_tensors, sizeof *g->tensors)) {
+            fail(&c, "out of memory");
             break;
         }
+        qk_gguf_tensor *t = &g->tensors[g->n_tensors];
+        t->name = string(&c, 64, NULL);
+        if (c.failed) break;
+        g->n_tensors++;
+        field(&c, "tensor '%s'", shown(t->name, sh));
+        int dup = index_add(&g->tensor_index, g->tensors, sizeof *g->tensors, g->n_tensors - 1);
+        if (dup) {
+            fail(&c, dup > 0 ? "appears twice" : "out of memory");
+            break;
+        }
+        field(&c, "tensor %llu '%s'", (unsigned long long)i, shown(t->name, sh));
         t->n_dims = u32(&c);
         if (!c.failed && (t->n_dims < 1 || t->n_dims > 4)) {
             fail(&c, "n_dims %u is not in 1..4", t->n_dims);
@@ -401,6 +468,12 @@ static qk_gguf *parse(qk_gguf *g, const char *name, char *err, size_t err_size) 
                  (unsigned long long)t->ne[0], type_name, block);
             break;
         }
+        /* each step is checked: a row alone can overflow (2^62 f32 would wrap to 0 bytes) */
+        if (t->ne[0] / block > UINT64_MAX / bytes) {
+            fail(&c, "size overflows 64 bits (a row of %llu %s elements)",
+                 (unsigned long long)t->ne[0], type_name);
+            break;
+        }
         uint64_t rows = elements / (t->ne[0] ? t->ne[0] : 1), row_bytes = t->ne[0] / block * bytes;
         if (t->ne[0] == 0) rows = 0;
         if (rows && row_bytes > UINT64_MAX / rows) {
@@ -415,12 +488,6 @@ static qk_gguf *parse(qk_gguf *g, const char *name, char *err, size_t err_size) 
         }
     }
     if (c.failed) goto bad;
-    dup = duplicate(g->tensors, g->n_tensors, sizeof *g->tensors);
-    if (dup) {
-        field(&c, "tensor '%s'", shown(dup, sh));
-        fail(&c, "appears twice");
-        goto bad;
-    }
     /* the data section starts at the next multiple of the alignment */
     uint64_t here = (uint64_t)(c.p - g->base);
     g->data_offset = (here + g->alignment - 1) / g->alignment * g->alignment;
@@ -463,7 +530,8 @@ qk_gguf *qk_gguf_open_memory(const void *data, size_t size, const char *name, ch
 }
 
 qk_gguf *qk_gguf_open(const char *path, char *err, size_t err_size) {
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
@@ -514,9 +582,7 @@ const qk_gguf_kv *qk_gguf_kv_at(const qk_gguf *g, size_t i) {
     return i < g->n_kvs ? &g->kvs[i] : NULL;
 }
 const qk_gguf_kv *qk_gguf_find_kv(const qk_gguf *g, const char *key) {
-    for (size_t i = 0; i < g->n_kvs; i++)
-        if (!strcmp(g->kvs[i].key, key)) return &g->kvs[i];
-    return NULL;
+    return index_find(&g->kv_index, g->kvs, sizeof *g->kvs, key);
 }
 size_t qk_gguf_tensor_count(const qk_gguf *g) {
     return g->n_tensors;
@@ -525,9 +591,7 @@ const qk_gguf_tensor *qk_gguf_tensor_at(const qk_gguf *g, size_t i) {
     return i < g->n_tensors ? &g->tensors[i] : NULL;
 }
 const qk_gguf_tensor *qk_gguf_find_tensor(const qk_gguf *g, const char *name) {
-    for (size_t i = 0; i < g->n_tensors; i++)
-        if (!strcmp(g->tensors[i].name, name)) return &g->tensors[i];
-    return NULL;
+    return index_find(&g->tensor_index, g->tensors, sizeof *g->tensors, name);
 }
 
 int qk_gguf_kv_uint(const qk_gguf_kv *kv, uint64_t *out) {

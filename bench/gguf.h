@@ -74,6 +74,11 @@ int qk_gguf_kv_uint(const qk_gguf_kv *kv, uint64_t *out);
 /* Element i of a STRING array: pointer into the map and length; NULL when out of range. */
 const char *qk_gguf_array_string(const qk_gguf_kv *kv, uint64_t i, uint64_t *len);
 
+/* Bytes from a file made fit for a one-line message: control bytes, backslashes and non-ASCII
+ * as \xNN (so no escape sequence or newline reaches a terminal), cut with "..." to fit
+ * out_size. Returns out. */
+const char *qk_gguf_printable(const char *s, size_t len, char *out, size_t out_size);
+
 /* "q4_K", "f32", ... or NULL for a type the reader does not know. */
 const char *qk_ggml_type_name(uint32_t type);
 const char *qk_gguf_value_type_name(uint32_t type);

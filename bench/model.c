@@ -1,6 +1,7 @@
 #include "model.h"
 #include "cli.h"
 #include <inttypes.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,17 +12,30 @@ static qk_gguf *open_or_die(const char *path) {
     return g;
 }
 
-/* "<arch>.<suffix>" as an unsigned integer, or -1 when absent. */
-static long long arch_uint(const qk_gguf *g, const char *arch, const char *suffix) {
-    char key[160];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
-    uint64_t v;
-    return qk_gguf_kv_uint(qk_gguf_find_kv(g, key), &v) ? -1 : (long long)v;
+/* general.architecture as stored (the prefix of its keys), or "unknown". */
+static const char *architecture_raw(const qk_gguf *g) {
+    const qk_gguf_kv *kv = qk_gguf_find_kv(g, "general.architecture");
+    return kv && kv->type == QK_GGUF_STRING ? kv->str : "unknown";
 }
 
+/* "<arch>.<suffix>" as an unsigned integer, or -1 when absent. */
+static long long arch_uint(const qk_gguf *g, const char *suffix) {
+    const char *arch = architecture_raw(g);
+    char key[256];
+    /* a longer architecture cannot prefix a key of this file worth reading: absent */
+    if (snprintf(key, sizeof key, "%s.%s", arch, suffix) >= (int)sizeof key) return -1;
+    uint64_t v;
+    if (qk_gguf_kv_uint(qk_gguf_find_kv(g, key), &v) || v > INT64_MAX) return -1;
+    return (long long)v;
+}
+
+/* general.architecture as it may be printed: the file's bytes never reach the terminal raw. */
 static void architecture(const qk_gguf *g, char *out, size_t size) {
     const qk_gguf_kv *kv = qk_gguf_find_kv(g, "general.architecture");
-    snprintf(out, size, "%s", kv && kv->type == QK_GGUF_STRING ? kv->str : "unknown");
+    if (kv && kv->type == QK_GGUF_STRING)
+        qk_gguf_printable(kv->str, (size_t)kv->str_len, out, size);
+    else
+        snprintf(out, size, "unknown");
 }
 
 void qk_model_expert_tensor_name(int layer, const char *proj, char *out, size_t size) {
@@ -34,7 +48,7 @@ void qk_model_open(const char *path, const char *name, qk_model_weights *m) {
     architecture(m->gguf, m->architecture, sizeof m->architecture);
     const qk_gguf_tensor *t = qk_gguf_find_tensor(m->gguf, name);
     if (!t) {
-        long long layers = arch_uint(m->gguf, m->architecture, "block_count");
+        long long layers = arch_uint(m->gguf, "block_count");
         if (layers > 0)
             qk_die("--model: %s: no tensor '%s' (%s, %lld layers: 0-%lld; bench --model %s "
                    "--inspect lists them)",
@@ -83,16 +97,45 @@ static void describe(const qk_gguf *g, const char *name, char *out, size_t size)
         k += snprintf(out + k, size - (size_t)k, "%s%" PRIu64, d ? "x" : "", t->ne[d]);
 }
 
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The distinct layer numbers L of the tensors named "blk.L....", ascending, in a new array
+ * (NULL when there are none or no memory): the rows --inspect can fill. */
+static uint64_t *named_layers(const qk_gguf *g, size_t *n_out) {
+    size_t n = 0, count = qk_gguf_tensor_count(g);
+    uint64_t *layers = count ? malloc(count * sizeof *layers) : NULL;
+    for (size_t i = 0; layers && i < count; i++) {
+        const char *name = qk_gguf_tensor_at(g, i)->name, *p = name + 4;
+        if (strncmp(name, "blk.", 4) || *p < '0' || *p > '9') continue;
+        uint64_t l = 0;
+        while (*p >= '0' && *p <= '9' && l < 1000000000)
+            l = l * 10 + (uint64_t)(*p++ - '0');
+        if (*p == '.') layers[n++] = l;
+    }
+    if (layers) qsort(layers, n, sizeof *layers, cmp_u64);
+    size_t distinct = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!distinct || layers[distinct - 1] != layers[i]) layers[distinct++] = layers[i];
+    *n_out = distinct;
+    return layers;
+}
+
 void qk_model_inspect(const char *path) {
     qk_gguf *g = open_or_die(path);
-    char arch[64];
+    char arch[160], name_shown[160];
     architecture(g, arch, sizeof arch);
     const qk_gguf_kv *name = qk_gguf_find_kv(g, "general.name");
+    if (name && name->type == QK_GGUF_STRING)
+        qk_gguf_printable(name->str, (size_t)name->str_len, name_shown, sizeof name_shown);
+    else
+        snprintf(name_shown, sizeof name_shown, "-");
     printf("file %s: GGUF v%u, %zu tensors, %zu metadata keys, alignment %" PRIu64 "\n", path,
            qk_gguf_version(g), qk_gguf_tensor_count(g), qk_gguf_kv_count(g), qk_gguf_alignment(g));
-    printf("architecture %s, name %s\n", arch,
-           name && name->type == QK_GGUF_STRING ? name->str : "-");
-    long long layers = arch_uint(g, arch, "block_count");
+    printf("architecture %s, name %s\n", arch, name_shown);
+    long long layers = arch_uint(g, "block_count");
     static const char *const keys[] = {"block_count",
                                        "expert_count",
                                        "expert_used_count",
@@ -102,7 +145,7 @@ void qk_model_inspect(const char *path) {
     static const char *const labels[] = {"layers", "experts",    "experts used per token",
                                          "hidden", "expert FFN", "dense FFN"};
     for (int k = 0; k < 6; k++) {
-        long long v = arch_uint(g, arch, keys[k]);
+        long long v = arch_uint(g, keys[k]);
         char text[32] = "-";
         if (v >= 0) snprintf(text, sizeof text, "%lld", v);
         printf("%s%s %s", k ? ", " : "", labels[k], text);
@@ -111,25 +154,34 @@ void qk_model_inspect(const char *path) {
     printf("types are ggml's; shapes are ne[0]xne[1]x... (cols x rows x experts); bench reads "
            "q4_K\n");
     printf("%-6s %-26s %-26s %-26s\n", "layer", "gate", "up", "down");
-    /* without block_count, walk layers until none of the names exist */
-    for (long long l = 0; layers < 0 ? l < 100000 : l < layers; l++) {
+    /* one row per layer the tensors name: block_count is only a claim of the file, and a
+     * hostile one (4e9) must not drive the loop */
+    size_t n_named = 0;
+    uint64_t *named = named_layers(g, &n_named);
+    if (!named && qk_gguf_tensor_count(g)) qk_die("--model: %s: out of memory", path);
+    size_t below = 0;
+    for (size_t i = 0; i < n_named; i++) {
+        uint64_t l = named[i];
+        below += layers >= 0 && l < (uint64_t)layers;
         char cells[3][64];
         static const char *const proj[3] = {"gate", "up", "down"};
-        int found = 0;
         for (int p = 0; p < 3; p++) {
             char tn[96];
-            qk_model_expert_tensor_name((int)l, proj[p], tn, sizeof tn);
+            snprintf(tn, sizeof tn, "blk.%" PRIu64 ".ffn_%s_exps.weight", l, proj[p]);
             describe(g, tn, cells[p], sizeof cells[p]);
             if (!strcmp(cells[p], "-")) { /* a dense FFN layer */
-                snprintf(tn, sizeof tn, "blk.%lld.ffn_%s.weight", l, proj[p]);
+                snprintf(tn, sizeof tn, "blk.%" PRIu64 ".ffn_%s.weight", l, proj[p]);
                 char dense[56];
                 describe(g, tn, dense, sizeof dense);
                 if (strcmp(dense, "-")) snprintf(cells[p], sizeof cells[p], "%s (dense)", dense);
             }
-            found |= strcmp(cells[p], "-") != 0;
         }
-        if (layers < 0 && !found) break;
-        printf("%-6lld %-26s %-26s %-26s\n", l, cells[0], cells[1], cells[2]);
+        printf("%-6" PRIu64 " %-26s %-26s %-26s\n", l, cells[0], cells[1], cells[2]);
     }
+    if (layers >= 0 && (below != (uint64_t)layers || below != n_named))
+        printf("note: block_count is %lld, but the tensors name %zu layer%s (%zu of them below "
+               "%lld); the rows above are the layers the file holds\n",
+               layers, n_named, n_named == 1 ? "" : "s", below, layers);
+    free(named);
     qk_gguf_close(g);
 }

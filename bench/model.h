@@ -9,7 +9,7 @@ typedef struct {
     qk_gguf *gguf;
     const qk_gguf_tensor *tensor;
     size_t rows, cols, n_experts; /* per expert; n_experts = 1 for a 2-D tensor */
-    char architecture[64];
+    char architecture[160]; /* general.architecture, printable (escaped by qk_gguf_printable) */
 } qk_model_weights;
 
 /* Opens path and selects the tensor `name`; any problem (unreadable or malformed file, no such

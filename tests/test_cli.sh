@@ -10,7 +10,8 @@ trap 'rm -rf "$tmp"' EXIT
 expect_error() { # description, args...
   local what=$1; shift
   local out err rc
-  out=$("$bench" "$@" 2>/tmp/qk_cli_err.$$); rc=$?
+  # a hang (a FIFO waited on, a loop driven by a hostile count) fails as rc 124
+  out=$(timeout 20 "$bench" "$@" 2>/tmp/qk_cli_err.$$); rc=$?
   err=$(cat /tmp/qk_cli_err.$$)
   if [ "$rc" -eq 2 ] && [ -z "$out" ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && [ -n "$err" ]; then
     passed=$((passed + 1))
@@ -67,6 +68,59 @@ expect_error "expert beyond the model's" --model "$src/tests/fuzz/gguf_corpus/qw
   --layer 0 --proj gate --experts 2
 expect_error "Q6_K projection" --model "$src/tests/fuzz/gguf_corpus/qwen3moe-tiny.gguf" \
   --layer 0 --proj down
+# hostile files (issue 12; the GGUF ones are seeds of the fuzz corpus): one line, exit 2, within
+# a second and 100 MB
+corpus=$src/tests/fuzz/gguf_corpus
+expect_error_fast() { # description, args...: expect_error, and at most 1 s and 100 MB
+  local what=$1; shift
+  expect_error "$what" "$@"
+  /usr/bin/time -f '%e %M' -o "$tmp/usage" timeout 20 "$bench" "$@" >/dev/null 2>&1
+  local secs kb
+  read -r secs kb < <(tail -1 "$tmp/usage")
+  if awk -v s="$secs" -v k="$kb" 'BEGIN { exit !(s <= 1.0 && k <= 100 * 1024) }'; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); echo "FAIL: $what: took ${secs} s and ${kb} KB (at most 1 s, 100 MB)"
+  fi
+}
+expect_error_fast "f32 tensor whose 2^64 bytes wrap to 0" --model "$corpus/hostile-size-wrap-f32.gguf" --inspect
+expect_error_fast "f64 tensor whose 2^64+8 bytes wrap to 8" --model "$corpus/hostile-size-wrap-f64.gguf" --inspect
+expect_error_fast "header claiming ~300 key/values of zeros" --model "$corpus/hostile-kv-count.gguf" --inspect
+# the same claim in a sparse 200 MiB file: memory follows what is read, not the claim
+/usr/bin/python3 - "$tmp/sparse.gguf" <<'PY'
+import struct, sys
+size = 200 << 20
+with open(sys.argv[1], "wb") as f:
+    f.write(b"GGUF" + struct.pack("<IQQ", 3, 0, (size - 24) // 13))
+    f.truncate(size)
+PY
+expect_error_fast "sparse 200 MiB file claiming 16 million key/values" --model "$tmp/sparse.gguf" --inspect
+mkfifo "$tmp/fifo"
+expect_error_fast "a FIFO as the model" --model "$tmp/fifo" --inspect
+expect_error_fast "a FIFO as the activations" --activations "$tmp/fifo"
+expect_error "a directory as the activations" --activations "$tmp"
+# block_count 4e9 with one tensor: --inspect lists what the file holds, quickly
+out=$(timeout 20 "$bench" --model "$corpus/hostile-block-count.gguf" --inspect 2>&1); rc=$?
+if [ "$rc" -eq 0 ] && [ "$(printf '%s\n' "$out" | wc -l)" -le 12 ] &&
+   printf '%s\n' "$out" | grep -q '^0 .*q4_K 256x1x1' && printf '%s\n' "$out" | grep -q '4000000000'; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: --inspect of block_count 4000000000: rc=$rc, $(printf '%s\n' "$out" | wc -l) lines: ${out:0:300}"
+fi
+# strings from the file reach the terminal escaped: no escape byte, no line of their own
+expect_error "architecture with a newline and an escape, in an error" \
+  --model "$corpus/hostile-escapes.gguf" --tensor missing
+if grep -q $'\x1b' /tmp/qk_cli_err.$$; then
+  failed=$((failed + 1)); echo "FAIL: an escape byte from the file reached stderr"
+else passed=$((passed + 1)); fi
+out=$(timeout 20 "$bench" --model "$corpus/hostile-escapes.gguf" --inspect 2>&1); rc=$?
+if [ "$rc" -eq 0 ] && ! printf '%s' "$out" | grep -q $'[\x1b\r]' && ! printf '%s\n' "$out" | grep -q '^bench: fake' &&
+   printf '%s\n' "$out" | grep -qF 'qwen3moe\x0abench: fake\x1b[31m' && printf '%s\n' "$out" | grep -qF 'red\x1b[31m\x0dline\x00hidden'; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: --inspect printed the file's strings raw: rc=$rc: $(printf '%s' "$out" | head -3 | od -c | head -5)"
+fi
+
 # every row of the variant tables, read from the source, is listed
 list=$("$bench" --list)
 names=$(grep -ohE '^\s*(GPU_)?(MATVEC|QUANT)\([a-z0-9_]+' "$src"/cpu/cpu_table.c "$src"/gpu/gpu_table.c |

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -211,7 +213,7 @@ int main(void) {
     CASE(name_b, "blk.0.ffn_gate_exps.weight",
          "tensor 'blk.0.ffn_gate_exps.weight': appears twice");
     CASE(name_b, "a.name.longer.than.sixty.four.bytes.is.not.allowed.by.the.gguf.spec.x",
-         "GGUF allows 64");
+         "tensor 1: name: 69 bytes long, GGUF allows 64");
     CASE(n_dims_b, 5, "n_dims 5 is not in 1..4");
     CASE(n_dims_b, 0, "n_dims 0");
     CASE(type_b, 99, "type 99 is not a known ggml type");
@@ -232,6 +234,59 @@ int main(void) {
     t = valid();
     t.ne_b[1] = 1000;
     expect(&t, "data past the end", "tensor 'blk.0.ffn_up_exps.weight': data at offset 288");
+    /* a row whose byte size alone overflows: 2^62 f32 (2^64 bytes would wrap to 0), 2^61+1 f64
+     * (would wrap to 8 bytes), 2^60 f32 in 2 rows (each row 2^62 bytes, the product wraps) */
+    t = valid();
+    t.type_b = QK_GGML_F32, t.n_dims_b = 1, t.ne_b[0] = 1ull << 62;
+    expect(&t, "f32 row of 2^64 bytes", "size overflows");
+    t = valid();
+    t.type_b = 28, t.n_dims_b = 1, t.ne_b[0] = (1ull << 61) + 1; /* f64 */
+    expect(&t, "f64 row of 2^64+8 bytes", "size overflows");
+    t = valid();
+    t.type_b = QK_GGML_F32, t.n_dims_b = 2, t.ne_b[0] = 1ull << 60, t.ne_b[1] = 4;
+    expect(&t, "f32 rows of 2^64 bytes", "size overflows");
+
+    /* a header that claims as many key/values as the bytes could hold (zeros: empty keys) must
+     * be refused at the first bad one, before memory for the claim is taken */
+    {
+        size_t size = 64u << 20;
+        uint8_t *zeros = calloc(1, size);
+        uint64_t claim = (size - 24) / 13;
+        memcpy(zeros, "GGUF\3\0\0\0", 8);
+        memcpy(zeros + 16, &claim, 8);
+        char e[512] = "";
+        clock_t t0 = clock();
+        qk_gguf *z = qk_gguf_open_memory(zeros, size, "mem.gguf", e, sizeof e);
+        double cpu_s = (double)(clock() - t0) / CLOCKS_PER_SEC;
+        CHECK(!z && strstr(e, "key/value 0") && strstr(e, "empty"),
+              "zero-filled key/values: '%s'", e);
+        CHECK(cpu_s < 0.5, "zero-filled key/values: %.2f s of CPU to refuse", cpu_s);
+        if (z) qk_gguf_close(z);
+        free(zeros);
+    }
+    /* two distinct keys then a repeat: refused when the repeat is read */
+    t = valid();
+    t.second_key = "general.alignment";
+    expect(&t, "a repeated key", "key 'general.alignment': appears twice");
+    /* a key longer than GGUF's 65535 bytes */
+    /* a key longer than GGUF's 65535 bytes (it fits in the file) */
+    {
+        buf k = {0};
+        put(&k, "GGUF", 4);
+        u32(&k, 3);
+        u64(&k, 0);
+        u64(&k, 1);
+        u64(&k, 70000);
+        for (int i = 0; i < 70000; i++)
+            put(&k, "a", 1);
+        u32(&k, QK_GGUF_UINT8);
+        put(&k, "\1", 1);
+        char e[512] = "";
+        CHECK(!open_exact(k.b, k.n, e, sizeof e) && strstr(e, "key/value 0: key:") &&
+                  strstr(e, "65535"),
+              "a 70000-byte key: '%s'", e);
+        free(k.b);
+    }
 
     /* files on disk: missing, empty, a directory */
     char err2[512];
@@ -245,5 +300,13 @@ int main(void) {
     unlink(path);
     CHECK(!qk_gguf_open("/tmp", err2, sizeof err2) && strstr(err2, "not a regular file"),
           "directory: %s", err2);
+    /* a FIFO with no writer: refused at once, not waited on (the alarm ends a hang) */
+    snprintf(path, sizeof path, "/tmp/qk_gguf_fifo_%d", (int)getpid());
+    CHECK(mkfifo(path, 0600) == 0, "mkfifo %s", path);
+    alarm(10);
+    CHECK(!qk_gguf_open(path, err2, sizeof err2) && strstr(err2, "not a regular file"),
+          "FIFO: %s", err2);
+    alarm(0);
+    unlink(path);
     return qk_test_finish("gguf_errors");
 }
