@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
+#include <regex.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@
 #include "qk_build_info.h"  /* generated: compiler and flags */
 #include "qk_git_version.h" /* generated at build time: git describe */
 
-enum { MAX_ROWS = 256, MAX_REPS = 1000 };
+enum { MAX_ROWS = 256, MAX_REPS = QK_MAX_REPS };
 
 /* What a variant's timed unit reads and writes, set up once before the run. */
 typedef struct {
@@ -45,6 +46,8 @@ typedef struct {
     qk_gpu_case *gpu;        /* GPU variants: the unit on the device */
     double output_hash;      /* FNV-1a of y's bytes, low 52 bits: bit-identity across variants */
     double slowdown;         /* test hook QK_INJECT_SLOWDOWN: extra fraction of each call spun */
+    int late_fault;          /* test hook QK_INJECT_LATE_FAULT: outputs go wrong after the check */
+    int checked;             /* the output was checked (deviation, hash) */
 } variant;
 
 typedef struct bench_row bench_row;
@@ -60,6 +63,7 @@ struct bench_row {
     double kernel_seconds[MAX_REPS]; /* GPU rows: CUPTI's per-unit kernel time, per repetition */
     int kernel_reps, kernels_per_unit;
     int skipped;
+    int failed; /* the last timed call's output differed from the checked one */
     char message[160];
 };
 
@@ -127,9 +131,22 @@ static double hash52(const void *p, size_t n) {
     return (double)(h & ((1ull << 52) - 1));
 }
 
+/* QK_INJECT_LATE_FAULT=NAME (a test hook): that CPU variant's output changes in its last bit on
+ * every call after the one checked before timing, as a kernel that goes wrong when warm would. */
+static int injected_late_fault(const char *name) {
+    const char *v = getenv("QK_INJECT_LATE_FAULT");
+    return v && !strcmp(v, name);
+}
+
 static void forward(variant *v) {
     const double t0 = v->slowdown > 0 ? now_s() : 0;
     qk_moe_forward(g.pool, v->quant, v->k, &v->w, g.ids, g.o.n_ids, g.x, v->xq, v->y);
+    if (v->late_fault && v->checked) {
+        uint32_t bits;
+        memcpy(&bits, &v->y[0], 4);
+        bits ^= 1;
+        memcpy(&v->y[0], &bits, 4);
+    }
     if (v->slowdown > 0) { /* a real slowdown for the regression gate's own test */
         const double until = t0 + (now_s() - t0) * (1 + v->slowdown);
         while (now_s() < until) {
@@ -154,13 +171,10 @@ static void report(qk_gb_state *st, bench_row *row, double elapsed, double best_
     if (best_call > 0) qk_gb_counter(st, "best_call_us", best_call * 1e6, QK_GB_PLAIN);
     qk_gb_counter(st, "GBps", row->bytes / per_call * 1e-9, QK_GB_PLAIN);
     qk_gb_counter(st, "bytes", row->bytes, QK_GB_PLAIN);
+    /* CPU rows' peak_GBps and pct_peak: json_peak_counters, once the peak rows have run */
     if (row->v && row->v->gpu && g.gpu_copy_bps > 0) {
         qk_gb_counter(st, "peak_GBps", g.gpu_copy_bps * 1e-9, QK_GB_PLAIN);
         qk_gb_counter(st, "pct_peak", 100 * row->bytes / per_call / g.gpu_copy_bps, QK_GB_PLAIN);
-    } else if (row->peak && row->peak->reps) {
-        double peak = row->peak->bytes / best_of(row->peak);
-        qk_gb_counter(st, "peak_GBps", peak * 1e-9, QK_GB_PLAIN);
-        qk_gb_counter(st, "pct_peak", 100 * row->bytes / per_call / peak, QK_GB_PLAIN);
     }
     variant *v = row->v;
     if (!v) return;
@@ -175,6 +189,18 @@ static void report(qk_gb_state *st, bench_row *row, double elapsed, double best_
         qk_gb_counter(st, "exact_rel_l2", v->exact.rel_l2, QK_GB_PLAIN);
         qk_gb_counter(st, "exact_max_rel", v->exact.max_rel, QK_GB_PLAIN);
     }
+}
+
+/* The output of the last timed call must be the output checked before timing, bit for bit
+ * (every variant is deterministic): a kernel that goes wrong only when warm, or only on a later
+ * call, fails its row loudly. One hash of the outputs per repetition: cheap. */
+static void check_last_output(qk_gb_state *st, bench_row *row, const float *y) {
+    double h = hash52(y, g.o.n_ids * g.o.rows * sizeof *y);
+    if (h == row->v->output_hash) return;
+    row->failed = 1;
+    snprintf(row->message, sizeof row->message,
+             "the output of the last timed call differs from the output checked before timing");
+    qk_gb_fail(st, row->message);
 }
 
 static volatile unsigned long long read_sink;
@@ -221,7 +247,8 @@ static void time_cpu_row(qk_gb_state *st, bench_row *row, void (*unit)(bench_row
         }
         elapsed = last - t0;
     }
-    report(st, row, elapsed, best);
+    if (row->v) check_last_output(st, row, row->v->y);
+    if (!row->failed) report(st, row, elapsed, best);
 }
 
 static void run_variant(qk_gb_state *st, void *arg) {
@@ -249,6 +276,13 @@ static void run_gpu(qk_gb_state *st, void *arg) {
         if (s.kernels && n < 4096) kernel[n++] = s.kernel_s;
         row->kernels_per_unit = s.kernels;
     }
+    /* the device's output of the last timed unit, copied back without running it again */
+    if (qk_gpu_case_output(row->v->gpu, row->v->y, err, sizeof err)) {
+        qk_gb_skip(st, err);
+        return;
+    }
+    check_last_output(st, row, row->v->y);
+    if (row->failed) return;
     if (n && row->kernel_reps < MAX_REPS) {
         double k = median_of(kernel, n);
         row->kernel_seconds[row->kernel_reps++] = k;
@@ -267,7 +301,7 @@ static void on_result(const qk_gb_result *r, void *ctx) {
     if (!row) return;
     if (r->skipped) {
         row->skipped = 1;
-        snprintf(row->message, sizeof row->message, "%s", r->message);
+        if (!row->failed) snprintf(row->message, sizeof row->message, "%s", r->message);
     } else if (!*r->aggregate && row->reps < MAX_REPS) {
         row->seconds[row->reps++] = r->seconds;
     }
@@ -375,6 +409,89 @@ static void run_oracle(void *arg, int ti, int nt) {
                       j->y64 + i * g.o.rows);
 }
 
+/* --json FILE is written to a temporary file beside it and renamed over it once the run has
+ * finished, so a run that fails (a bad flag found late, an interrupted run) leaves an existing
+ * FILE as it was. What is not a regular file (/dev/null, a FIFO) is written directly. */
+static char json_tmp[4200];
+static void remove_json_tmp(void) {
+    if (*json_tmp) unlink(json_tmp);
+}
+static const char *json_target(const char *path) {
+    struct stat st;
+    if (!stat(path, &st) && !S_ISREG(st.st_mode)) {
+        if (access(path, W_OK)) qk_die("--json: cannot write %s: %s", path, strerror(errno));
+        return path;
+    }
+    if (snprintf(json_tmp, sizeof json_tmp, "%s.tmpXXXXXX", path) >= (int)sizeof json_tmp)
+        qk_die("--json: file name too long");
+    int fd = mkstemp(json_tmp);
+    if (fd < 0) {
+        *json_tmp = 0;
+        qk_die("--json: cannot write %s: %s", path, strerror(errno));
+    }
+    mode_t mask = umask(0); /* the mode a new file would get, not mkstemp's 0600 */
+    umask(mask);
+    fchmod(fd, 0666 & ~mask);
+    close(fd);
+    atexit(remove_json_tmp);
+    return json_tmp;
+}
+static void finish_json(const char *path) {
+    if (!*json_tmp) return;
+    if (rename(json_tmp, path)) qk_die("--json: cannot rename %s to %s: %s", json_tmp, path,
+                                       strerror(errno));
+    *json_tmp = 0;
+}
+
+/* peak_GBps and pct_peak of a CPU row's JSON entry, from the peak row's fastest repetition;
+ * linear in GBps, so each aggregate scales with it (cv is unit-free: the same). */
+static int json_peak_counters(const char *name, const char *aggregate, double gbps,
+                              double *peak_gbps, double *pct_peak, void *ctx) {
+    (void)ctx;
+    const bench_row *row = NULL;
+    for (size_t i = 0; i < g.n_rows && !row; i++)
+        if (!strcmp(g.rows[i].name, name)) row = &g.rows[i];
+    if (!row || !row->v || row->v->gpu || !row->peak || !row->peak->reps) return 0;
+    double peak = row->peak->bytes / best_of(row->peak) * 1e-9;
+    if (!*aggregate || !strcmp(aggregate, "mean") || !strcmp(aggregate, "median")) {
+        *peak_gbps = peak, *pct_peak = 100 * gbps / peak;
+    } else if (!strcmp(aggregate, "stddev")) {
+        *peak_gbps = 0, *pct_peak = 100 * gbps / peak;
+    } else if (!strcmp(aggregate, "cv")) {
+        *peak_gbps = 0, *pct_peak = gbps;
+    } else {
+        return 0; /* a statistic whose scaling is unknown: absent rather than wrong */
+    }
+    return 1;
+}
+
+/* --benchmark_filter must select a row, checked before anything is printed. Google Benchmark
+ * matches a POSIX extended regular expression (a leading '-' negates it) against each row's full
+ * name: with "/iterations:N/manual_time" on the rows of fixed counts. */
+static void check_filter(int cold_iterations, int gpu_iterations) {
+    const char *filter = qk_gb_filter();
+    if (!*filter || !strcmp(filter, "all")) return;
+    int negate = *filter == '-';
+    regex_t re;
+    if (regcomp(&re, filter + negate, REG_EXTENDED | REG_NOSUB))
+        qk_die("--benchmark_filter: '%s' is not a regular expression", filter);
+    size_t matched = 0;
+    for (size_t i = 0; i < g.n_rows; i++) {
+        const bench_row *row = &g.rows[i];
+        char full[220];
+        if ((row->v && row->v->gpu) || row->cold)
+            snprintf(full, sizeof full, "%s/iterations:%d/manual_time", row->name,
+                     row->cold ? cold_iterations : gpu_iterations);
+        else
+            snprintf(full, sizeof full, "%s", row->name);
+        matched += (regexec(&re, full, 0, NULL, 0) == 0) != negate;
+    }
+    regfree(&re);
+    if (!matched)
+        qk_die("--benchmark_filter: '%s' matches no row (rows are named like %s)", filter,
+               g.rows[0].name);
+}
+
 static void pin_job(void *arg, int ti, int nt) {
     (void)nt;
     int *failed = arg;
@@ -396,6 +513,22 @@ int main(int argc, char **argv) {
         qk_model_inspect(o->model);
         return 0;
     }
+    /* threads and pinning within the CPUs this process may run on (taskset, cgroups): decided
+     * before anything is written */
+    char err[256];
+    g.hw = qk_hw_open(err, sizeof err);
+    if (!g.hw) qk_die("%s", err);
+    char allowed[256];
+    int n_allowed = qk_hw_allowed_cpus(g.hw, allowed, sizeof allowed);
+    if (!o->threads) o->threads = n_allowed < QK_MAX_THREADS ? n_allowed : QK_MAX_THREADS;
+    /* more threads than CPUs would time the spin-waits, not the kernels */
+    if (o->threads > n_allowed)
+        qk_die("--threads %d: this process may run on %d CPU%s (%s)", o->threads, n_allowed,
+               n_allowed == 1 ? "" : "s", allowed);
+    char pinning[512];
+    if (qk_hw_plan_pinning(g.hw, o->threads, pinning, sizeof pinning))
+        qk_die("--threads %d: hwloc finds fewer places to pin them among CPUs %s", o->threads,
+               allowed);
     const qk_kernel *sel[64];
     size_t n_sel = select_kernels(o->kernels, sel, 64);
 
@@ -437,11 +570,9 @@ int main(int argc, char **argv) {
     if (o->dump_dir && mkdir(o->dump_dir, 0777) && errno != EEXIST)
         qk_die("--dump-output: cannot create directory %s: %s", o->dump_dir, strerror(errno));
     if (o->json) { /* fail now, not after the run */
-        FILE *f = fopen(o->json, "w");
-        if (!f) qk_die("--json: cannot write %s: %s", o->json, strerror(errno));
-        fclose(f);
+        const char *target = json_target(o->json);
         static char out_flag[4200];
-        if (snprintf(out_flag, sizeof out_flag, "--benchmark_out=%s", o->json) >=
+        if (snprintf(out_flag, sizeof out_flag, "--benchmark_out=%s", target) >=
             (int)sizeof out_flag)
             qk_die("--json: file name too long");
         o->gb_argv[o->gb_argc++] = out_flag;
@@ -460,12 +591,6 @@ int main(int argc, char **argv) {
     if (qk_gb_init(o->gb_argc, o->gb_argv) > 1)
         qk_die("unknown Google Benchmark flag '%s'", o->gb_argv[1]);
 
-    char err[256];
-    g.hw = qk_hw_open(err, sizeof err);
-    if (!g.hw) qk_die("%s", err);
-    char pinning[512];
-    if (qk_hw_plan_pinning(g.hw, o->threads, pinning, sizeof pinning))
-        qk_die("--threads %d: hwloc sees fewer processing units", o->threads);
     g.pool = qk_pool_create(o->threads);
     if (!g.pool) qk_die("cannot start %d threads: %s", o->threads, strerror(errno));
     int pin_failed[256] = {0};
@@ -545,6 +670,7 @@ int main(int argc, char **argv) {
             if (k->act_format == QK_FMT_Q8_K) q8k_quant = v->quant;
         }
         v->slowdown = injected_slowdown(k->name);
+        v->late_fault = injected_late_fault(k->name);
         if (!v->gpu) {
             if (qk_weights_prepare(k, w, o->rows, o->cols, n_distinct, &v->w))
                 qk_die("out of memory laying out weights for %s", k->name);
@@ -558,6 +684,7 @@ int main(int argc, char **argv) {
         }
         v->dev = qk_deviation_of(v->y, y_ref, n_out);
         v->output_hash = hash52(v->y, n_out * sizeof *v->y);
+        v->checked = 1;
         if (k->act_format != QK_FMT_F32) {
             qk_format f = k->act_format;
             if (!y_exact[f]) {
@@ -594,10 +721,13 @@ int main(int argc, char **argv) {
     if (!g.rows) qk_die("out of memory");
     for (size_t vi = 0; vi < n_vars; vi++) {
         variant *v = &vars[vi];
-        double bytes = (double)o->n_ids * per_expert * sizeof(qk_block_q4k) + (double)v->xq_bytes +
-                       4.0 * (double)n_out;
         for (int cold = 0; cold < 2; cold++) {
             if (cold ? !o->cold : !o->hot) continue;
+            /* cold: what a unit reads from memory, a repeated expert once (its repeats are
+             * served from cache); hot: every call's bytes */
+            double experts = cold ? (double)n_distinct : (double)o->n_ids;
+            double bytes = experts * per_expert * sizeof(qk_block_q4k) + (double)v->xq_bytes +
+                           4.0 * (double)n_out;
             bench_row *peak = NULL; /* GPU rows: the device copy bandwidth instead */
             for (size_t i = 0; i < g.n_rows && !peak && !v->gpu; i++)
                 if (!g.rows[i].v && g.rows[i].cold == cold && g.rows[i].bytes == bytes)
@@ -630,6 +760,7 @@ int main(int argc, char **argv) {
                                                       : run_variant,
                                         row);
         qk_gb_set_unit_us(b);
+        qk_gb_report_aggregates_only(b, o->gb_report_aggregates_only);
         if (row->v && row->v->gpu) { /* fixed counts: each iteration is a graph of 100 units */
             qk_gb_use_manual_time(b);
             qk_gb_set_iterations(b, row->cold ? o->cold_iterations : o->gpu_iterations);
@@ -638,6 +769,8 @@ int main(int argc, char **argv) {
             qk_gb_set_iterations(b, o->cold_iterations);
         }
     }
+
+    check_filter(o->cold_iterations, o->gpu_iterations);
 
     /* the fingerprint and the run's parameters go into the JSON context */
     char v[1024];
@@ -694,14 +827,25 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     g.progress = isatty(2);
+    if (o->json) qk_gb_set_json_patch(json_peak_counters, NULL);
     qk_gb_run(on_result, NULL);
     if (g.progress) fprintf(stderr, "\r%-80s\r", "");
+    if (!g.n_done) { /* e.g. a --benchmark_filter that matches no row: say so, in one line */
+        char why[200];
+        snprintf(why, sizeof why, "%s", qk_gb_errors());
+        why[strcspn(why, "\n")] = 0;
+        qk_die("no row ran (%s; rows are named like %s)",
+               *why ? why : "Google Benchmark ran nothing", g.rows[0].name);
+    }
+    fputs(qk_gb_errors(), stderr);
+    if (o->json) finish_json(o->json);
 
     /* the table: hot rows, then cold rows, each after its peak reference */
     for (int cold = 0; cold < 2; cold++) {
         if (cold ? !o->cold : !o->hot) continue;
         printf("\n%s\n",
-               cold ? "cold: the working set is flushed from every cache before each sample"
+               cold ? "cold: the working set is flushed from every cache before each sample "
+                      "(bytes: a repeated expert once)"
                     : "hot: caches warm, calls back to back");
         printf("%-26s %10s %10s %6s %8s %8s %6s %9s %9s %9s %9s %9s\n", "variant", "median_us",
                "min_us", "cv_%", "GB/s", "GOP/s", "%peak", "rel_l2", "max_rel", "1-cos", "exact_l2",
@@ -718,6 +862,10 @@ int main(int argc, char **argv) {
                 snprintf(label, sizeof label, "%s", row->v->k->name);
             else
                 snprintf(label, sizeof label, "peak read %.2f MB", row->bytes * 1e-6);
+            if (row->failed) {
+                printf("%-26s FAILED: %s\n", label, row->message);
+                continue;
+            }
             if (row->skipped) {
                 printf("%-26s skipped: %s\n", label, row->message);
                 continue;
@@ -755,6 +903,21 @@ int main(int argc, char **argv) {
         printf("# Q8_K activations are quantized by %s inside the timed unit.\n", q8k_quant->name);
     if (o->json) printf("# JSON: %s\n", o->json);
 
+    /* a failed row fails the run, in one line naming the rows */
+    char failed[1024] = "";
+    size_t n_failed = 0, len_failed = 0;
+    for (size_t i = 0; i < g.n_rows; i++)
+        if (g.rows[i].failed && len_failed < sizeof failed)
+            len_failed += (size_t)snprintf(failed + len_failed, sizeof failed - len_failed, "%s%s",
+                                           n_failed++ ? ", " : "", g.rows[i].name);
+    fflush(stdout);
+    if (n_failed)
+        fprintf(stderr,
+                "bench: the output of the last timed call differs from the output checked before "
+                "timing in %zu row%s: %s (a kernel that goes wrong when warm or on later calls)%s\n",
+                n_failed, n_failed == 1 ? "" : "s", failed,
+                o->json ? "; the JSON marks them as errors" : "");
+
     qk_gb_shutdown();
     for (size_t i = 0; i < n_vars; i++) {
         qk_weights_release(&vars[i].w);
@@ -767,5 +930,5 @@ int main(int argc, char **argv) {
     if (o->model) qk_model_close(&model);
     qk_hw_close(g.hw);
     free(g.rows), free(g.peak_buf), free(w), free(x), free(x64), free(y_ref);
-    return 0;
+    return n_failed ? 1 : 0;
 }

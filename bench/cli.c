@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <strings.h>
 
 void qk_die(const char *fmt, ...) {
     va_list ap;
@@ -65,6 +65,7 @@ static void parse_shape(qk_options *o, const char *s) {
 /* "0-7", "3,9,3", "all" */
 static void parse_experts(qk_options *o, const char *s) {
     o->n_ids = 0;
+    o->all_experts = 0; /* the last --experts wins, as every option does */
     if (!strcmp(s, "all")) {
         o->all_experts = 1;
         return;
@@ -123,7 +124,8 @@ void qk_print_usage(void) {
         "  --act PROFILE      %s (default normal)\n"
         "  --activations F    a float32/float64 .npy vector of cols values instead of --act\n"
         "  --seed N           seeds weights, activations and the expert draw (default 1)\n"
-        "  --threads N        worker threads, pinned to distinct cores (default: all CPUs)\n"
+        "  --threads N        worker threads, pinned to distinct cores (default: every CPU\n"
+        "                     this process may run on, as taskset or cgroups allow)\n"
         "  --hot, --cold      run only those rows (default both)\n"
         "  --repetitions N    repetitions per row (default 5); median, min and CV over them\n"
         "  --min-time S       seconds per hot repetition (default 0.1)\n"
@@ -165,14 +167,62 @@ void qk_choose_experts(qk_options *o, size_t n_experts, const char *what) {
     }
 }
 
+/* "--NAME" or "--NAME=VALUE" (a Google Benchmark flag called NAME): 1, with the value or "". */
+static int gb_flag(const char *arg, const char *name, const char **value) {
+    size_t n = strlen(name);
+    if (strncmp(arg, "--", 2) || strncmp(arg + 2, name, n) || (arg[2 + n] && arg[2 + n] != '='))
+        return 0;
+    *value = arg[2 + n] ? arg + 3 + n : "";
+    return 1;
+}
+
+/* A boolean flag's value as Google Benchmark reads it (IsTruthyFlagValue): "" is true; 0, f, n,
+ * false, no, off (any case) are false; anything else is true. */
+static int gb_truthy(const char *v) {
+    static const char *const falsy[] = {"0", "f", "n", "false", "no", "off"};
+    for (size_t i = 0; i < sizeof falsy / sizeof falsy[0]; i++)
+        if (!strcasecmp(v, falsy[i])) return 0;
+    return 1;
+}
+
+/* Google Benchmark flags: those that bench's table and JSON cannot honour are refused, the
+ * aggregate-reporting ones are kept for bench to apply per row; the others pass through. */
+static int take_gb_flag(qk_options *o, const char *a) {
+    static const struct {
+        const char *name, *why;
+    } refused[] = {
+        {"benchmark_format", "bench prints its own table; --json FILE writes the JSON"},
+        {"benchmark_out", "use --json FILE (it carries bench's counters and fingerprint)"},
+        {"benchmark_out_format", "use --json FILE (it carries bench's counters and fingerprint)"},
+        {"benchmark_list_tests", "bench --list names the variants"},
+        {"benchmark_time_unit", "bench reports every row in microseconds"},
+        {"benchmark_color", "bench prints its own table, without colours"},
+        {"benchmark_counters_tabular", "bench prints its own table"},
+    };
+    const char *v;
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (gb_flag(a, refused[i].name, &v))
+            qk_die("%s: not supported by bench (%s)", a, refused[i].why);
+    if (gb_flag(a, "benchmark_repetitions", &v)) {
+        (void)parse_int("--benchmark_repetitions", v, 1, QK_MAX_REPS);
+        return 0; /* passed through */
+    }
+    if (gb_flag(a, "benchmark_report_aggregates_only", &v)) {
+        o->gb_report_aggregates_only = gb_truthy(v);
+        return 1;
+    }
+    /* bench's table shows per-row statistics already; the flag would hide the repetitions
+     * from it (and leave it empty), so it is taken and has nothing more to do */
+    if (gb_flag(a, "benchmark_display_aggregates_only", &v)) return 1;
+    return 0;
+}
+
 void qk_parse_options(qk_options *o, int argc, char **argv) {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cpus < 1) cpus = 1;
     *o = (qk_options){.kernels = "*",
                       .top = 1,
                       .act = QK_ACT_NORMAL,
                       .seed = 1,
-                      .threads = (int)cpus,
+                      .threads = 0, /* bench: the CPUs this process may run on */
                       .repetitions = 5,
                       .min_time = 0.1,
                       .cold_iterations = 20,
@@ -184,6 +234,7 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strncmp(a, "--benchmark_", 12)) {
+            if (take_gb_flag(o, a)) continue;
             if (o->gb_argc >= QK_MAX_GB_ARGS - 6) qk_die("too many --benchmark_* flags");
             o->gb_argv[o->gb_argc++] = argv[i];
             continue;
@@ -255,8 +306,8 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
         } else if (!strcmp(a, "--seed")) {
             o->seed = (uint64_t)parse_int(a, v, 0, 0x7fffffffffffffffL);
         } else if (!strcmp(a, "--threads")) {
-            /* more threads than CPUs would time the spin-waits, not the kernels */
-            o->threads = (int)parse_int(a, v, 1, cpus);
+            /* bench checks it against the CPUs this process may run on (affinity) */
+            o->threads = (int)parse_int(a, v, 1, QK_MAX_THREADS);
         } else if (!strcmp(a, "--repetitions")) {
             o->repetitions = (int)parse_int(a, v, 1, 1000);
         } else if (!strcmp(a, "--min-time")) {

@@ -6,7 +6,14 @@
 
 /* QK_N_EXPERTS: the synthetic default's (Qwen3-30B-A3B's); a model file may have up to
  * QK_MAX_EXPERTS. */
-enum { QK_N_EXPERTS = 128, QK_MAX_EXPERTS = 4096, QK_MAX_IDS = 4096, QK_MAX_GB_ARGS = 64 };
+enum {
+    QK_N_EXPERTS = 128,
+    QK_MAX_EXPERTS = 4096,
+    QK_MAX_IDS = 4096,
+    QK_MAX_GB_ARGS = 64,
+    QK_MAX_THREADS = 256, /* bench's per-thread tables */
+    QK_MAX_REPS = 1000    /* repetitions a row holds */
+};
 
 typedef struct {
     const char *kernels;     /* comma-separated names or globs */
@@ -25,7 +32,7 @@ typedef struct {
     int act;                 /* qk_act_profile */
     const char *activations; /* --activations FILE.npy, or NULL */
     uint64_t seed;
-    int threads;
+    int threads; /* 0: every CPU this process may run on (bench resolves it) */
     int repetitions;
     int hot, cold;   /* which rows to run */
     double min_time; /* seconds per hot repetition */
@@ -34,6 +41,7 @@ typedef struct {
     const char *json;     /* --json FILE, or NULL */
     const char *dump_dir; /* --dump-output DIR, or NULL */
     int list, help;
+    int gb_report_aggregates_only; /* --benchmark_report_aggregates_only: JSON aggregates only */
     /* --benchmark_* flags, passed to Google Benchmark (gb_argv[0] is the program) */
     int gb_argc;
     char *gb_argv[QK_MAX_GB_ARGS];

@@ -42,6 +42,23 @@ void qk_gb_counter(qk_gb_state *st, const char *name, double value, qk_gb_counte
  * SkipWithError); fn must return without entering or leaving the loop early. */
 void qk_gb_skip(qk_gb_state *st, const char *msg);
 
+/* Marks the run failed (an error in the JSON, not a skip), e.g. after its loop. */
+void qk_gb_fail(qk_gb_state *st, const char *msg);
+/* Repetitions of b reach the result callback always; json_aggregates_only: the JSON file gets
+ * only the aggregates (Google Benchmark's report_aggregates_only, for the file alone). */
+void qk_gb_report_aggregates_only(qk_gb_bench *b, int json_aggregates_only);
+
+/* Fills counters of the JSON file's entries once every run has finished: called for each entry
+ * that has a GBps counter with its name as registered, its aggregate ("" for a repetition) and
+ * that value; returns 1 with peak_GBps and pct_peak to add, else 0. */
+typedef int (*qk_gb_patch_fn)(const char *name, const char *aggregate, double gbps,
+                              double *peak_gbps, double *pct_peak, void *ctx);
+/* Set before qk_gb_run, and only with --benchmark_out given (the JSON file). */
+void qk_gb_set_json_patch(qk_gb_patch_fn fn, void *ctx);
+
+/* The value of --benchmark_filter ("" when none). */
+const char *qk_gb_filter(void);
+
 /* One finished run as the reporters see it. */
 typedef struct {
     const char *name;      /* as registered, e.g. "q4k_q8k_vnni/768x2048/k8/hot" */
@@ -59,6 +76,9 @@ typedef void (*qk_gb_result_fn)(const qk_gb_result *r, void *ctx);
  * on_result instead of being printed; the JSON file of --benchmark_out is written as usual.
  * Returns the number of benchmarks run. */
 size_t qk_gb_run(qk_gb_result_fn on_result, void *ctx);
+/* What the library wrote to its error stream during the last qk_gb_run (e.g. a filter that
+ * matched nothing), "" when nothing. */
+const char *qk_gb_errors(void);
 void qk_gb_shutdown(void);
 
 #ifdef __cplusplus

@@ -4,6 +4,7 @@
 #include "gbench.h"
 #include <benchmark/benchmark.h>
 #include <cstdio>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,47 @@ class Collector : public benchmark::BenchmarkReporter {
     qk_gb_result_fn fn_;
     void *ctx_;
 };
+
+// The JSON file's reporter: Google Benchmark's own, fed only at the end, after bench has filled
+// in the counters that need every row to have run (%peak needs the peak row, which random
+// interleaving may run last).
+class PatchedJson : public benchmark::BenchmarkReporter {
+  public:
+    PatchedJson(qk_gb_patch_fn fn, void *ctx) : fn_(fn), ctx_(ctx) {}
+    bool ReportContext(const Context &c) override {
+        json_.SetOutputStream(&GetOutputStream());
+        json_.SetErrorStream(&GetErrorStream());
+        return json_.ReportContext(c);
+    }
+    void ReportRuns(const std::vector<Run> &runs) override {
+        runs_.insert(runs_.end(), runs.begin(), runs.end());
+    }
+    void Finalize() override {
+        for (Run &r : runs_) {
+            auto gbps = r.counters.find("GBps");
+            if (gbps == r.counters.end()) continue;
+            double peak = 0, pct = 0;
+            const char *aggregate = r.run_type == Run::RT_Aggregate ? r.aggregate_name.c_str() : "";
+            if (fn_(r.run_name.function_name.c_str(), aggregate, gbps->second.value, &peak, &pct,
+                    ctx_)) {
+                r.counters["peak_GBps"] = benchmark::Counter(peak);
+                r.counters["pct_peak"] = benchmark::Counter(pct);
+            }
+        }
+        if (!runs_.empty()) json_.ReportRuns(runs_);
+        json_.Finalize();
+    }
+
+  private:
+    qk_gb_patch_fn fn_;
+    void *ctx_;
+    std::vector<Run> runs_;
+    benchmark::JSONReporter json_;
+};
+
+qk_gb_patch_fn json_patch;
+void *json_patch_ctx;
+std::string run_errors;
 } // namespace
 
 extern "C" {
@@ -125,6 +167,26 @@ void qk_gb_counter(qk_gb_state *st, const char *name, double value, qk_gb_counte
 void qk_gb_skip(qk_gb_state *st, const char *msg) {
     skip_impl(S(st), msg, 0);
 }
+void qk_gb_fail(qk_gb_state *st, const char *msg) {
+    S(st).SkipWithError(msg);
+}
+void qk_gb_report_aggregates_only(qk_gb_bench *b, int json_aggregates_only) {
+    // bench's table needs every repetition; only the JSON gets the aggregates alone
+    B(b)->ReportAggregatesOnly(json_aggregates_only != 0);
+    B(b)->DisplayAggregatesOnly(false);
+}
+void qk_gb_set_json_patch(qk_gb_patch_fn fn, void *ctx) {
+    json_patch = fn;
+    json_patch_ctx = ctx;
+}
+const char *qk_gb_filter(void) {
+    static std::string filter;
+    filter = benchmark::GetBenchmarkFilter();
+    return filter.c_str();
+}
+const char *qk_gb_errors(void) {
+    return run_errors.c_str();
+}
 
 const char *qk_gb_min_time_flag(double seconds) {
     static char flag[64];
@@ -136,7 +198,17 @@ const char *qk_gb_min_time_flag(double seconds) {
 
 size_t qk_gb_run(qk_gb_result_fn on_result, void *ctx) {
     Collector collector(on_result, ctx);
-    return benchmark::RunSpecifiedBenchmarks(&collector);
+    std::ostringstream errors; // the library's complaints, for bench to say in one line
+    collector.SetErrorStream(&errors);
+    size_t ran;
+    if (json_patch) {
+        PatchedJson json(json_patch, json_patch_ctx);
+        ran = benchmark::RunSpecifiedBenchmarks(&collector, &json);
+    } else {
+        ran = benchmark::RunSpecifiedBenchmarks(&collector);
+    }
+    run_errors = errors.str();
+    return ran;
 }
 void qk_gb_shutdown(void) {
     benchmark::Shutdown();

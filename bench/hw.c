@@ -8,6 +8,7 @@
 
 struct qk_hw {
     hwloc_topology_t topo;
+    hwloc_bitmap_t allowed; /* the CPUs this process may run on (taskset, cgroups) */
     hwloc_bitmap_t *places;
     int n_places;
 };
@@ -23,7 +24,27 @@ qk_hw *qk_hw_open(char *err, size_t err_size) {
         free(hw);
         return NULL;
     }
+    /* read before any worker thread exists: the process's binding is the main thread's */
+    hw->allowed = hwloc_bitmap_alloc();
+    if (!hw->allowed) {
+        snprintf(err, err_size, "out of memory");
+        qk_hw_close(hw);
+        return NULL;
+    }
+    if (hwloc_get_cpubind(hw->topo, hw->allowed, HWLOC_CPUBIND_PROCESS))
+        hwloc_bitmap_copy(hw->allowed, hwloc_topology_get_allowed_cpuset(hw->topo));
+    hwloc_bitmap_and(hw->allowed, hw->allowed, hwloc_topology_get_allowed_cpuset(hw->topo));
+    if (hwloc_bitmap_iszero(hw->allowed)) {
+        snprintf(err, err_size, "hwloc finds no CPU this process may run on");
+        qk_hw_close(hw);
+        return NULL;
+    }
     return hw;
+}
+
+int qk_hw_allowed_cpus(const qk_hw *hw, char *list, size_t list_size) {
+    if (list_size) hwloc_bitmap_list_snprintf(list, list_size, hw->allowed);
+    return hwloc_bitmap_weight(hw->allowed);
 }
 
 void qk_hw_close(qk_hw *hw) {
@@ -31,6 +52,7 @@ void qk_hw_close(qk_hw *hw) {
     for (int i = 0; i < hw->n_places; i++)
         hwloc_bitmap_free(hw->places[i]);
     free(hw->places);
+    if (hw->allowed) hwloc_bitmap_free(hw->allowed);
     hwloc_topology_destroy(hw->topo);
     free(hw);
 }
@@ -103,17 +125,26 @@ void qk_hw_fingerprint(qk_hw *hw, qk_kv_fn emit, void *ctx) {
 }
 
 int qk_hw_plan_pinning(qk_hw *hw, int n, char *desc, size_t desc_size) {
-    int cores = hwloc_get_nbobjs_by_type(hw->topo, HWLOC_OBJ_CORE);
-    int pus = hwloc_get_nbobjs_by_type(hw->topo, HWLOC_OBJ_PU);
+    /* the cores (else PUs) that hold an allowed CPU, in order */
+    int cores = 0, pus = hwloc_bitmap_weight(hw->allowed);
+    for (hwloc_obj_t c = NULL; (c = hwloc_get_next_obj_by_type(hw->topo, HWLOC_OBJ_CORE, c));)
+        cores += hwloc_bitmap_intersects(c->cpuset, hw->allowed);
     hwloc_obj_type_t type = n <= cores ? HWLOC_OBJ_CORE : HWLOC_OBJ_PU;
     if (n > pus) return -1;
     hw->places = calloc((size_t)n, sizeof *hw->places);
     if (!hw->places) return -1;
     size_t len = (size_t)snprintf(desc, desc_size, "%s", type == HWLOC_OBJ_CORE ? "cores" : "pus");
+    hwloc_obj_t o = NULL;
     for (int i = 0; i < n; i++) {
-        hwloc_obj_t o = hwloc_get_obj_by_type(hw->topo, type, (unsigned)i);
-        /* one PU of the core, so the OS cannot move the thread between its hyperthreads */
-        hw->places[i] = hwloc_bitmap_dup(o->cpuset);
+        do
+            o = hwloc_get_next_obj_by_type(hw->topo, type, o);
+        while (o && !hwloc_bitmap_intersects(o->cpuset, hw->allowed));
+        if (!o) return -1;
+        /* one allowed PU of the core, so the OS cannot move the thread between its
+         * hyperthreads, nor onto a CPU the process was not given */
+        hw->places[i] = hwloc_bitmap_alloc();
+        if (!hw->places[i]) return -1;
+        hwloc_bitmap_and(hw->places[i], o->cpuset, hw->allowed);
         hwloc_bitmap_singlify(hw->places[i]);
         hw->n_places = i + 1;
         if (len < desc_size)

@@ -60,6 +60,9 @@ void qk_gpu_case_destroy(qk_gpu_case *c);
 /* Runs the unit once (outputs poisoned first) and copies y (n_ids * rows floats) back; for a
  * quantizer, its output blocks. 0, or -1 with the reason. */
 int qk_gpu_case_run(qk_gpu_case *c, void *out_host, char *err, size_t err_size);
+/* Copies y (n_ids * rows floats) of the last unit run or timed back, without running it. 0, or
+ * -1 with the reason. */
+int qk_gpu_case_output(qk_gpu_case *c, float *out_host, char *err, size_t err_size);
 typedef struct {
     double event_s;  /* CUDA events: per unit */
     double kernel_s; /* CUPTI: the unit's kernels' own durations, per unit (0: no CUPTI) */

@@ -383,6 +383,12 @@ int qk_gpu_case_run(qk_gpu_case *c, void *out_host, char *err, size_t err_size) 
     return 0;
 }
 
+int qk_gpu_case_output(qk_gpu_case *c, float *out_host, char *err, size_t err_size) {
+    QK_CUDA(cudaStreamSynchronize(stream));
+    QK_CUDA(cudaMemcpy(out_host, c->a.y, c->out_bytes, cudaMemcpyDeviceToHost));
+    return 0;
+}
+
 int qk_gpu_case_time(qk_gpu_case *c, int cold, int count, qk_gpu_sample *out, char *err,
                      size_t err_size) {
     memset(out, 0, sizeof *out);

@@ -64,6 +64,18 @@ for v in variants:
 peaks = [b for b in runs if b["name"].startswith("peak_read/")]
 check(len(peaks) >= 4, "peak read rows, hot and cold")
 
+# cold rows count the bytes a cold unit reads from memory: a repeated expert once (3,9,3: two
+# experts), hot rows every call's (issue 12, item 11)
+expert_bytes = ROWS * (COLS // 256) * 144
+xq_bytes = {"f32": 4 * COLS, "q8k": COLS // 256 * 292}
+for v in variants:
+    xq = xq_bytes["f32" if v.startswith("q4k_f32_") else "q8k"]
+    for temp, n_experts in (("hot", 3), ("cold", 2)):
+        b = next(b for b in runs if b["name"].startswith(f"{v}/{ROWS}x{COLS}/k3/{temp}"))
+        want = n_experts * expert_bytes + xq + 4 * len(IDS) * ROWS
+        check(b["bytes"] == want, f"{b['name']}: bytes {b['bytes']}, expected {want} "
+              f"({n_experts} experts' weights + activations + outputs)")
+
 # Google Benchmark's compare.py accepts two such files
 run(*common, "--json", b_json)
 c = subprocess.run(["/usr/bin/python3", compare_py, "benchmarks", a_json, b_json],
@@ -104,5 +116,64 @@ for src in (os.path.join(dump, "activations.npy"), x64):
         check(np.array_equal(np.load(os.path.join(dump, f"{v}.npy")),
                              np.load(os.path.join(dump2, f"{v}.npy"))),
               f"{v}: --activations {os.path.basename(src)} changed the output")
+
+# --json does not touch an existing file until the run has succeeded (issue 12, item 7)
+old = os.path.join(tmp, "old.json")
+open(old, "w").write("precious")
+r = subprocess.run([bench, "--json", old, "--benchmark_min_tme=1"], capture_output=True, text=True)
+check(r.returncode == 2 and open(old).read() == "precious",
+      f"a failed run must leave the old JSON as it was: rc {r.returncode}, {open(old).read()!r}")
+check(os.listdir(tmp).count("old.json") == 1 and not [f for f in os.listdir(tmp) if "old.json." in f],
+      f"no temporary file left behind: {os.listdir(tmp)}")
+run(*common, "--hot", "--kernel", "q4k_f32_ref", "--json", old)
+check(json.load(open(old))["context"]["qkbench_schema"] == "1", "a good run replaces the old JSON")
+
+# Google Benchmark's flags work with the table and the JSON (issue 12, item 8)
+short = ["--shape", f"{ROWS}x{COLS}", "--experts", "3,9,3", "--repetitions", "3", "--min-time",
+         "0.002", "--cold-iterations", "2", "--kernel", "q4k_f32_ref,q4k_q8k_ref"]
+for flag in ("--benchmark_report_aggregates_only=true", "--benchmark_display_aggregates_only=true",
+             "--benchmark_enable_random_interleaving=true"):
+    j = os.path.join(tmp, "flag.json")
+    r = run(*short, flag, "--json", j)
+    rows = [l.split()[0] for l in r.stdout.splitlines()
+            if l.startswith(("q4k_f32_ref ", "q4k_q8k_ref ", "peak read"))]
+    check(len(rows) == 8, f"{flag}: the table has 8 rows (2 variants, their 2 peaks; hot, cold), "
+          f"found {len(rows)}:\n{r.stdout}")
+    entries = [b for b in json.load(open(j))["benchmarks"] if not b["name"].startswith("peak")]
+    aggregates = [b for b in entries if b.get("run_type") == "aggregate"]
+    iterations = [b for b in entries if b.get("run_type") == "iteration"]
+    if "report_aggregates_only" in flag:
+        check(not iterations and len(aggregates) >= 4 * 4,
+              f"{flag}: the JSON holds only aggregates ({len(iterations)} iterations)")
+    else:
+        check(len(iterations) == 4 * 3, f"{flag}: the JSON holds every repetition")
+    for b in entries:
+        if b.get("aggregate_name") in (None, "mean", "median"):
+            check(b.get("pct_peak", 0) > 0 and b.get("peak_GBps", 0) > 0,
+                  f"{flag}: {b['name']} lacks pct_peak/peak_GBps")
+    med = [b for b in aggregates if b.get("aggregate_name") == "median"]
+    for b in med:
+        pct, gbps, peak = (b.get(k, float("nan")) for k in ("pct_peak", "GBps", "peak_GBps"))
+        check(abs(pct - 100 * gbps / peak) <= 1e-6 * pct,
+              f"{flag}: {b['name']}: median pct_peak {pct} is not 100 GBps / peak")
+
+# the output of the last timed call is checked too: a variant that goes wrong only after the
+# checked call fails loudly (issue 12, item 12; QK_INJECT_LATE_FAULT is the test hook)
+j = os.path.join(tmp, "fault.json")
+r = subprocess.run([bench, *short, "--json", j], capture_output=True, text=True,
+                   env={**os.environ, "QK_INJECT_LATE_FAULT": "q4k_q8k_ref"})
+err_lines = r.stderr.strip().splitlines()
+check(r.returncode == 1 and len(err_lines) == 1 and "q4k_q8k_ref" in r.stderr
+      and "last timed call" in r.stderr,
+      f"a late fault must fail the run in one line: rc {r.returncode}, {r.stderr!r}")
+check("FAILED" in r.stdout, "the table marks the failed rows")
+if os.path.exists(j):
+    bad = [b for b in json.load(open(j))["benchmarks"] if b["name"].startswith("q4k_q8k_ref/")]
+    check(bad and all(b.get("error_occurred") for b in bad),
+          "the JSON marks the failed rows as errors")
+    good = [b for b in json.load(open(j))["benchmarks"] if b["name"].startswith("q4k_f32_ref/")]
+    check(good and not any(b.get("error_occurred") for b in good), "the other rows stand")
+else:
+    check(False, "the JSON of a run with a failed row is written (its rows say which failed)")
 
 finish("bench_run")

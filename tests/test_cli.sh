@@ -121,6 +121,40 @@ else
   failed=$((failed + 1)); echo "FAIL: --inspect printed the file's strings raw: rc=$rc: $(printf '%s' "$out" | head -3 | od -c | head -5)"
 fi
 
+# Google Benchmark flags that cannot work with bench's own table and JSON are refused in one line
+expect_error "Google Benchmark's display format" --benchmark_format=json
+expect_error "Google Benchmark's output file" --benchmark_out=x.json
+expect_error "Google Benchmark's output format" --benchmark_out_format=csv
+expect_error "Google Benchmark's test list" --benchmark_list_tests=true
+expect_error "Google Benchmark's time unit" --benchmark_time_unit=ms
+expect_error "more repetitions than a row holds" --benchmark_repetitions=5000
+expect_error "a filter that matches no row" --experts 0 --kernel q4k_f32_ref --hot \
+  --repetitions 1 --min-time 0.001 --threads 1 --benchmark_filter=no_such_row
+
+# the last of repeated options wins: --experts all, then --experts 3, runs expert 3 only
+quick=(--kernel q4k_f32_ref --hot --repetitions 1 --min-time 0.001 --shape 16x256)
+expect_header() { # description, extended regex the header must match, args...
+  local what=$1 pattern=$2; shift 2
+  local out rc
+  out=$(timeout 60 "$@" 2>&1); rc=$?
+  if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -qE "$pattern"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: $what: rc=$rc, no line matching '$pattern' in: ${out:0:400}"; fi
+}
+expect_header "--experts all then 3" '^# shape .*experts 3;' "$bench" --experts all --experts 3 "${quick[@]}"
+expect_header "--experts 3 then all" '^# shape .*experts 0,1,2,3,4,5,.*,127;' "$bench" --experts 3 --experts all "${quick[@]}"
+
+# threads and pinning follow the CPUs the process may run on (taskset), not the machine's
+if [ "$(nproc --all)" -ge 2 ] && taskset -c 1 true 2>/dev/null; then
+  expect_header "pinned within taskset -c 1" '; 1 threads \(cores 1\);' taskset -c 1 "$bench" --threads 1 --experts 0 "${quick[@]}"
+  expect_header "default threads under taskset -c 1" '; 1 threads \(cores 1\);' taskset -c 1 "$bench" --experts 0 "${quick[@]}"
+  out=$(taskset -c 1 "$bench" --threads 2 --experts 0 "${quick[@]}" 2>&1); rc=$?
+  if [ "$rc" -eq 2 ] && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] && printf '%s' "$out" | grep -q '^bench: --threads 2'; then
+    passed=$((passed + 1))
+  else failed=$((failed + 1)); echo "FAIL: --threads 2 under taskset -c 1: rc=$rc: $out"; fi
+else
+  echo "note: fewer than 2 CPUs or no taskset: the affinity cases are not run"
+fi
+
 # every row of the variant tables, read from the source, is listed
 list=$("$bench" --list)
 names=$(grep -ohE '^\s*(GPU_)?(MATVEC|QUANT)\([a-z0-9_]+' "$src"/cpu/cpu_table.c "$src"/gpu/gpu_table.c |
