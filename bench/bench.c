@@ -419,6 +419,8 @@ static void remove_json_tmp(void) {
 static const char *json_target(const char *path) {
     struct stat st;
     if (!stat(path, &st) && !S_ISREG(st.st_mode)) {
+        if (!S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode))
+            qk_die("--json: cannot write %s: not a regular file, device or FIFO", path);
         if (access(path, W_OK)) qk_die("--json: cannot write %s: %s", path, strerror(errno));
         return path;
     }

@@ -205,7 +205,7 @@ static uint64_t u64(cursor *c) {
 }
 
 /* A GGUF string (u64 length + bytes) of at most max bytes (checked before the copy is made)
- * as a new NUL-terminated copy, or NULL. */
+ * as a new NUL-terminated copy, or NULL. Keys and names only: values stay in the map. */
 static char *string(cursor *c, uint64_t max, uint64_t *len_out) {
     uint64_t len = u64(c);
     if (c->failed) return NULL;
@@ -251,8 +251,16 @@ static void read_value(cursor *c, qk_gguf_kv *kv) {
         fail(c, "value type %u is not a GGUF type (0..12)", t);
         return;
     }
-    if (t == QK_GGUF_STRING) {
-        kv->str = string(c, UINT64_MAX, &kv->str_len);
+    if (t == QK_GGUF_STRING) { /* not copied: a string may be as long as the file */
+        kv->str_len = u64(c);
+        if (c->failed) return;
+        if (kv->str_len > left(c)) {
+            fail(c, "string length %llu runs past the end of the file (%zu bytes left)",
+                 (unsigned long long)kv->str_len, left(c));
+            return;
+        }
+        kv->str = (const char *)c->p;
+        c->p += kv->str_len;
         return;
     }
     if (t == QK_GGUF_ARRAY) {
@@ -344,7 +352,6 @@ void qk_gguf_close(qk_gguf *g) {
     if (!g) return;
     for (size_t i = 0; i < g->n_kvs; i++) {
         free((char *)g->kvs[i].key);
-        free((char *)g->kvs[i].str);
     }
     for (size_t i = 0; i < g->n_tensors; i++)
         free((char *)g->tensors[i].name);

@@ -33,7 +33,7 @@ typedef struct {
         int64_t i;  /* signed integers */
         double f;   /* FLOAT32, FLOAT64 */
     } v;
-    const char *str; /* STRING: NUL-terminated copy (may contain NULs; see str_len) */
+    const char *str; /* STRING: str_len bytes in the map, not NUL-terminated */
     uint64_t str_len;
     uint32_t array_type;       /* ARRAY: element type (never ARRAY) */
     uint64_t array_count;      /* ARRAY: number of elements */

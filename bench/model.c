@@ -12,18 +12,16 @@ static qk_gguf *open_or_die(const char *path) {
     return g;
 }
 
-/* general.architecture as stored (the prefix of its keys), or "unknown". */
-static const char *architecture_raw(const qk_gguf *g) {
-    const qk_gguf_kv *kv = qk_gguf_find_kv(g, "general.architecture");
-    return kv && kv->type == QK_GGUF_STRING ? kv->str : "unknown";
-}
-
 /* "<arch>.<suffix>" as an unsigned integer, or -1 when absent. */
 static long long arch_uint(const qk_gguf *g, const char *suffix) {
-    const char *arch = architecture_raw(g);
+    const qk_gguf_kv *kv = qk_gguf_find_kv(g, "general.architecture");
+    const char *arch = "unknown";
+    size_t len = strlen(arch);
+    if (kv && kv->type == QK_GGUF_STRING) arch = kv->str, len = (size_t)kv->str_len;
     char key[256];
     /* a longer architecture cannot prefix a key of this file worth reading: absent */
-    if (snprintf(key, sizeof key, "%s.%s", arch, suffix) >= (int)sizeof key) return -1;
+    if (len + 1 + strlen(suffix) >= sizeof key) return -1;
+    snprintf(key, sizeof key, "%.*s.%s", (int)len, arch, suffix);
     uint64_t v;
     if (qk_gguf_kv_uint(qk_gguf_find_kv(g, key), &v) || v > INT64_MAX) return -1;
     return (long long)v;

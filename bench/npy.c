@@ -295,6 +295,11 @@ int qk_npy_read_f32(const char *path, float **out, size_t *n_out, char *err, siz
         fail(err, es, path, "the array is empty");
         goto done;
     }
+    if (n > QK_NPY_MAX_VALUES) {
+        fail(err, es, path, "holds %zu values; an activation vector has at most %d", n,
+             QK_NPY_MAX_VALUES);
+        goto done;
+    }
     long here = ftell(f);
     if (here < 0 || fseek(f, 0, SEEK_END)) {
         fail(err, es, path, "cannot seek: %s", strerror(errno));

@@ -9,8 +9,13 @@
 int qk_npy_write_f32(const char *path, const float *data, size_t n);
 int qk_npy_write_f64(const char *path, const double *data, size_t n);
 
-/* Reads a '<f4' or '<f8' C-order array of shape (n,) or (1, n) into a new f32 array (*out,
- * freed by the caller). On failure returns -1 and writes one line naming the problem to err. */
+/* The longest vector read: bench's widest matrix has 2^20 columns. A longer one is refused
+ * before its values are read (a sparse file could otherwise claim gigabytes). */
+enum { QK_NPY_MAX_VALUES = 1 << 20 };
+
+/* Reads a '<f4' or '<f8' C-order array of shape (n,) or (1, n), n <= QK_NPY_MAX_VALUES, into a
+ * new f32 array (*out, freed by the caller). On failure returns -1 and writes one line naming
+ * the problem to err. */
 int qk_npy_read_f32(const char *path, float **out, size_t *n, char *err, size_t err_size);
 
 #endif

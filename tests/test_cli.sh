@@ -95,6 +95,35 @@ with open(sys.argv[1], "wb") as f:
     f.truncate(size)
 PY
 expect_error_fast "sparse 200 MiB file claiming 16 million key/values" --model "$tmp/sparse.gguf" --inspect
+/usr/bin/python3 - "$tmp/sparse.npy" <<'PY'
+import sys
+n = 1 << 28  # 1 GiB of float32 that the header describes exactly, on disk only as a hole
+h = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d,), }" % n
+h += " " * (-(10 + len(h) + 1) % 64) + "\n"
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + len(h).to_bytes(2, "little") + h.encode())
+    f.truncate(10 + len(h) + 4 * n)
+PY
+expect_error_fast "sparse 1 GiB .npy" --activations "$tmp/sparse.npy"
+# a general.name as long as the file (190 MB, sparse): strings stay in the map, not copied
+/usr/bin/python3 - "$tmp/long-name.gguf" <<'PY'
+import struct, sys
+n = 190 << 20
+key = b"general.name"
+with open(sys.argv[1], "wb") as f:
+    f.write(b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", len(key)) + key +
+            struct.pack("<IQ", 8, n))
+    f.truncate(f.tell() + n)
+PY
+out=$(/usr/bin/time -f '%e %M' -o "$tmp/usage" timeout 20 "$bench" --model "$tmp/long-name.gguf" --inspect 2>&1); rc=$?
+read -r secs kb < <(tail -1 "$tmp/usage")
+if [ "$rc" -eq 0 ] && awk -v s="$secs" -v k="$kb" 'BEGIN { exit !(s <= 1.0 && k <= 100 * 1024) }' &&
+   printf '%s\n' "$out" | grep -q '^architecture unknown, name \(\\x00\)*\.\.\.$'; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: --inspect of a 190 MB name: rc=$rc, ${secs} s, ${kb} KB: ${out:0:300}"
+fi
+expect_error "json is a directory" --json "$tmp"
 mkfifo "$tmp/fifo"
 expect_error_fast "a FIFO as the model" --model "$tmp/fifo" --inspect
 expect_error_fast "a FIFO as the activations" --activations "$tmp/fifo"
@@ -123,7 +152,7 @@ fi
 
 # Google Benchmark flags that cannot work with bench's own table and JSON are refused in one line
 expect_error "Google Benchmark's display format" --benchmark_format=json
-expect_error "Google Benchmark's output file" --benchmark_out=x.json
+expect_error "Google Benchmark's output file" --benchmark_out="$tmp/x.json"
 expect_error "Google Benchmark's output format" --benchmark_out_format=csv
 expect_error "Google Benchmark's test list" --benchmark_list_tests=true
 expect_error "Google Benchmark's time unit" --benchmark_time_unit=ms

@@ -122,6 +122,11 @@ int main(void) {
                sizeof f);
     CHECK(qk_npy_read_f32(path, &x, &n, err, sizeof err) == 0 && n == 5, "double quotes: %s", err);
     if (n == 5) free(x);
+    /* a vector longer than any matrix: refused before its values are read (a sparse file of 1 GiB
+     * that the header describes exactly) */
+    write_file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (268435456,), }\n", f, 0);
+    CHECK(truncate(path, 10 + 66 + (1 << 30)) == 0, "truncate");
+    expect_error("a 1 GiB vector", "at most 1048576");
     /* not a regular file: a FIFO with no writer is refused at once (the alarm ends a hang) */
     unlink(path);
     CHECK(mkfifo(path, 0600) == 0, "mkfifo");
