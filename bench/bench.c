@@ -810,6 +810,7 @@ int main(int argc, char **argv) {
     snprintf(v, sizeof v, "%d", o->threads);
     qk_gb_add_context("threads", v);
     qk_gb_add_context("pinning", pinning);
+    qk_gb_add_context("cpus_allowed", allowed);
     qk_gb_add_context("weights", weights);
     qk_gb_add_context("q8k_quantizer", q8k_quant ? q8k_quant->name : "none");
     qk_gb_add_context("cold_method", "clflush of the working set before each sample");

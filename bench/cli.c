@@ -309,7 +309,7 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
             /* bench checks it against the CPUs this process may run on (affinity) */
             o->threads = (int)parse_int(a, v, 1, QK_MAX_THREADS);
         } else if (!strcmp(a, "--repetitions")) {
-            o->repetitions = (int)parse_int(a, v, 1, 1000);
+            o->repetitions = (int)parse_int(a, v, 1, QK_MAX_REPS);
         } else if (!strcmp(a, "--min-time")) {
             o->min_time = parse_seconds(a, v, 0.001, 60);
         } else if (!strcmp(a, "--gpu-iterations")) {
