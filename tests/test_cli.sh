@@ -95,6 +95,17 @@ with open(sys.argv[1], "wb") as f:
     f.truncate(size)
 PY
 expect_error_fast "sparse 200 MiB file claiming 16 million key/values" --model "$tmp/sparse.gguf" --inspect
+# a string array claiming 26 million (empty) strings in a sparse 200 MiB file: read as quickly,
+# and not kept resident
+/usr/bin/python3 - "$tmp/sparse-strings.gguf" <<'PY'
+import struct, sys
+size, key = 200 << 20, b"a.strings"
+with open(sys.argv[1], "wb") as f:
+    f.write(b"GGUF" + struct.pack("<IQQ", 3, 0, 2) + struct.pack("<Q", len(key)) + key +
+            struct.pack("<IIQ", 9, 8, (size - 100) // 8))
+    f.truncate(size)
+PY
+expect_error_fast "sparse 200 MiB string array of 26 million strings" --model "$tmp/sparse-strings.gguf" --inspect
 /usr/bin/python3 - "$tmp/sparse.npy" <<'PY'
 import sys
 n = 1 << 28  # 1 GiB of float32 that the header describes exactly, on disk only as a hole

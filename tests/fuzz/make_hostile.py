@@ -58,6 +58,11 @@ write("hostile-block-count.gguf",
 # as key/values with an empty key (the big sparse version is made by test_cli.sh)
 size = 4096
 write("hostile-kv-count.gguf", (header(0, (size - 24) // 13)).ljust(size, b"\0"))
+# 3 (a sibling): a string array whose count claims every 8 bytes left; the zeros read as empty
+# strings until a key after it turns out empty (the big sparse version is made by test_cli.sh)
+key = gguf_string("a.strings")
+arr = key + struct.pack("<IIQ", 9, STRING, (size - 24 - len(key) - 16) // 8)
+write("hostile-string-array.gguf", (header(0, 2) + arr).ljust(size, b"\0"))
 # 6: control bytes and an escape sequence in the strings --inspect and --model print
 write("hostile-escapes.gguf",
       padded(header(1, 3) + kv_string("general.architecture", "qwen3moe\nbench: fake\x1b[31m") +
