@@ -11,6 +11,7 @@
 #include "npy.h"
 #include "peak.h"
 #include "synth.h"
+#include "test_hooks.h"
 #include "../cpu/cpu_features.h"
 #include "../cpu/cpu_kernels.h"
 #include "../cpu/matvec.h"
@@ -109,17 +110,14 @@ static double best_of(const bench_row *row) {
     return best;
 }
 
-/* QK_INJECT_SLOWDOWN=NAME=FRACTION (a test hook of the CI regression gate): that CPU variant
- * spins FRACTION of each call's time more. Any other form is an error. */
+/* QK_INJECT_SLOWDOWN=NAME=FRACTION (a test hook): that CPU variant spins FRACTION of each call's
+ * time more. Any other form is an error. */
 static double injected_slowdown(const char *name) {
-    const char *v = getenv("QK_INJECT_SLOWDOWN");
-    if (!v || !*v) return 0;
-    const char *eq = strchr(v, '=');
-    char *end;
-    double f = eq ? strtod(eq + 1, &end) : -1;
-    if (!eq || eq == v || *end || !(f > 0 && f <= 10))
-        qk_die("QK_INJECT_SLOWDOWN: '%s' is not NAME=FRACTION (0 < FRACTION <= 10)", v);
-    return strlen(name) == (size_t)(eq - v) && !strncmp(name, v, (size_t)(eq - v)) ? f : 0;
+    double f = qk_hook_slowdown(name);
+    if (f < 0)
+        qk_die("QK_INJECT_SLOWDOWN: '%s' is not NAME=FRACTION (0 < FRACTION <= 10)",
+               getenv("QK_INJECT_SLOWDOWN"));
+    return f;
 }
 
 /* FNV-1a over bytes, the low 52 bits (a double holds them exactly in the JSON). */
@@ -139,7 +137,7 @@ static int injected_late_fault(const char *name) {
 }
 
 static void forward(variant *v) {
-    const double t0 = v->slowdown > 0 ? now_s() : 0;
+    const double t0 = v->slowdown > 0 ? qk_hook_now() : 0;
     qk_moe_forward(g.pool, v->quant, v->k, &v->w, g.ids, g.o.n_ids, g.x, v->xq, v->y);
     if (v->late_fault && v->checked) {
         uint32_t bits;
@@ -147,11 +145,7 @@ static void forward(variant *v) {
         bits ^= 1;
         memcpy(&v->y[0], &bits, 4);
     }
-    if (v->slowdown > 0) { /* a real slowdown for the regression gate's own test */
-        const double until = t0 + (now_s() - t0) * (1 + v->slowdown);
-        while (now_s() < until) {
-        }
-    }
+    if (v->slowdown > 0) qk_hook_spin(t0, v->slowdown); /* a real slowdown, for tests */
 }
 
 /* Everything a cold sample must fetch from DRAM. */
@@ -440,8 +434,8 @@ static const char *json_target(const char *path) {
 }
 static void finish_json(const char *path) {
     if (!*json_tmp) return;
-    if (rename(json_tmp, path)) qk_die("--json: cannot rename %s to %s: %s", json_tmp, path,
-                                       strerror(errno));
+    if (rename(json_tmp, path))
+        qk_die("--json: cannot rename %s to %s: %s", json_tmp, path, strerror(errno));
     *json_tmp = 0;
 }
 
@@ -915,11 +909,12 @@ int main(int argc, char **argv) {
                                            n_failed++ ? ", " : "", g.rows[i].name);
     fflush(stdout);
     if (n_failed)
-        fprintf(stderr,
-                "bench: the output of the last timed call differs from the output checked before "
-                "timing in %zu row%s: %s (a kernel that goes wrong when warm or on later calls)%s\n",
-                n_failed, n_failed == 1 ? "" : "s", failed,
-                o->json ? "; the JSON marks them as errors" : "");
+        fprintf(
+            stderr,
+            "bench: the output of the last timed call differs from the output checked before "
+            "timing in %zu row%s: %s (a kernel that goes wrong when warm or on later calls)%s\n",
+            n_failed, n_failed == 1 ? "" : "s", failed,
+            o->json ? "; the JSON marks them as errors" : "");
 
     qk_gb_shutdown();
     for (size_t i = 0; i < n_vars; i++) {

@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include "act.h"
 #include "synth.h"
+#include "test_hooks.h"
 #include "../cpu/cpu_kernels.h"
 #include "../cpu/matvec.h"
 #include "../cpu/threadpool.h"
@@ -131,14 +132,11 @@ static void pin_pool_thread(void *arg, int ti, int nt) {
 }
 
 static double injected_slowdown(const char *name) {
-    const char *v = getenv("QK_INJECT_SLOWDOWN");
-    if (!v || !*v) return 0;
-    const char *eq = strchr(v, '=');
-    char *end;
-    double f = eq ? strtod(eq + 1, &end) : -1;
-    if (!eq || eq == v || *end || !(f > 0 && f <= 10))
-        die("QK_INJECT_SLOWDOWN: '%s' is not NAME=FRACTION (0 < FRACTION <= 10)", v);
-    return strlen(name) == (size_t)(eq - v) && !strncmp(name, v, (size_t)(eq - v)) ? f : 0;
+    double f = qk_hook_slowdown(name);
+    if (f < 0)
+        die("QK_INJECT_SLOWDOWN: '%s' is not NAME=FRACTION (0 < FRACTION <= 10)",
+            getenv("QK_INJECT_SLOWDOWN"));
+    return f;
 }
 
 static void parse_ids(gate_case *c, const char *s) {
@@ -226,13 +224,9 @@ static void setup_case(gate_case *c, const char *spec, uint64_t seed, size_t row
 }
 
 static void forward(gate_case *c) {
-    const double t0 = c->slowdown > 0 ? now_s() : 0;
+    const double t0 = c->slowdown > 0 ? qk_hook_now() : 0;
     qk_moe_forward(c->pool, c->quant, c->k, &c->w, c->ids, c->n_ids, c->x, c->xq, c->y);
-    if (c->slowdown > 0) { /* a real slowdown, for the gate's own tests */
-        const double until = t0 + (now_s() - t0) * (1 + c->slowdown);
-        while (now_s() < until) {
-        }
-    }
+    if (c->slowdown > 0) qk_hook_spin(t0, c->slowdown); /* a real slowdown, for the tests */
 }
 
 /* The pool's workers spin a few milliseconds after a job before they sleep: wait until every

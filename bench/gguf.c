@@ -599,7 +599,9 @@ qk_gguf *qk_gguf_open(const char *path, char *err, size_t err_size) {
      * pages (a hostile file's millions of tiny strings cost 1.6 s of faults without it) */
     posix_madvise(map, (size_t)st.st_size, POSIX_MADV_SEQUENTIAL);
     g = parse(g, path, err, err_size);
-    if (g) posix_madvise(map, (size_t)st.st_size, POSIX_MADV_NORMAL); /* tensors are read in any order */
+    if (g)
+        posix_madvise(map, (size_t)st.st_size,
+                      POSIX_MADV_NORMAL); /* tensors are read in any order */
     return g;
 }
 

@@ -258,8 +258,8 @@ int main(void) {
         clock_t t0 = clock();
         qk_gguf *z = qk_gguf_open_memory(zeros, size, "mem.gguf", e, sizeof e);
         double cpu_s = (double)(clock() - t0) / CLOCKS_PER_SEC;
-        CHECK(!z && strstr(e, "key/value 0") && strstr(e, "empty"),
-              "zero-filled key/values: '%s'", e);
+        CHECK(!z && strstr(e, "key/value 0") && strstr(e, "empty"), "zero-filled key/values: '%s'",
+              e);
         CHECK(cpu_s < 0.5, "zero-filled key/values: %.2f s of CPU to refuse", cpu_s);
         if (z) qk_gguf_close(z);
         free(zeros);
@@ -304,8 +304,8 @@ int main(void) {
     snprintf(path, sizeof path, "/tmp/qk_gguf_fifo_%d", (int)getpid());
     CHECK(mkfifo(path, 0600) == 0, "mkfifo %s", path);
     alarm(10);
-    CHECK(!qk_gguf_open(path, err2, sizeof err2) && strstr(err2, "not a regular file"),
-          "FIFO: %s", err2);
+    CHECK(!qk_gguf_open(path, err2, sizeof err2) && strstr(err2, "not a regular file"), "FIFO: %s",
+          err2);
     alarm(0);
     unlink(path);
     return qk_test_finish("gguf_errors");

@@ -55,7 +55,13 @@ QK_INJECT_SLOWDOWN=bogus expect_rc 2 "a malformed slowdown hook" "$bench" --kern
 QK_INJECT_SLOWDOWN=bogus expect_rc 2 "a malformed slowdown hook (worker)" "$worker" q4k_q8k_ref:0:1
 # compare.py and the contracts, on a result file of this bench
 expect_rc 0 "a bench run for the comparisons" "$bench" --kernel 'q4k_*' --experts 0 --hot \
-  --repetitions 3 --min-time 0.02 --json "$tmp/base.json"
+  --repetitions 5 --min-time 0.02 --json "$tmp/base.json"
+# compare.py's exit code in both directions (a script that always exits 0 hides regressions)
+QK_INJECT_SLOWDOWN=q4k_q8k_ref=1 expect_rc 0 "a bench run with q4k_q8k_ref 2x slower" "$bench" \
+  --kernel 'q4k_*' --experts 0 --hot --repetitions 5 --min-time 0.02 --json "$tmp/slow.json"
+expect_rc 1 "compare.py fails a 2x slower variant" $py "$src/plot/compare.py" "$tmp/base.json" \
+  "$tmp/slow.json" --normalize none
+grep -q "^q4k_q8k_ref/.*SLOWER" "$tmp/out.txt" && ok || bad "compare.py does not name the slower variant"
 expect_rc 0 "a file against itself" $py "$src/plot/compare.py" "$tmp/base.json" "$tmp/base.json"
 expect_rc 2 "a file that is not a result" $py "$src/plot/compare.py" "$tmp/base.json" "$0"
 expect_rc 2 "a missing file" $py "$src/plot/compare.py" "$tmp/base.json" "$tmp/nope.json"

@@ -1,0 +1,27 @@
+#define _POSIX_C_SOURCE 200809L
+#include "test_hooks.h"
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+double qk_hook_slowdown(const char *name) {
+    const char *v = getenv("QK_INJECT_SLOWDOWN");
+    if (!v || !*v) return 0;
+    const char *eq = strchr(v, '=');
+    char *end;
+    double f = eq ? strtod(eq + 1, &end) : -1;
+    if (!eq || eq == v || *end || !(f > 0 && f <= 10)) return -1;
+    return strlen(name) == (size_t)(eq - v) && !strncmp(name, v, (size_t)(eq - v)) ? f : 0;
+}
+
+double qk_hook_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void qk_hook_spin(double t0, double fraction) {
+    const double until = t0 + (qk_hook_now() - t0) * (1 + fraction);
+    while (qk_hook_now() < until) {
+    }
+}

@@ -1,0 +1,14 @@
+/* Test hooks read from the environment, shared by bench and gate_worker: the tests of the CI
+ * gate and of compare.py slow one variant down for real. */
+#ifndef QK_TEST_HOOKS_H
+#define QK_TEST_HOOKS_H
+
+/* QK_INJECT_SLOWDOWN=NAME=FRACTION: FRACTION for the variant called `name`, 0 when the variable
+ * is unset or names another variant, -1 when it is not NAME=FRACTION with 0 < FRACTION <= 10. */
+double qk_hook_slowdown(const char *name);
+/* Monotonic seconds, the clock the slowdown is measured on. */
+double qk_hook_now(void);
+/* After a call that began at t0: spins until the call has taken (1 + fraction) times as long. */
+void qk_hook_spin(double t0, double fraction);
+
+#endif
