@@ -13,10 +13,11 @@
  *                                      median_all_ns=.. mean_ns=.. min_ns=.. wall_ns=..
  *                                      cpu_ns=.. threads=.. nivcsw=.. hash=.."
  *   <- "quit"
- * Each case's working set lives in transparent huge pages where the kernel grants them, so
- * its physical layout (and with it the L2 sets it maps to: one expert fills most of a 1 MB L2)
- * is the same in every process; 4 KB pages scattered differently per process made the same
- * binary 20-40 % slower in one process than in the next.
+ * Each case's working set lives in transparent huge pages where the kernel grants them, and in
+ * DATA_COPIES copies that successive batches take in turn: where a copy lands in physical
+ * memory (in a VM, the host's) decides which cache sets it uses, and one placement made one
+ * variant 6 % slower for a whole process (2026-11-29); taking turns turns that bias of one
+ * process into noise between batches, which the median over pairs absorbs.
  * QK_INJECT_SLOWDOWN=NAME=FRACTION (test hook): that variant spins FRACTION of each call's
  * time more. */
 #define _GNU_SOURCE
@@ -40,7 +41,14 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { GATE_PROTOCOL = 2, MAX_CASES = 32, MAX_IDS = 128, MAX_THREADS = 64, MAX_CALLS = 1 << 20 };
+enum {
+    GATE_PROTOCOL = 3,
+    DATA_COPIES = 4,
+    MAX_CASES = 32,
+    MAX_IDS = 128,
+    MAX_THREADS = 64,
+    MAX_CALLS = 1 << 20
+};
 static const size_t HUGE_PAGE = 2u << 20;
 
 __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...) {
@@ -53,17 +61,23 @@ __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt,
     exit(2);
 }
 
+/* One copy of a case's data, in a region of its own: weights | x | activations | outputs. */
+typedef struct {
+    char *region;
+    qk_weights w;
+    float *x, *y;
+    void *xq;
+} data_copy;
+
 typedef struct {
     char name[128];
     const qk_kernel *k, *quant;
-    qk_weights w; /* data inside region */
     int32_t ids[MAX_IDS];
     size_t n_ids;
     int threads;
     qk_pool *pool;
-    float *x, *y;
-    void *xq;
-    char *region;
+    data_copy copies[DATA_COPIES], *data; /* data: the copy the current batch uses */
+    long batches;
     size_t region_bytes;
     double bytes;    /* weights + activations + outputs a call touches */
     double slowdown; /* QK_INJECT_SLOWDOWN */
@@ -199,33 +213,39 @@ static void setup_case(gate_case *c, const char *spec, uint64_t seed, size_t row
     qk_weights laid;
     if (qk_weights_prepare(c->k, plain, rows, cols, n_distinct, &laid)) die("out of memory");
 
-    /* one region: weights | x | activations in the variant's format | outputs, page-aligned */
+    /* each copy in a region of its own, page-aligned inside: weights | x | activations in the
+     * variant's format | outputs */
     const size_t w_bytes = laid.expert_bytes * n_distinct, x_bytes = cols * sizeof(float),
                  xq_bytes = qk_format_bytes(c->k->act_format, cols),
                  y_bytes = c->n_ids * rows * sizeof(float), page = 4096;
     const size_t off_x = round_up(w_bytes, page), off_xq = off_x + round_up(x_bytes, page),
                  off_y = off_xq + round_up(xq_bytes, page);
     c->region_bytes = off_y + round_up(y_bytes, page);
-    c->region = huge_alloc(c->region_bytes);
-    memcpy(c->region, laid.data, w_bytes);
-    c->w = laid;
-    c->w.data = c->region;
-    c->w.owned = 0;
+    for (int i = 0; i < DATA_COPIES; i++) {
+        data_copy *d = &c->copies[i];
+        d->region = huge_alloc(c->region_bytes);
+        memcpy(d->region, laid.data, w_bytes);
+        d->w = laid;
+        d->w.data = d->region;
+        d->w.owned = 0;
+        d->x = (float *)(d->region + off_x);
+        d->xq = d->region + off_xq;
+        d->y = (float *)(d->region + off_y);
+        qk_rng r;
+        qk_rng_seed(&r, seed ^ 0xac7);
+        qk_act_fill(&r, QK_ACT_NORMAL, d->x, cols);
+        if (!c->quant) memcpy(d->xq, d->x, xq_bytes);
+    }
+    c->data = &c->copies[0];
     qk_weights_release(&laid);
     free(plain);
-    c->x = (float *)(c->region + off_x);
-    c->xq = c->region + off_xq;
-    c->y = (float *)(c->region + off_y);
-    qk_rng r;
-    qk_rng_seed(&r, seed ^ 0xac7);
-    qk_act_fill(&r, QK_ACT_NORMAL, c->x, cols);
-    if (!c->quant) memcpy(c->xq, c->x, xq_bytes);
     c->bytes = (double)(c->n_ids * per_expert * sizeof(qk_block_q4k) + xq_bytes + y_bytes);
 }
 
 static void forward(gate_case *c) {
     const double t0 = c->slowdown > 0 ? qk_hook_now() : 0;
-    qk_moe_forward(c->pool, c->quant, c->k, &c->w, c->ids, c->n_ids, c->x, c->xq, c->y);
+    data_copy *d = c->data;
+    qk_moe_forward(c->pool, c->quant, c->k, &d->w, c->ids, c->n_ids, d->x, d->xq, d->y);
     if (c->slowdown > 0) qk_hook_spin(t0, c->slowdown); /* a real slowdown, for the tests */
 }
 
@@ -285,6 +305,7 @@ static double median_sorted(double *v, long n) {
  * coarse for one call), which the coordinator checks. */
 static void run_batch(gate_case *c, int index, long calls, long warmup, size_t rows) {
     pin_to(allowed_cpus[c->threads == 1 ? n_allowed - 1 : 0]);
+    c->data = &c->copies[c->batches++ % DATA_COPIES];
     for (long i = 0; i < warmup; i++)
         forward(c);
     struct rusage ru0, ru1;
@@ -302,7 +323,7 @@ static void run_batch(gate_case *c, int index, long calls, long warmup, size_t r
     }
     const double wall = last - w0, cpu = cpu_s(CLOCK_PROCESS_CPUTIME_ID) - p0;
     getrusage(RUSAGE_SELF, &ru1);
-    const uint64_t hash = fnv1a52(c->y, c->n_ids * rows * sizeof *c->y);
+    const uint64_t hash = fnv1a52(c->data->y, c->n_ids * rows * sizeof *c->data->y);
     const double median_all = median_sorted(call_s, calls),
                  median = clean >= 3 ? median_sorted(clean_s, clean) : median_all;
     if (c->threads > 1) settle_pool();
@@ -354,8 +375,9 @@ int main(int argc, char **argv) {
     }
     printf("qkgate %d ready %d\n", GATE_PROTOCOL, n_cases);
     for (int i = 0; i < n_cases; i++)
-        printf("case %d %s bytes=%.0f region_kb=%zu huge_kb=%ld\n", i, cases[i].name,
-               cases[i].bytes, cases[i].region_bytes / 1024, huge_kb(cases[i].region));
+        printf("case %d %s bytes=%.0f region_kb=%zu huge_kb=%ld copies=%d\n", i, cases[i].name,
+               cases[i].bytes, cases[i].region_bytes / 1024, huge_kb(cases[i].copies[0].region),
+               DATA_COPIES);
     fflush(stdout);
 
     char line[256];
@@ -371,6 +393,7 @@ int main(int argc, char **argv) {
     for (int t = 0; t <= MAX_THREADS; t++)
         qk_pool_destroy(pools[t]);
     for (int i = 0; i < n_cases; i++)
-        munmap(cases[i].region, round_up(cases[i].region_bytes, HUGE_PAGE));
+        for (int k = 0; k < DATA_COPIES; k++)
+            munmap(cases[i].copies[k].region, round_up(cases[i].region_bytes, HUGE_PAGE));
     return 0;
 }

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 
-PROTOCOL = 2
+PROTOCOL = 3
 
 
 def no_aslr_prefix():
