@@ -19,7 +19,7 @@
  * variant 6 % slower for a whole process (2026-11-29); taking turns turns that bias of one
  * process into noise between batches, which the median over pairs absorbs.
  * QK_INJECT_SLOWDOWN=NAME=FRACTION (test hook): that variant spins FRACTION of each call's
- * time more. */
+ * time more; QK_INJECT_SLEEP=NAME=FRACTION: it sleeps that much more (off the CPU). */
 #define _GNU_SOURCE
 #include "act.h"
 #include "synth.h"
@@ -79,8 +79,8 @@ typedef struct {
     data_copy copies[DATA_COPIES], *data; /* data: the copy the current batch uses */
     long batches;
     size_t region_bytes;
-    double bytes;    /* weights + activations + outputs a call touches */
-    double slowdown; /* QK_INJECT_SLOWDOWN */
+    double bytes;           /* weights + activations + outputs a call touches */
+    double slowdown, sleep; /* test hooks QK_INJECT_SLOWDOWN (spin), QK_INJECT_SLEEP */
 } gate_case;
 
 static int allowed_cpus[MAX_THREADS], n_allowed;
@@ -153,18 +153,28 @@ static double injected_slowdown(const char *name) {
     return f;
 }
 
-static void parse_ids(gate_case *c, const char *s) {
+/* s as a whole decimal integer in lo..hi, or -1 (no sign, no junk, no overflow). */
+static long long parse_count(const char *s, long long lo, long long hi) {
     char *end;
-    for (;;) {
-        errno = 0;
-        long e = strtol(s, &end, 10);
-        if (end == s || errno || e < 0 || e >= MAX_IDS || c->n_ids == MAX_IDS)
+    errno = 0;
+    if (!(*s >= '0' && *s <= '9')) return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno || v < (unsigned long long)lo || v > (unsigned long long)hi) return -1;
+    return (long long)v;
+}
+
+static void parse_ids(gate_case *c, char *s) {
+    const size_t len = strlen(s);
+    if (!len || s[0] == ',' || s[len - 1] == ',' || strstr(s, ",,"))
+        die("case '%s': experts must be a comma-separated list of 0..%d", c->name, MAX_IDS - 1);
+    char *save = NULL;
+    for (char *t = strtok_r(s, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        long long e = parse_count(t, 0, MAX_IDS - 1);
+        if (e < 0 || c->n_ids == MAX_IDS)
             die("case '%s': experts must be a comma-separated list of 0..%d", c->name, MAX_IDS - 1);
         c->ids[c->n_ids++] = (int32_t)e;
-        if (*end != ',') break;
-        s = end + 1;
     }
-    if (*end)
+    if (!c->n_ids)
         die("case '%s': experts must be a comma-separated list of 0..%d", c->name, MAX_IDS - 1);
 }
 
@@ -184,15 +194,18 @@ static void setup_case(gate_case *c, const char *spec, uint64_t seed, size_t row
     const char *why = qk_cpu_unsupported(c->k);
     if (why) die("case '%s': this CPU cannot run it (%s)", spec, why);
     parse_ids(c, experts);
-    char *end;
-    c->threads = (int)strtol(threads, &end, 10);
-    if (*end || c->threads < 1 || c->threads > n_allowed)
+    c->threads = (int)parse_count(threads, 1, n_allowed);
+    if (c->threads < 1)
         die("case '%s': threads must be 1..%d (the CPUs this process may use)", spec, n_allowed);
     if (c->k->act_format != QK_FMT_F32) {
         c->quant = qk_cpu_best_quantizer(c->k->act_format);
         if (!c->quant) die("case '%s': no quantizer for its activations", spec);
     }
     c->slowdown = injected_slowdown(variant);
+    c->sleep = qk_hook_fraction("QK_INJECT_SLEEP", variant);
+    if (c->sleep < 0)
+        die("QK_INJECT_SLEEP: '%s' is not NAME=FRACTION (0 < FRACTION <= 10)",
+            getenv("QK_INJECT_SLEEP"));
 
     /* distinct experts, compact; ids index them (as bench lays them out) */
     int32_t slot_of[MAX_IDS], distinct[MAX_IDS];
@@ -243,10 +256,11 @@ static void setup_case(gate_case *c, const char *spec, uint64_t seed, size_t row
 }
 
 static void forward(gate_case *c) {
-    const double t0 = c->slowdown > 0 ? qk_hook_now() : 0;
+    const double t0 = c->slowdown > 0 || c->sleep > 0 ? qk_hook_now() : 0;
     data_copy *d = c->data;
     qk_moe_forward(c->pool, c->quant, c->k, &d->w, c->ids, c->n_ids, d->x, d->xq, d->y);
     if (c->slowdown > 0) qk_hook_spin(t0, c->slowdown); /* a real slowdown, for the tests */
+    if (c->sleep > 0) qk_hook_sleep(t0, c->sleep);      /* a slowdown off the CPU */
 }
 
 /* The pool's workers spin a few milliseconds after a job before they sleep: wait until every
@@ -347,9 +361,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (arg + 1 < argc && !strcmp(argv[arg], "--seed")) {
-        char *end;
-        seed = strtoull(argv[arg + 1], &end, 10);
-        if (*end || !argv[arg + 1][0]) die("--seed: '%s' is not an integer", argv[arg + 1]);
+        long long v = parse_count(argv[arg + 1], 0, INT64_MAX);
+        if (v < 0) die("--seed: '%s' is not an integer in 0..2^63-1", argv[arg + 1]);
+        seed = (uint64_t)v;
         arg += 2;
     }
     if (arg >= argc) die("usage: gate_worker [--seed N] VARIANT:EXPERTS:THREADS...");
@@ -373,6 +387,15 @@ int main(int argc, char **argv) {
         }
         c->pool = pools[c->threads];
     }
+    /* a slowdown hook that names none of the cases would measure nothing, silently */
+    const char *hook = getenv("QK_INJECT_SLOWDOWN"), *sleep_hook = getenv("QK_INJECT_SLEEP");
+    int hooked = 0, slept = 0;
+    for (int i = 0; i < n_cases; i++)
+        hooked |= cases[i].slowdown > 0, slept |= cases[i].sleep > 0;
+    if (hook && *hook && !hooked)
+        die("QK_INJECT_SLOWDOWN=%s names the variant of none of the cases", hook);
+    if (sleep_hook && *sleep_hook && !slept)
+        die("QK_INJECT_SLEEP=%s names the variant of none of the cases", sleep_hook);
     printf("qkgate %d ready %d\n", GATE_PROTOCOL, n_cases);
     for (int i = 0; i < n_cases; i++)
         printf("case %d %s bytes=%.0f region_kb=%zu huge_kb=%ld copies=%d\n", i, cases[i].name,
@@ -380,15 +403,25 @@ int main(int argc, char **argv) {
                DATA_COPIES);
     fflush(stdout);
 
+    /* "run INDEX CALLS WARMUP" or "quit", one a line; anything else ends the worker */
     char line[256];
     while (fgets(line, sizeof line, stdin)) {
-        int index;
-        long calls, warmup;
-        if (!strcmp(line, "quit\n")) break;
-        if (sscanf(line, "run %d %ld %ld", &index, &calls, &warmup) != 3 || index < 0 ||
-            index >= n_cases || calls < 1 || calls > MAX_CALLS || warmup < 0 || warmup > MAX_CALLS)
-            die("bad command '%.*s'", (int)strcspn(line, "\n"), line);
-        run_batch(&cases[index], index, calls, warmup, rows);
+        line[strcspn(line, "\n")] = 0;
+        if (!strcmp(line, "quit")) break;
+        char *words[5], *save = NULL;
+        int n = 0;
+        for (char *w = strtok_r(line, " ", &save); w && n < 5; w = strtok_r(NULL, " ", &save))
+            words[n++] = w;
+        long long index = -1, calls = -1, warmup = -1;
+        if (n == 4 && !strcmp(words[0], "run")) {
+            index = parse_count(words[1], 0, n_cases - 1);
+            calls = parse_count(words[2], 1, MAX_CALLS);
+            warmup = parse_count(words[3], 0, MAX_CALLS);
+        }
+        if (index < 0 || calls < 0 || warmup < 0)
+            die("bad command (not 'run INDEX<%d CALLS<=%d WARMUP<=%d' or 'quit')", n_cases,
+                MAX_CALLS, MAX_CALLS);
+        run_batch(&cases[index], (int)index, (long)calls, (long)warmup, rows);
     }
     for (int t = 0; t <= MAX_THREADS; t++)
         qk_pool_destroy(pools[t]);

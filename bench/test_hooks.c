@@ -1,11 +1,15 @@
-#define _POSIX_C_SOURCE 200809L
+#define _POSIX_C_SOURCE 200809L /* nanosleep, clock_gettime */
 #include "test_hooks.h"
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 double qk_hook_slowdown(const char *name) {
-    const char *v = getenv("QK_INJECT_SLOWDOWN");
+    return qk_hook_fraction("QK_INJECT_SLOWDOWN", name);
+}
+
+double qk_hook_fraction(const char *variable, const char *name) {
+    const char *v = getenv(variable);
     if (!v || !*v) return 0;
     const char *eq = strchr(v, '=');
     char *end;
@@ -24,4 +28,10 @@ void qk_hook_spin(double t0, double fraction) {
     const double until = t0 + (qk_hook_now() - t0) * (1 + fraction);
     while (qk_hook_now() < until) {
     }
+}
+
+void qk_hook_sleep(double t0, double fraction) {
+    const double s = (qk_hook_now() - t0) * fraction;
+    struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&t, NULL);
 }

@@ -6,9 +6,14 @@
 /* QK_INJECT_SLOWDOWN=NAME=FRACTION: FRACTION for the variant called `name`, 0 when the variable
  * is unset or names another variant, -1 when it is not NAME=FRACTION with 0 < FRACTION <= 10. */
 double qk_hook_slowdown(const char *name);
+/* The same NAME=FRACTION form read from any variable (QK_INJECT_SLEEP: gate_worker's calls of
+ * that variant sleep FRACTION of their time, off the CPU). */
+double qk_hook_fraction(const char *variable, const char *name);
 /* Monotonic seconds, the clock the slowdown is measured on. */
 double qk_hook_now(void);
 /* After a call that began at t0: spins until the call has taken (1 + fraction) times as long. */
 void qk_hook_spin(double t0, double fraction);
+/* The same, asleep. */
+void qk_hook_sleep(double t0, double fraction);
 
 #endif

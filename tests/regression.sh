@@ -38,7 +38,9 @@ if [ -z "${QK_GATE_WORKER:-}" ]; then
 fi
 base_worker=${QK_BASE_WORKER:-}
 if [ -z "$base_worker" ]; then
-  commit=$(sed -n 's/^baseline_commit \([0-9a-f]\{40\}\)$/\1/p' "$record" 2>/dev/null | head -1)
+  [ -r "$record" ] || die "$record: no such file (tests/regression.sh --record writes it)"
+  commit=$(sed -n 's/^baseline_commit \([0-9a-f]\{40\}\)$/\1/p' "$record")
+  [ "$(grep -c '^baseline_commit' "$record")" -le 1 ] || die "$record: more than one baseline_commit line"
   [ -n "$commit" ] ||
     die "$record: no 'baseline_commit <40 hex digits>' line (tests/regression.sh --record writes one)"
   # a shallow clone lacks it: fetch that one commit by its whole hash

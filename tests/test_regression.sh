@@ -39,20 +39,54 @@ rounds = {(r["case"], r["round"]) for r in d["results"]}
 assert ("q4k_q8k_ref:0:1", "confirm") in rounds, rounds
 assert all(r["batches"] and r["pairs"] >= 16 for r in d["results"])
 PY
-expect_rc 2 "a worker that does not speak the protocol" $py "$src/tests/gate.py" /bin/true "$worker" \
+# calls made slower off the CPU (asleep) are left out of the times: the gate must still fail them
+QK_INJECT_SLEEP=q4k_q8k_ref=0.5 expect_rc 1 "q4k_q8k_ref calls that sleep fail the gate" \
+  $py "$src/tests/gate.py" "$worker" "$worker" --cases q4k_q8k_ref:0:1
+grep -q "^gate: REGRESSION q4k_q8k_ref:0:1: .*calls off the CPU" "$tmp/out.txt" && ok ||
+  bad "the failure does not say the calls ran off the CPU"
+# unusable setups exit 2 with one line, never 1 (which would read as a regression)
+gate() { $py "$src/tests/gate.py" "$@"; }
+expect_rc 2 "a worker that does not speak the protocol" gate /bin/true "$worker" --cases q4k_q8k_ref:0:1
+expect_rc 2 "a case naming no variant" gate "$worker" "$worker" --cases nope:0:1
+grep -q "no CPU matvec variant 'nope'" "$tmp/out.txt" && ok || bad "the worker's own message is not shown"
+expect_rc 2 "a case with a bad expert list" gate "$worker" "$worker" --cases q4k_q8k_ref:0+x:1
+expect_rc 2 "an empty case list" gate "$worker" "$worker" --cases ''
+expect_rc 2 "a case given twice" gate "$worker" "$worker" --cases q4k_q8k_ref:0:1,q4k_q8k_ref:0:1
+expect_rc 2 "more pairs than the gate allows" gate "$worker" "$worker" --max-pairs 2000
+expect_rc 2 "an endless batch" gate "$worker" "$worker" --batch-ms inf
+expect_rc 2 "a --json folder that does not exist" gate "$worker" "$worker" --cases q4k_q8k_ref:0:1 \
+  --json "$tmp/none/gate.json"
+QK_INJECT_SLOWDOWN=typo=1 expect_rc 2 "a slowdown hook naming no case" gate "$worker" "$worker" \
   --cases q4k_q8k_ref:0:1
-expect_rc 2 "a case naming no variant" $py "$src/tests/gate.py" "$worker" "$worker" --cases nope:0:1
-expect_rc 2 "a case with a bad expert list" $py "$src/tests/gate.py" "$worker" "$worker" \
-  --cases q4k_q8k_ref:0+x:1
+printf '#!/bin/sh\necho "qkgate 3 ready 1"; echo "case 0 x"; exec sleep 60\n' >"$tmp/hang.sh"
+printf '#!/bin/sh\necho "qkgate 3 ready 1"; echo "case 0 x"; read l; echo "done 0 calls=3 median_ns=0"; exec sleep 60\n' >"$tmp/zero.sh"
+chmod +x "$tmp/hang.sh" "$tmp/zero.sh"
+expect_rc 2 "a worker that never answers a batch" gate "$tmp/hang.sh" "$worker" --cases q4k_q8k_ref:0:1 \
+  --timeout 2
+grep -q "no answer in 2 s while running q4k_q8k_ref:0:1" "$tmp/out.txt" && ok || bad "the hang is not named"
+expect_rc 2 "a worker that answers out of protocol" gate "$tmp/zero.sh" "$worker" --cases q4k_q8k_ref:0:1 \
+  --timeout 5
 echo 'baseline_commit 054cfbe80ae6-dirty' >"$tmp/dirty.txt"
 QK_BASE_WORKER= QK_GATE_RECORD="$tmp/dirty.txt" expect_rc 2 "a baseline record that names no commit" \
   bash "$src/tests/regression.sh" "$tmp/dirty"
 grep -q "no 'baseline_commit <40 hex digits>' line" "$tmp/out.txt" && ok || bad "the record's problem is not named"
+printf 'baseline_commit %s\nbaseline_commit %s\n' "$(printf 'a%.0s' {1..40})" "$(printf 'b%.0s' {1..40})" \
+  >"$tmp/two.txt"
+QK_BASE_WORKER= QK_GATE_RECORD="$tmp/two.txt" expect_rc 2 "a record naming two commits" \
+  bash "$src/tests/regression.sh" "$tmp/two"
+QK_BASE_WORKER= QK_GATE_RECORD="$tmp/missing.txt" expect_rc 2 "a missing record" \
+  bash "$src/tests/regression.sh" "$tmp/missing"
 echo 'baseline_commit 0123456789012345678901234567890123456789' >"$tmp/gone.txt"
 QK_BASE_WORKER= QK_GATE_RECORD="$tmp/gone.txt" expect_rc 2 "a baseline commit that does not exist" \
   bash "$src/tests/regression.sh" "$tmp/gone"
 QK_INJECT_SLOWDOWN=bogus expect_rc 2 "a malformed slowdown hook" "$bench" --kernel q4k_q8k_ref --experts 0
 QK_INJECT_SLOWDOWN=bogus expect_rc 2 "a malformed slowdown hook (worker)" "$worker" q4k_q8k_ref:0:1
+for bad_cmd in 'run 4294967296 3 1' 'run 0 3 1 junk' 'run 0 -3 1' 'walk'; do
+  echo "$bad_cmd" >"$tmp/cmd.txt"
+  expect_rc 2 "the worker refuses '$bad_cmd'" "$worker" q4k_q8k_ref:0:1 <"$tmp/cmd.txt"
+done
+expect_rc 2 "the worker refuses a thread count that wraps" "$worker" q4k_q8k_ref:0:4294967297 </dev/null
+expect_rc 2 "the worker refuses a negative seed" "$worker" --seed -1 q4k_q8k_ref:0:1 </dev/null
 # compare.py and the contracts, on a result file of this bench
 expect_rc 0 "a bench run for the comparisons" "$bench" --kernel 'q4k_*' --experts 0 --hot \
   --repetitions 5 --min-time 0.02 --json "$tmp/base.json"
