@@ -235,6 +235,11 @@ int qk_npy_read_f32(const char *path, float **out, size_t *n_out, char *err, siz
         goto done;
     }
     size_t hlen;
+    if (pre[7] != 0) { /* NumPy has written 1.0, 2.0 and 3.0 only */
+        fail(err, es, path, "unsupported .npy version %d.%d (1.0, 2.0, 3.0 are read)", pre[6],
+             pre[7]);
+        goto done;
+    }
     if (pre[6] == 1) {
         if (fread(pre + 8, 1, 2, f) != 2) goto truncated;
         hlen = pre[8] | (size_t)pre[9] << 8;

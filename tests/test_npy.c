@@ -90,6 +90,10 @@ int main(void) {
     expect_error("missing key", "lacks");
     write_file(7, good, f, sizeof f);
     expect_error("version 7", "version");
+    write_file(1, good, f, sizeof f); /* version 1.9: NumPy has written only x.0 */
+    FILE *vf = fopen(path, "r+b");
+    CHECK(vf && fseek(vf, 7, SEEK_SET) == 0 && fputc(9, vf) == 9 && fclose(vf) == 0, "patch");
+    expect_error("version 1.9", "version 1.9");
     float nan_payload[5] = {1, 2, NAN, 4, 5};
     write_file(1, good, nan_payload, sizeof nan_payload);
     expect_error("NaN value", "value 2 is not finite");
