@@ -132,6 +132,8 @@ typedef struct {
     char field[160];         /* what is being read, for the message */
     int mapped;              /* base is our page-aligned mapping of the file */
     const uint8_t *released; /* pages before it were handed back (mapped files) */
+    uint64_t array_strings;  /* strings in the arrays read so far */
+    uint64_t key_bytes;      /* bytes of the keys copied so far */
 } cursor;
 
 __attribute__((format(printf, 2, 3))) static void fail(cursor *c, const char *fmt, ...) {
@@ -299,6 +301,16 @@ static void read_value(cursor *c, qk_gguf_kv *kv) {
         }
         kv->array_data = c->p;
         if (kv->array_type == QK_GGUF_STRING) {
+            /* each length is read: bounded by the file and by a budget for the whole file */
+            if (kv->array_count > QK_GGUF_MAX_ARRAY_STRINGS - c->array_strings) {
+                fail(c,
+                     "%llu strings (after %llu in earlier arrays): more than the %d strings in "
+                     "arrays bench reads from a file",
+                     (unsigned long long)kv->array_count, (unsigned long long)c->array_strings,
+                     (int)QK_GGUF_MAX_ARRAY_STRINGS);
+                return;
+            }
+            c->array_strings += kv->array_count;
             if (kv->array_count > left(c) / 8) {
                 fail(c, "%llu strings cannot fit in the %zu bytes left",
                      (unsigned long long)kv->array_count, left(c));
@@ -409,12 +421,18 @@ static qk_gguf *parse(qk_gguf *g, const char *name, char *err, size_t err_size) 
     field(&c, "tensor_count");
     uint64_t n_tensors = u64(&c);
     /* a tensor info is at least 8 (name length) + 4 + 8 + 4 + 8 bytes */
+    if (!c.failed && n_tensors > QK_GGUF_MAX_TENSORS)
+        fail(&c, "%llu tensors: more than the %d bench reads", (unsigned long long)n_tensors,
+             (int)QK_GGUF_MAX_TENSORS);
     if (!c.failed && n_tensors > left(&c) / 32)
         fail(&c, "%llu tensors cannot fit in a file of %zu bytes", (unsigned long long)n_tensors,
              g->size);
     field(&c, "kv_count");
     uint64_t n_kvs = u64(&c);
     /* a key/value is at least 8 (key length) + 4 (type) + 1 bytes */
+    if (!c.failed && n_kvs > QK_GGUF_MAX_KVS)
+        fail(&c, "%llu key/values: more than the %d bench reads", (unsigned long long)n_kvs,
+             (int)QK_GGUF_MAX_KVS);
     if (!c.failed && n_kvs > left(&c) / 13)
         fail(&c, "%llu key/values cannot fit in a file of %zu bytes", (unsigned long long)n_kvs,
              g->size);
@@ -428,14 +446,21 @@ static qk_gguf *parse(qk_gguf *g, const char *name, char *err, size_t err_size) 
             break;
         }
         qk_gguf_kv *kv = &g->kvs[g->n_kvs];
-        kv->key = string(&c, 65535, NULL); /* GGUF's limit for keys */
+        uint64_t key_len = 0;
+        kv->key = string(&c, 65535, &key_len); /* GGUF's limit for keys */
         if (c.failed) break;
+        c.key_bytes += key_len;
         g->n_kvs++;
         if (!*kv->key) { /* a run of zero bytes reads as empty keys */
             fail(&c, "empty (a GGUF key names its value, e.g. general.architecture)");
             break;
         }
         field(&c, "key '%s'", shown(kv->key, sh));
+        if (c.key_bytes > QK_GGUF_MAX_KEY_BYTES) {
+            fail(&c, "the keys so far hold %llu bytes, more than the %d bench reads",
+                 (unsigned long long)c.key_bytes, (int)QK_GGUF_MAX_KEY_BYTES);
+            break;
+        }
         int dup = index_add(&g->kv_index, g->kvs, sizeof *g->kvs, g->n_kvs - 1);
         if (dup) {
             fail(&c, dup > 0 ? "appears twice" : "out of memory");

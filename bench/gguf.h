@@ -22,6 +22,15 @@ enum {
     QK_GGUF_FLOAT64,
     QK_GGUF_VALUE_TYPES
 };
+/* What the reader takes from one file, so that a hostile file stays within 100 MB and a second
+ * (a real model has about 50 key/values, up to a few thousand tensors and tokenizer arrays of
+ * up to ~260k strings): more is refused in one line naming the count and the limit. */
+enum {
+    QK_GGUF_MAX_KVS = 65536,
+    QK_GGUF_MAX_TENSORS = 65536,
+    QK_GGUF_MAX_KEY_BYTES = 8 << 20,      /* all keys together */
+    QK_GGUF_MAX_ARRAY_STRINGS = 16 << 20, /* the strings of all string arrays together */
+};
 /* The ggml tensor types qkbench names (the reader knows the sizes of all of them). */
 enum { QK_GGML_F32 = 0, QK_GGML_F16 = 1, QK_GGML_Q4_K = 12, QK_GGML_Q6_K = 14 };
 
