@@ -23,6 +23,7 @@
 #include <fnmatch.h>
 #include <math.h>
 #include <regex.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +135,32 @@ static double hash52(const void *p, size_t n) {
 static int injected_late_fault(const char *name) {
     const char *v = getenv("QK_INJECT_LATE_FAULT");
     return v && !strcmp(v, name);
+}
+
+/* The test hooks must name a CPU variant this run times: a typo would otherwise leave the
+ * run as it was and exit 0. */
+static const char *unsupported(const qk_kernel *k);
+static void check_hooks(const qk_kernel *const *sel, size_t n_sel) {
+    char name[128], shown[160];
+    const char *late = getenv("QK_INJECT_LATE_FAULT");
+    for (int hook = 0; hook < 2; hook++) {
+        const char *var = hook ? "QK_INJECT_LATE_FAULT" : "QK_INJECT_SLOWDOWN";
+        if (hook) {
+            if (!late || !*late) continue;
+            snprintf(name, sizeof name, "%s", late);
+        } else {
+            if (!qk_hook_slowdown_target(name, sizeof name)) continue;
+            (void)injected_slowdown(""); /* a malformed value is named first */
+        }
+        int found = 0;
+        for (size_t i = 0; i < n_sel && !found; i++)
+            found =
+                sel[i]->device == QK_DEV_CPU && !unsupported(sel[i]) && !strcmp(sel[i]->name, name);
+        if (!found)
+            qk_die("%s: '%s' is not a CPU variant this run times (--kernel selects them; "
+                   "bench --list names them)",
+                   var, qk_gguf_printable(name, strlen(name), shown, sizeof shown));
+    }
 }
 
 static void forward(variant *v) {
@@ -305,11 +332,29 @@ static void on_result(const qk_gb_result *r, void *ctx) {
     }
 }
 
-static void emit_context(const char *key, const char *value, void *ctx) {
-    FILE *summary = ctx;
+/* A key of the JSON context. --benchmark_context's keys are in the context first, and Google
+ * Benchmark keeps them over bench's: a key that bench writes is refused rather than replaced. */
+static void add_context(const char *key, const char *value) {
+    const char *user = g.o.gb_context;
+    size_t n = strlen(key);
+    for (const char *p = user; p && *p; p += strcspn(p, ","), p += *p == ',') {
+        size_t k = strcspn(p, "=,");
+        if (k == n && !strncmp(p, key, n))
+            qk_die("--benchmark_context: '%s' is a key bench writes itself (the run's "
+                   "fingerprint and parameters); choose another name",
+                   key);
+    }
     qk_gb_add_context(key, value);
+}
+
+/* The hwloc fingerprint's keys; cpu_model and cpu_caches are kept for the header. */
+static char summary_lines[1024];
+static void emit_context(const char *key, const char *value, void *ctx) {
+    int summary = ctx != NULL;
+    add_context(key, value);
+    size_t len = strlen(summary_lines);
     if (summary && (!strcmp(key, "cpu_model") || !strcmp(key, "cpu_caches")))
-        fprintf(summary, "# %s: %s\n", key, value);
+        snprintf(summary_lines + len, sizeof summary_lines - len, "# %s: %s\n", key, value);
 }
 
 static const qk_kernel *variant_at(size_t i) {
@@ -362,6 +407,12 @@ static size_t select_kernels(const char *patterns, const qk_kernel **sel, size_t
     return n;
 }
 
+static int all_finite(const double *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return 0;
+    return 1;
+}
+
 static void *xmalloc(size_t bytes, const char *what) {
     void *p = NULL;
     if (posix_memalign(&p, 64, bytes ? bytes : 64))
@@ -404,19 +455,21 @@ static void run_oracle(void *arg, int ti, int nt) {
 }
 
 /* --json FILE is written to a temporary file beside it and renamed over it once the run has
- * finished, so a run that fails (a bad flag found late, an interrupted run) leaves an existing
- * FILE as it was. What is not a regular file (/dev/null, a FIFO) is written directly. */
+ * finished and every write has succeeded, so a run that fails (a bad flag found late, an
+ * interrupted run, a full disk) leaves an existing FILE as it was. What is not a regular file
+ * (/dev/null, a FIFO) is written directly. Google Benchmark's own file is /dev/null: bench
+ * writes the text its reporter made (qk_gb_json_text) and checks each write. */
 static char json_tmp[4200];
 static void remove_json_tmp(void) {
     if (*json_tmp) unlink(json_tmp);
 }
-static const char *json_target(const char *path) {
+static void json_target(const char *path) {
     struct stat st;
     if (!stat(path, &st) && !S_ISREG(st.st_mode)) {
         if (!S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode))
             qk_die("--json: cannot write %s: not a regular file, device or FIFO", path);
         if (access(path, W_OK)) qk_die("--json: cannot write %s: %s", path, strerror(errno));
-        return path;
+        return;
     }
     if (snprintf(json_tmp, sizeof json_tmp, "%s.tmpXXXXXX", path) >= (int)sizeof json_tmp)
         qk_die("--json: file name too long");
@@ -430,9 +483,21 @@ static const char *json_target(const char *path) {
     fchmod(fd, 0666 & ~mask);
     close(fd);
     atexit(remove_json_tmp);
-    return json_tmp;
 }
 static void finish_json(const char *path) {
+    const char *text = qk_gb_json_text(), *target = *json_tmp ? json_tmp : path;
+    const char *kept = *json_tmp ? "; an existing file is left as it was" : "";
+    if (!*text) qk_die("--json: Google Benchmark wrote no JSON for %s", path);
+    FILE *f = fopen(target, "w");
+    if (!f) qk_die("--json: cannot write %s: %s%s", path, strerror(errno), kept);
+    size_t n = strlen(text);
+    errno = 0;
+    int bad = fwrite(text, 1, n, f) != n;
+    bad = bad || fflush(f) != 0;
+    int e = errno;
+    bad = fclose(f) != 0 || bad;
+    if (!e) e = errno;
+    if (bad) qk_die("--json: writing %s failed: %s%s", path, e ? strerror(e) : "I/O error", kept);
     if (!*json_tmp) return;
     if (rename(json_tmp, path))
         qk_die("--json: cannot rename %s to %s: %s", json_tmp, path, strerror(errno));
@@ -461,9 +526,21 @@ static int json_peak_counters(const char *name, const char *aggregate, double gb
     return 1;
 }
 
+/* A row's name as Google Benchmark matches it: with "/iterations:N/manual_time" on the rows of
+ * fixed counts. */
+static void full_name(const bench_row *row, int cold_iterations, int gpu_iterations, char *out,
+                      size_t size) {
+    if ((row->v && row->v->gpu) || row->cold)
+        snprintf(out, size, "%s/iterations:%d/manual_time", row->name,
+                 row->cold ? cold_iterations : gpu_iterations);
+    else
+        snprintf(out, size, "%s", row->name);
+}
+
 /* --benchmark_filter must select a row, checked before anything is printed. Google Benchmark
  * matches a POSIX extended regular expression (a leading '-' negates it) against each row's full
- * name: with "/iterations:N/manual_time" on the rows of fixed counts. */
+ * name. A variant's %peak needs its peak read row: the filter is replaced by the exact list of
+ * the rows it selects plus the peak rows they need. */
 static void check_filter(int cold_iterations, int gpu_iterations) {
     const char *filter = qk_gb_filter();
     if (!*filter || !strcmp(filter, "all")) return;
@@ -471,21 +548,48 @@ static void check_filter(int cold_iterations, int gpu_iterations) {
     regex_t re;
     if (regcomp(&re, filter + negate, REG_EXTENDED | REG_NOSUB))
         qk_die("--benchmark_filter: '%s' is not a regular expression", filter);
+    char *run = calloc(g.n_rows ? g.n_rows : 1, 1);
+    if (!run) qk_die("out of memory");
     size_t matched = 0;
     for (size_t i = 0; i < g.n_rows; i++) {
-        const bench_row *row = &g.rows[i];
         char full[220];
-        if ((row->v && row->v->gpu) || row->cold)
-            snprintf(full, sizeof full, "%s/iterations:%d/manual_time", row->name,
-                     row->cold ? cold_iterations : gpu_iterations);
-        else
-            snprintf(full, sizeof full, "%s", row->name);
-        matched += (regexec(&re, full, 0, NULL, 0) == 0) != negate;
+        full_name(&g.rows[i], cold_iterations, gpu_iterations, full, sizeof full);
+        run[i] = (regexec(&re, full, 0, NULL, 0) == 0) != negate;
+        matched += run[i];
     }
     regfree(&re);
     if (!matched)
         qk_die("--benchmark_filter: '%s' matches no row (rows are named like %s)", filter,
                g.rows[0].name);
+    for (size_t i = 0; i < g.n_rows; i++)
+        if (run[i] && g.rows[i].peak) run[g.rows[i].peak - g.rows] = 1;
+    /* ^(name|name|...)(/.*)?$ with every character but [A-Za-z0-9_] in brackets (names hold
+     * letters, digits, '_', '/' and '.') */
+    size_t cap = 16, len = 0;
+    for (size_t i = 0; i < g.n_rows; i++)
+        cap += 3 * strlen(g.rows[i].name) + 1;
+    char *exact = malloc(cap);
+    if (!exact) qk_die("out of memory");
+    len += (size_t)snprintf(exact, cap, "^(");
+    int first = 1;
+    for (size_t i = 0; i < g.n_rows; i++) {
+        if (!run[i]) continue;
+        if (!first) exact[len++] = '|';
+        first = 0;
+        for (const char *c = g.rows[i].name; *c; c++) {
+            int plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                        (*c >= '0' && *c <= '9') || *c == '_';
+            if (plain) {
+                exact[len++] = *c;
+            } else { /* a bracket expression: literal in POSIX and ECMAScript regexes alike */
+                exact[len++] = '[', exact[len++] = *c, exact[len++] = ']';
+            }
+        }
+    }
+    snprintf(exact + len, cap - len, ")(/.*)?$");
+    qk_gb_set_filter(exact);
+    free(exact);
+    free(run);
 }
 
 static void pin_job(void *arg, int ti, int nt) {
@@ -501,6 +605,7 @@ int main(int argc, char **argv) {
         qk_print_usage();
         return 0;
     }
+    if (qk_cpu_isa_env_error()) qk_die("%s", qk_cpu_isa_env_error());
     if (o->list) {
         list_kernels();
         return 0;
@@ -527,6 +632,7 @@ int main(int argc, char **argv) {
                allowed);
     const qk_kernel *sel[64];
     size_t n_sel = select_kernels(o->kernels, sel, 64);
+    check_hooks(sel, n_sel);
 
     /* weights: a Q4_K tensor of a GGUF file, or the synthetic default */
     qk_model_weights model = {0};
@@ -566,16 +672,15 @@ int main(int argc, char **argv) {
     if (o->dump_dir && mkdir(o->dump_dir, 0777) && errno != EEXIST)
         qk_die("--dump-output: cannot create directory %s: %s", o->dump_dir, strerror(errno));
     if (o->json) { /* fail now, not after the run */
-        const char *target = json_target(o->json);
-        static char out_flag[4200];
-        if (snprintf(out_flag, sizeof out_flag, "--benchmark_out=%s", target) >=
-            (int)sizeof out_flag)
-            qk_die("--json: file name too long");
-        o->gb_argv[o->gb_argc++] = out_flag;
+        json_target(o->json);
+        /* a file size limit (ulimit -f) must fail the write in one line, not kill bench */
+        signal(SIGXFSZ, SIG_IGN);
+        o->gb_argv[o->gb_argc++] = "--benchmark_out=/dev/null";
         o->gb_argv[o->gb_argc++] = "--benchmark_out_format=json";
     }
-    /* as flags, not per benchmark, so names do not change with them ("/repeats:N") and a
-     * later --benchmark_repetitions or --benchmark_min_time still overrides them */
+    /* as flags, not per benchmark, so names do not change with them ("/repeats:N");
+     * --benchmark_repetitions and --benchmark_min_time were taken into these options (the last
+     * given wins, and the header says what is used) */
     static char reps_flag[64], min_time_flag[64];
     snprintf(reps_flag, sizeof reps_flag, "--benchmark_repetitions=%d", o->repetitions);
     snprintf(min_time_flag, sizeof min_time_flag, "%s", qk_gb_min_time_flag(o->min_time));
@@ -770,51 +875,52 @@ int main(int argc, char **argv) {
 
     /* the fingerprint and the run's parameters go into the JSON context */
     char v[1024];
-    qk_gb_add_context("qkbench_schema", "1");
-    qk_gb_add_context("git_commit", QK_GIT_COMMIT);
-    qk_gb_add_context("compiler", QK_COMPILER);
-    qk_gb_add_context("c_flags", QK_C_FLAGS);
+    add_context("qkbench_schema", "1");
+    add_context("git_commit", QK_GIT_COMMIT);
+    add_context("compiler", QK_COMPILER);
+    add_context("c_flags", QK_C_FLAGS);
     time_t now = time(NULL);
     strftime(v, sizeof v, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    qk_gb_add_context("run_date", v);
-    qk_hw_fingerprint(g.hw, emit_context, stdout);
+    add_context("run_date", v);
+    qk_hw_fingerprint(g.hw, emit_context, summary_lines);
     if (any_gpu) {
         qk_gpu_fingerprint(emit_context, NULL);
         snprintf(v, sizeof v, "%.1f", g.gpu_copy_bps * 1e-9);
-        qk_gb_add_context("gpu_copy_peak_GBps", v);
-        qk_gb_add_context("gpu_timing", "hot: CUDA graph of 100 units back to back, events around "
-                                        "it / 100; cold: L2 flushed (2x L2 written), one unit; "
-                                        "kernel_us: CUPTI kernel records of a second pass");
+        add_context("gpu_copy_peak_GBps", v);
+        add_context("gpu_timing", "hot: CUDA graph of 100 units back to back, events around "
+                                  "it / 100; cold: L2 flushed (2x L2 written), one unit; "
+                                  "kernel_us: CUPTI kernel records of a second pass");
     }
     uint32_t isa = qk_cpu_isa();
     snprintf(v, sizeof v, "%s%s%s", isa & QK_ISA_AVX2 ? "avx2 " : "",
              isa & QK_ISA_AVX512 ? "avx512 " : "", isa & QK_ISA_AVX512_VNNI ? "avx512_vnni" : "");
-    qk_gb_add_context("isa_used", v);
+    add_context("isa_used", v);
     const char *disabled = getenv("QK_DISABLE_ISA");
-    qk_gb_add_context("isa_disabled", disabled && *disabled ? disabled : "none");
+    add_context("isa_disabled", disabled && *disabled ? disabled : "none");
     snprintf(v, sizeof v, "%zux%zu (%s)", o->rows, o->cols, o->shape);
-    qk_gb_add_context("shape", v);
+    add_context("shape", v);
     size_t len = 0;
     for (size_t i = 0; i < o->n_ids && len < sizeof v - 8; i++)
         len += (size_t)snprintf(v + len, sizeof v - len, "%s%d", i ? "," : "", o->ids[i]);
-    qk_gb_add_context("experts", v);
-    qk_gb_add_context("activations", o->activations ? o->activations : qk_act_name(o->act));
+    add_context("experts", v);
+    add_context("activations", o->activations ? o->activations : qk_act_name(o->act));
     snprintf(v, sizeof v, "%llu", (unsigned long long)o->seed);
-    qk_gb_add_context("seed", v);
+    add_context("seed", v);
     snprintf(v, sizeof v, "%d", o->threads);
-    qk_gb_add_context("threads", v);
-    qk_gb_add_context("pinning", pinning);
-    qk_gb_add_context("cpus_allowed", allowed);
-    qk_gb_add_context("weights", weights);
-    qk_gb_add_context("q8k_quantizer", q8k_quant ? q8k_quant->name : "none");
-    qk_gb_add_context("cold_method", "clflush of the working set before each sample");
+    add_context("threads", v);
+    add_context("pinning", pinning);
+    add_context("cpus_allowed", allowed);
+    add_context("weights", weights);
+    add_context("q8k_quantizer", q8k_quant ? q8k_quant->name : "none");
+    add_context("cold_method", "clflush of the working set before each sample");
     len = 0;
     v[0] = 0;
     for (size_t i = 0; i < n_skipped; i++)
         len += (size_t)snprintf(v + len, sizeof v - len, "%s%s: %s", i ? "; " : "",
                                 skipped[i]->name, unsupported(skipped[i]));
-    qk_gb_add_context("skipped", n_skipped ? v : "none");
+    add_context("skipped", n_skipped ? v : "none");
 
+    fputs(summary_lines, stdout);
     printf("# weights %s\n# shape %zux%zu (%s), experts", weights, o->rows, o->cols, o->shape);
     for (size_t i = 0; i < o->n_ids; i++)
         printf("%s%d", i ? "," : " ", o->ids[i]);
@@ -896,6 +1002,18 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < n_skipped; i++)
         printf("%-26s skipped: %s\n", skipped[i]->name, unsupported(skipped[i]));
+    for (size_t i = 0; i < n_vars; i++) { /* e.g. weights whose fp16 scale is inf or NaN */
+        const qk_deviation *d = &vars[i].dev, *e = &vars[i].exact;
+        int exact = vars[i].quant || vars[i].k->act_format != QK_FMT_F32;
+        if (d->nonfinite || !isfinite(d->rel_l2) || !isfinite(d->max_rel) ||
+            !isfinite(d->one_minus_cos) || !isfinite(d->max_abs) ||
+            (exact && (!isfinite(e->rel_l2) || !isfinite(e->max_rel))))
+            printf("# %s: the deviation is not finite (%zu of %zu outputs are not finite; the "
+                   "oracle is %s): not a measurement of accuracy%s\n",
+                   vars[i].k->name, d->nonfinite, n_out,
+                   all_finite(y_ref, n_out) ? "finite" : "not finite either",
+                   o->json ? "; the JSON writes null for it" : "");
+    }
     if (q8k_quant)
         printf("# Q8_K activations are quantized by %s inside the timed unit.\n", q8k_quant->name);
     if (o->json) printf("# JSON: %s\n", o->json);

@@ -203,8 +203,28 @@ static int take_gb_flag(qk_options *o, const char *a) {
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         if (gb_flag(a, refused[i].name, &v))
             qk_die("%s: not supported by bench (%s)", a, refused[i].why);
+    /* the same settings as --repetitions and --min-time: whichever comes last wins, and the
+     * header says what was used */
     if (gb_flag(a, "benchmark_repetitions", &v)) {
-        (void)parse_int("--benchmark_repetitions", v, 1, QK_MAX_REPS);
+        o->repetitions = (int)parse_int("--benchmark_repetitions", v, 1, QK_MAX_REPS);
+        return 1;
+    }
+    if (gb_flag(a, "benchmark_min_time", &v)) {
+        /* seconds, with the "s" that Google Benchmark 1.8 reads (its "Nx" is an iteration
+         * count, which 1.7 does not know: refused) */
+        char num[64];
+        size_t n = strlen(v);
+        if (n && n < sizeof num && v[n - 1] == 's') n--;
+        if (n >= sizeof num) n = 0;
+        memcpy(num, v, n);
+        num[n] = 0;
+        o->min_time = parse_seconds("--benchmark_min_time", num, 0.001, 60);
+        return 1;
+    }
+    /* the context's keys that bench writes itself must not be replaced: bench checks them
+     * against these when it writes its own */
+    if (gb_flag(a, "benchmark_context", &v)) {
+        o->gb_context = v;
         return 0; /* passed through */
     }
     if (gb_flag(a, "benchmark_report_aggregates_only", &v)) {
@@ -231,8 +251,12 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
     parse_shape(o, "gate");
     o->gb_argv[o->gb_argc++] = argv[0];
     int hot = 0, cold = 0, top_given = 0, act_given = 0, shape_given = 0;
+    const char *unused_by_inspect = NULL; /* the first option --inspect would ignore */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if (strcmp(a, "--inspect") && strcmp(a, "--model") && strcmp(a, "--help") &&
+            strcmp(a, "-h") && strcmp(a, "--list") && !unused_by_inspect)
+            unused_by_inspect = a;
         if (!strncmp(a, "--benchmark_", 12)) {
             if (take_gb_flag(o, a)) continue;
             if (o->gb_argc >= QK_MAX_GB_ARGS - 6) qk_die("too many --benchmark_* flags");
@@ -333,6 +357,12 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
                                              : o->layer >= 0 ? "--layer"
                                              : o->proj       ? "--proj"
                                                              : "--inspect");
+    if (o->inspect && !o->help && !o->list && unused_by_inspect) {
+        char shown[64];
+        snprintf(shown, sizeof shown, "%.*s", (int)strcspn(unused_by_inspect, "="),
+                 unused_by_inspect);
+        qk_die("--inspect takes only --model FILE; %s is not used with it", shown);
+    }
     if (o->model && shape_given)
         qk_die("--shape and --model both given: the model's tensor sets the shape");
     if (o->model && !o->inspect && !o->list && !o->help) {

@@ -41,6 +41,7 @@ typedef struct {
     const char *json;     /* --json FILE, or NULL */
     const char *dump_dir; /* --dump-output DIR, or NULL */
     int list, help;
+    const char *gb_context;        /* --benchmark_context=K=V,...: the user's context keys */
     int gb_report_aggregates_only; /* --benchmark_report_aggregates_only: JSON aggregates only */
     /* --benchmark_* flags, passed to Google Benchmark (gb_argv[0] is the program) */
     int gb_argc;

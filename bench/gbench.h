@@ -56,8 +56,13 @@ typedef int (*qk_gb_patch_fn)(const char *name, const char *aggregate, double gb
 /* Set before qk_gb_run, and only with --benchmark_out given (the JSON file). */
 void qk_gb_set_json_patch(qk_gb_patch_fn fn, void *ctx);
 
-/* The value of --benchmark_filter ("" when none). */
+/* The value of --benchmark_filter ("" when none); a new one, before qk_gb_run. */
 const char *qk_gb_filter(void);
+void qk_gb_set_filter(const char *filter);
+/* After qk_gb_run with a JSON patch set: the JSON text Google Benchmark's reporter made, with
+ * non-finite numbers written as null (the file of --benchmark_out is left empty: the caller
+ * writes this text where it belongs, checking each write). */
+const char *qk_gb_json_text(void);
 
 /* One finished run as the reporters see it. */
 typedef struct {

@@ -65,6 +65,41 @@ class Collector : public benchmark::BenchmarkReporter {
     void *ctx_;
 };
 
+std::string json_text; // the JSON file's text, once PatchedJson has finished
+
+// Google Benchmark writes a non-finite counter as NaN or Infinity, which JSON does not have:
+// outside strings, each becomes null.
+std::string finite_only(const std::string &in) {
+    static const char *const words[] = {"-Infinity", "Infinity", "-NaN", "NaN"};
+    std::string out;
+    out.reserve(in.size());
+    bool in_string = false;
+    for (size_t i = 0; i < in.size(); i++) {
+        char ch = in[i];
+        if (in_string) {
+            out += ch;
+            if (ch == '\\' && i + 1 < in.size())
+                out += in[++i];
+            else if (ch == '"')
+                in_string = false;
+            continue;
+        }
+        if (ch == '"') in_string = true;
+        bool replaced = false;
+        for (const char *w : words) {
+            size_t n = std::char_traits<char>::length(w);
+            if (!in.compare(i, n, w)) {
+                out += "null";
+                i += n - 1;
+                replaced = true;
+                break;
+            }
+        }
+        if (!replaced) out += ch;
+    }
+    return out;
+}
+
 // The JSON file's reporter: Google Benchmark's own, fed only at the end, after bench has filled
 // in the counters that need every row to have run (%peak needs the peak row, which random
 // interleaving may run last).
@@ -72,7 +107,7 @@ class PatchedJson : public benchmark::BenchmarkReporter {
   public:
     PatchedJson(qk_gb_patch_fn fn, void *ctx) : fn_(fn), ctx_(ctx) {}
     bool ReportContext(const Context &c) override {
-        json_.SetOutputStream(&GetOutputStream());
+        json_.SetOutputStream(&text_); // bench writes the file itself, checking every write
         json_.SetErrorStream(&GetErrorStream());
         return json_.ReportContext(c);
     }
@@ -93,6 +128,7 @@ class PatchedJson : public benchmark::BenchmarkReporter {
         }
         if (!runs_.empty()) json_.ReportRuns(runs_);
         json_.Finalize();
+        json_text = finite_only(text_.str());
     }
 
   private:
@@ -100,6 +136,7 @@ class PatchedJson : public benchmark::BenchmarkReporter {
     void *ctx_;
     std::vector<Run> runs_;
     benchmark::JSONReporter json_;
+    std::ostringstream text_;
 };
 
 qk_gb_patch_fn json_patch;
@@ -183,6 +220,12 @@ const char *qk_gb_filter(void) {
     static std::string filter;
     filter = benchmark::GetBenchmarkFilter();
     return filter.c_str();
+}
+const char *qk_gb_json_text(void) {
+    return json_text.c_str();
+}
+void qk_gb_set_filter(const char *filter) {
+    benchmark::SetBenchmarkFilter(filter);
 }
 const char *qk_gb_errors(void) {
     return run_errors.c_str();

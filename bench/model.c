@@ -36,6 +36,33 @@ static void architecture(const qk_gguf *g, char *out, size_t size) {
         snprintf(out, size, "unknown");
 }
 
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The distinct layer numbers L of the tensors named "blk.L....", ascending, in a new array
+ * (NULL when there are none or no memory): the rows --inspect can fill. */
+static uint64_t *named_layers(const qk_gguf *g, size_t *n_out) {
+    size_t n = 0, count = qk_gguf_tensor_count(g);
+    uint64_t *layers = count ? malloc(count * sizeof *layers) : NULL;
+    for (size_t i = 0; layers && i < count; i++) {
+        const char *name = qk_gguf_tensor_at(g, i)->name, *p = name + 4;
+        if (strncmp(name, "blk.", 4) || *p < '0' || *p > '9') continue;
+        if (p[0] == '0' && p[1] != '.') continue; /* "blk.007.": not how a layer is named */
+        uint64_t l = 0;
+        while (*p >= '0' && *p <= '9' && l < 1000000000)
+            l = l * 10 + (uint64_t)(*p++ - '0');
+        if (*p == '.') layers[n++] = l;
+    }
+    if (layers) qsort(layers, n, sizeof *layers, cmp_u64);
+    size_t distinct = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!distinct || layers[distinct - 1] != layers[i]) layers[distinct++] = layers[i];
+    *n_out = distinct;
+    return layers;
+}
+
 void qk_model_expert_tensor_name(int layer, const char *proj, char *out, size_t size) {
     snprintf(out, size, "blk.%d.ffn_%s_exps.weight", layer, proj);
 }
@@ -45,14 +72,17 @@ void qk_model_open(const char *path, const char *name, qk_model_weights *m) {
     m->gguf = open_or_die(path);
     architecture(m->gguf, m->architecture, sizeof m->architecture);
     const qk_gguf_tensor *t = qk_gguf_find_tensor(m->gguf, name);
-    if (!t) {
-        long long layers = arch_uint(m->gguf, "block_count");
-        if (layers > 0)
-            qk_die("--model: %s: no tensor '%s' (%s, %lld layers: 0-%lld; bench --model %s "
-                   "--inspect lists them)",
-                   path, name, m->architecture, layers, layers - 1, path);
-        qk_die("--model: %s: no tensor '%s' (bench --model %s --inspect lists them)", path, name,
-               path);
+    if (!t) { /* what the tensors name, not block_count (a claim of the file) */
+        size_t n_named = 0;
+        uint64_t *named = named_layers(m->gguf, &n_named);
+        if (n_named)
+            qk_die("--model: %s: no tensor '%s' (%s; the tensors name %zu layer%s, %" PRIu64
+                   " to %" PRIu64 "; bench --model %s --inspect lists them)",
+                   path, name, m->architecture, n_named, n_named == 1 ? "" : "s", named[0],
+                   named[n_named - 1], path);
+        qk_die("--model: %s: no tensor '%s' (%s; no tensor is named blk.L.*; bench --model %s "
+               "--inspect lists them)",
+               path, name, m->architecture, path);
     }
     if (t->type != QK_GGML_Q4_K)
         qk_die("--model: %s: tensor '%s' is %s; qkbench's variants read q4_K weights", path, name,
@@ -93,32 +123,6 @@ static void describe(const qk_gguf *g, const char *name, char *out, size_t size)
     int k = snprintf(out, size, "%s ", qk_ggml_type_name(t->type));
     for (uint32_t d = 0; d < t->n_dims && k > 0 && (size_t)k < size; d++)
         k += snprintf(out + k, size - (size_t)k, "%s%" PRIu64, d ? "x" : "", t->ne[d]);
-}
-
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* The distinct layer numbers L of the tensors named "blk.L....", ascending, in a new array
- * (NULL when there are none or no memory): the rows --inspect can fill. */
-static uint64_t *named_layers(const qk_gguf *g, size_t *n_out) {
-    size_t n = 0, count = qk_gguf_tensor_count(g);
-    uint64_t *layers = count ? malloc(count * sizeof *layers) : NULL;
-    for (size_t i = 0; layers && i < count; i++) {
-        const char *name = qk_gguf_tensor_at(g, i)->name, *p = name + 4;
-        if (strncmp(name, "blk.", 4) || *p < '0' || *p > '9') continue;
-        uint64_t l = 0;
-        while (*p >= '0' && *p <= '9' && l < 1000000000)
-            l = l * 10 + (uint64_t)(*p++ - '0');
-        if (*p == '.') layers[n++] = l;
-    }
-    if (layers) qsort(layers, n, sizeof *layers, cmp_u64);
-    size_t distinct = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!distinct || layers[distinct - 1] != layers[i]) layers[distinct++] = layers[i];
-    *n_out = distinct;
-    return layers;
 }
 
 void qk_model_inspect(const char *path) {

@@ -1,5 +1,6 @@
 #define _POSIX_C_SOURCE 200809L /* nanosleep, clock_gettime */
 #include "test_hooks.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +17,13 @@ double qk_hook_fraction(const char *variable, const char *name) {
     double f = eq ? strtod(eq + 1, &end) : -1;
     if (!eq || eq == v || *end || !(f > 0 && f <= 10)) return -1;
     return strlen(name) == (size_t)(eq - v) && !strncmp(name, v, (size_t)(eq - v)) ? f : 0;
+}
+
+int qk_hook_slowdown_target(char *out, size_t size) {
+    const char *v = getenv("QK_INJECT_SLOWDOWN");
+    if (!v || !*v) return 0;
+    snprintf(out, size, "%.*s", (int)strcspn(v, "="), v);
+    return 1;
 }
 
 double qk_hook_now(void) {

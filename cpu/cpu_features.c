@@ -1,9 +1,11 @@
+#define _POSIX_C_SOURCE 200809L
 #include "cpu_features.h"
 #include "../kernels/qk_kernel.h"
 #include <cpuid.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static uint64_t read_xcr0(void) {
     uint32_t lo, hi;
@@ -30,7 +32,9 @@ static uint32_t detect(void) {
 }
 
 /* QK_DISABLE_ISA=avx512,avx512_vnni hides instruction sets, to run the fallbacks a weaker
- * CPU would (the test of an AVX2-only CI runner on an AVX-512 machine). */
+ * CPU would (the test of an AVX2-only CI runner on an AVX-512 machine). Tokens are matched
+ * without regard to case; one that names nothing is kept for qk_cpu_isa_env_error. */
+static char env_error[200];
 uint32_t qk_cpu_isa(void) {
     static int done;
     static uint32_t isa;
@@ -39,17 +43,42 @@ uint32_t qk_cpu_isa(void) {
         const char *off = getenv("QK_DISABLE_ISA");
         if (off) {
             char buf[128];
-            snprintf(buf, sizeof buf, "%s", off);
-            for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-                if (!strcmp(t, "avx2"))
+            if (snprintf(buf, sizeof buf, "%s", off) >= (int)sizeof buf)
+                snprintf(env_error, sizeof env_error,
+                         "QK_DISABLE_ISA: longer than %zu characters (avx2, avx512, avx512_vnni, "
+                         "comma-separated)",
+                         sizeof buf - 1);
+            char *save = NULL;
+            for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                if (!strcasecmp(t, "avx2"))
                     isa &= ~(uint32_t)(QK_ISA_AVX2 | QK_ISA_AVX512 | QK_ISA_AVX512_VNNI);
-                if (!strcmp(t, "avx512")) isa &= ~(uint32_t)(QK_ISA_AVX512 | QK_ISA_AVX512_VNNI);
-                if (!strcmp(t, "avx512_vnni")) isa &= ~(uint32_t)QK_ISA_AVX512_VNNI;
+                else if (!strcasecmp(t, "avx512"))
+                    isa &= ~(uint32_t)(QK_ISA_AVX512 | QK_ISA_AVX512_VNNI);
+                else if (!strcasecmp(t, "avx512_vnni"))
+                    isa &= ~(uint32_t)QK_ISA_AVX512_VNNI;
+                else if (!*env_error) {
+                    char shown[64];
+                    size_t k = 0;
+                    for (const char *c = t; *c && k + 5 < sizeof shown; c++) {
+                        if (*c >= 0x20 && *c < 0x7f && *c != '\\')
+                            shown[k++] = *c;
+                        else
+                            k += (size_t)snprintf(shown + k, 5, "\\x%02x", (unsigned char)*c);
+                    }
+                    shown[k] = 0;
+                    snprintf(env_error, sizeof env_error,
+                             "QK_DISABLE_ISA: '%s' is not avx2, avx512 or avx512_vnni", shown);
+                }
             }
         }
         done = 1;
     }
     return isa;
+}
+
+const char *qk_cpu_isa_env_error(void) {
+    qk_cpu_isa();
+    return *env_error ? env_error : NULL;
 }
 
 const char *qk_cpu_missing_isa(uint32_t need) {

@@ -195,6 +195,134 @@ else
   echo "note: fewer than 2 CPUs or no taskset: the affinity cases are not run"
 fi
 
+# issue 12, second review: ----------------------------------------------------------------------
+has_msg() { # description, fixed string the last expect_error's line must contain
+  if grep -qF -- "$2" /tmp/qk_cli_err.$$; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: $1: '$(cat /tmp/qk_cli_err.$$)' does not say '$2'"; fi
+}
+tiny=(--kernel q4k_f32_ref --hot --repetitions 1 --min-time 0.001 --shape 16x256 --experts 0 --threads 1)
+# --json: a write that fails (a full device, a file size limit) is one line and exit 2, and an
+# existing file is kept
+expect_run_error() { # description, args...: exit 2 and one line on stderr (the header may be out)
+  local what=$1; shift
+  local err rc
+  timeout 60 "$bench" "$@" >/dev/null 2>"$tmp/err"; rc=$?
+  err=$(cat "$tmp/err")
+  if [ "$rc" -eq 2 ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && [ -n "$err" ]; then
+    passed=$((passed + 1))
+  else failed=$((failed + 1)); echo "FAIL: $what: rc=$rc stderr='$err'"; fi
+}
+if [ -w /dev/full ]; then expect_run_error "--json /dev/full" "${tiny[@]}" --json /dev/full; fi
+echo '{"old": true}' >"$tmp/old.json"
+(trap '' XFSZ; ulimit -f 2; expect_run_error "--json past the file size limit" "${tiny[@]}" --json "$tmp/old.json"
+ [ "$passed" -gt 0 ] && echo "$passed $failed" >"$tmp/counts") ; read -r passed failed <"$tmp/counts"
+if [ "$(cat "$tmp/old.json")" = '{"old": true}' ] && [ -z "$(ls "$tmp" | grep 'old.json.tmp')" ]; then
+  passed=$((passed + 1))
+else failed=$((failed + 1)); echo "FAIL: a failed --json write replaced the old file or left its temporary file"; fi
+# GGUF counts and budgets: memory and time stay bounded however many keys, tensors or strings
+/usr/bin/python3 - "$tmp" <<'PY'
+import struct, sys
+d = sys.argv[1]
+al = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+def key(i): return bytes([al[i % 62], al[i // 62 % 62], al[i // 3844 % 62], al[i // 238328 % 62]])
+def kvs(n): return b"".join(b"\x04\0\0\0\0\0\0\0" + key(i) + b"\0\0\0\0\x07" for i in range(n))
+for name, n in (("keys-1.2M", 1200000), ("keys-at-cap", 65536)):  # a truncated tensor after them
+    open(f"{d}/{name}.gguf", "wb").write(b"GGUF" + struct.pack("<IQQ", 3, 1, n) + kvs(n) + b"\x05\0")
+def tensors(n):
+    return b"".join(struct.pack("<Q", len(b"%x" % i)) + b"%x" % i + struct.pack("<IQIQ", 1, 0, 0, 0)
+                    for i in range(n))
+for name, n in (("tensors-600k", 600000), ("tensors-at-cap", 65535)):  # the last one past the end
+    open(f"{d}/{name}.gguf", "wb").write(b"GGUF" + struct.pack("<IQQ", 3, n + 1, 0) + tensors(n) +
+        struct.pack("<Q", 4) + b"last" + struct.pack("<IQIQ", 1, 1 << 20, 0, 0))
+# a sparse 4 GiB file whose one string array claims half a billion (empty) strings, and one at
+# the budget
+for name, count in (("strings-4g", (4 << 30) // 8 - 64), ("strings-at-cap", 16 << 20)):
+    with open(f"{d}/{name}.gguf", "wb") as f:
+        f.write(b"GGUF" + struct.pack("<IQQ", 3, 0, 2) + struct.pack("<Q", 9) + b"a.strings" +
+                struct.pack("<IIQ", 9, 8, count))
+        f.truncate(4 << 30)
+PY
+expect_error_fast "1.2 million keys (20 MB)" --model "$tmp/keys-1.2M.gguf" --inspect
+has_msg "1.2 million keys" "1200000 key/values: more than the 65536"
+expect_error_fast "65536 keys (the cap)" --model "$tmp/keys-at-cap.gguf" --inspect
+expect_error_fast "600000 tensors (22 MB)" --model "$tmp/tensors-600k.gguf" --inspect
+has_msg "600000 tensors" "600001 tensors: more than the 65536"
+expect_error_fast "65536 tensors (the cap)" --model "$tmp/tensors-at-cap.gguf" --inspect
+expect_error_fast "sparse 4 GiB string array of 536 million strings" --model "$tmp/strings-4g.gguf" --inspect
+has_msg "536 million strings" "more than the 16777216 strings"
+expect_error_fast "sparse 4 GiB string array at the budget" --model "$tmp/strings-at-cap.gguf" --inspect
+rm -f "$tmp"/keys-*.gguf "$tmp"/tensors-*.gguf "$tmp"/strings-*.gguf
+# --benchmark_context may add keys, not replace bench's
+expect_error "--benchmark_context replacing cpu_model" --benchmark_context=cpu_model=fake "${tiny[@]}"
+has_msg "--benchmark_context replacing cpu_model" "'cpu_model' is a key bench writes"
+expect_error "--benchmark_context replacing threads" --benchmark_context=runner=ci,threads=99 "${tiny[@]}"
+# a filter that leaves out the peak rows still gets them (every entry has pct_peak); the
+# repetitions of --benchmark_repetitions are the ones in the header; the context's extra key
+out=$(timeout 60 "$bench" "${tiny[@]}" --repetitions 3 --benchmark_repetitions=2 --benchmark_context=runner=ci \
+  --benchmark_filter='q4k_f32_ref' --json "$tmp/f.json" 2>&1); rc=$?
+if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -q '; 2 repetitions$' && /usr/bin/python3 - "$tmp/f.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+rows = [b for b in d["benchmarks"] if b["name"].startswith("q4k_f32_ref/")]
+assert d["context"]["runner"] == "ci"
+assert [b["repetitions"] for b in rows if "aggregate_name" not in b] == [2, 2], rows
+assert all(b.get("pct_peak", 0) > 0 for b in rows if b.get("aggregate_name") in (None, "mean", "median")), rows
+PY
+then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: filter without peak rows / repetitions: rc=$rc ${out:0:400}"; fi
+# environment hooks: a value that names nothing is an error
+QK_DISABLE_ISA=avx9 expect_error "QK_DISABLE_ISA naming no instruction set" "${tiny[@]}"
+has_msg "QK_DISABLE_ISA" "'avx9' is not avx2, avx512 or avx512_vnni"
+QK_DISABLE_ISA=AVX512 expect_header "QK_DISABLE_ISA in capitals" 'q4k_f32_ref' "$bench" "${tiny[@]}"
+QK_INJECT_SLOWDOWN=typo=1 expect_error "a slowdown hook naming no variant" "${tiny[@]}"
+QK_INJECT_SLOWDOWN=q4k_q8k_ref=1 expect_error "a slowdown hook naming an unselected variant" "${tiny[@]}"
+QK_INJECT_LATE_FAULT=nope expect_error "a late-fault hook naming no variant" "${tiny[@]}"
+# options --inspect does not use; --benchmark_min_time's value
+corpus_tiny=$corpus/qwen3moe-tiny.gguf
+expect_error "--inspect with options it ignores" --model "$corpus_tiny" --inspect --threads 200 --kernel nope
+has_msg "--inspect with options" "--threads is not used with it"
+expect_error "--inspect with --json" --inspect --model "$corpus_tiny" --json "$tmp/keep.json"
+expect_error "--benchmark_min_time=abc" --benchmark_min_time=abc "${tiny[@]}"
+has_msg "--benchmark_min_time=abc" "'abc' is not a number of seconds"
+expect_error "--benchmark_min_time=-5" --benchmark_min_time=-5 "${tiny[@]}"
+expect_header "--benchmark_min_time=0.01s" 'q4k_f32_ref' "$bench" "${tiny[@]}" --benchmark_min_time=0.01s
+# a missing tensor names the layers the tensors have, not block_count's claim (4e9)
+expect_error "a missing layer in a file claiming 4e9 layers" --model "$corpus/hostile-block-count.gguf" --layer 5 --proj gate
+has_msg "a missing layer" "the tensors name 1 layer, 0 to 0"
+# non-canonical layer numbers ("blk.007.") are not layers; an inf fp16 scale: the run stands,
+# the table says the deviation is not finite and the JSON stays JSON
+/usr/bin/python3 - "$tmp" <<'PY'
+import struct, sys
+d = sys.argv[1]
+def s(b): return struct.pack("<Q", len(b)) + b
+def gguf(tensors, data):
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), 1) + s(b"general.architecture") + \
+        struct.pack("<I", 8) + s(b"qwen3moe")
+    for name, ne, off in tensors:
+        head += s(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", x) for x in ne) + \
+            struct.pack("<IQ", 12, off)
+    return head + b"\0" * (-len(head) % 32) + data
+blocks = bytearray()
+for r in range(4):
+    blk = bytearray(144); blk[0:4] = b"\x00\x3c\x00\x3c"  # d = dmin = 1.0
+    blk[4:16] = bytes([1] * 12); blk[16:] = bytes((r * 7 + i) % 256 for i in range(128))
+    blocks += blk
+inf = bytearray(blocks); inf[0:2] = b"\x00\x7c"  # row 0's d = +inf
+open(f"{d}/inf.gguf", "wb").write(gguf([(b"blk.0.ffn_gate_exps.weight", [256, 4, 1], 0)], bytes(inf)))
+open(f"{d}/pad.gguf", "wb").write(gguf([(b"blk.007.ffn_gate_exps.weight", [256, 4, 1], 0),
+                                        (b"blk.3.ffn_gate_exps.weight", [256, 4, 1], 0)], bytes(blocks)))
+PY
+out=$(timeout 20 "$bench" --model "$tmp/pad.gguf" --inspect 2>&1); rc=$?
+if [ "$rc" -eq 0 ] && ! printf '%s\n' "$out" | grep -q '^7 ' && printf '%s\n' "$out" | grep -q '^3 .*q4_K 256x4x1'; then
+  passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: --inspect of blk.007: rc=$rc: ${out:0:400}"; fi
+out=$(timeout 60 "$bench" --model "$tmp/inf.gguf" --layer 0 --proj gate --experts 0 --kernel q4k_f32_ref \
+  --hot --repetitions 1 --min-time 0.001 --threads 1 --json "$tmp/inf.json" 2>&1); rc=$?
+if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -q '^# q4k_f32_ref: the deviation is not finite' &&
+   /usr/bin/python3 -c 'import json, sys
+def bad(c): raise ValueError(c)
+d = json.load(open(sys.argv[1]), parse_constant=bad)
+assert any(b.get("rel_l2", 0) is None for b in d["benchmarks"])' "$tmp/inf.json"; then
+  passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: an inf scale: rc=$rc: ${out:0:600}"; fi
+
 # every row of the variant tables, read from the source, is listed
 list=$("$bench" --list)
 names=$(grep -ohE '^\s*(GPU_)?(MATVEC|QUANT)\([a-z0-9_]+' "$src"/cpu/cpu_table.c "$src"/gpu/gpu_table.c |
