@@ -69,13 +69,34 @@ struct bench_row {
     char message[160];
 };
 
-/* The run's shared state (one token; the callbacks reach it through their rows). */
+/* The run's shared state (one token; the callbacks reach it through their rows), filled in by
+ * main's steps in order. */
 static struct {
     qk_options o;
-    qk_pool *pool;
+    /* the machine: threads and where they run */
     qk_hw *hw;
+    qk_pool *pool;
+    char allowed[256], pinning[512];
+    /* the variants asked for */
+    const qk_kernel *sel[64];
+    size_t n_sel;
+    /* the data: weights (distinct experts, compact), activations, oracles */
+    qk_model_weights model;
+    char tensor_name[128], weights[4400];
     const int32_t *ids; /* indices into the distinct experts generated */
-    const float *x;
+    int32_t local_ids[QK_MAX_IDS], distinct[QK_MAX_EXPERTS];
+    size_t n_distinct, per_expert, n_out;
+    qk_block_q4k *w;
+    float *x;
+    double *x64, *y_ref, *y_exact[QK_FMT_COUNT];
+    /* the variants this machine runs, with their checked outputs */
+    variant vars[64];
+    size_t n_vars;
+    const qk_kernel *skipped[64];
+    size_t n_skipped;
+    const qk_kernel *q8k_quant;
+    int any_gpu;
+    /* the rows and their timing */
     void *peak_buf;
     size_t peak_buf_bytes;
     double gpu_copy_bps; /* device-to-device copy, read + write counted: GPU rows' peak */
@@ -598,61 +619,66 @@ static void pin_job(void *arg, int ti, int nt) {
     if (qk_hw_pin_self(g.hw, ti)) failed[ti & 255] = 1;
 }
 
-int main(int argc, char **argv) {
+/* Step 1, options: parse them; --help, --list and --inspect end the run here (returns 1). */
+static int read_options(int argc, char **argv) {
     qk_options *o = &g.o;
     qk_parse_options(o, argc, argv);
     if (o->help) {
         qk_print_usage();
-        return 0;
+        return 1;
     }
     if (qk_cpu_isa_env_error()) qk_die("%s", qk_cpu_isa_env_error());
     if (o->list) {
         list_kernels();
-        return 0;
+        return 1;
     }
     if (o->inspect) {
         qk_model_inspect(o->model);
-        return 0;
+        return 1;
     }
-    /* threads and pinning within the CPUs this process may run on (taskset, cgroups): decided
-     * before anything is written */
+    return 0;
+}
+
+/* Step 2, the machine: threads and pinning within the CPUs this process may run on (taskset,
+ * cgroups), decided before anything is written; the variants asked for. */
+static void plan_machine(void) {
+    qk_options *o = &g.o;
     char err[256];
     g.hw = qk_hw_open(err, sizeof err);
     if (!g.hw) qk_die("%s", err);
-    char allowed[256];
-    int n_allowed = qk_hw_allowed_cpus(g.hw, allowed, sizeof allowed);
+    int n_allowed = qk_hw_allowed_cpus(g.hw, g.allowed, sizeof g.allowed);
     if (!o->threads) o->threads = n_allowed < QK_MAX_THREADS ? n_allowed : QK_MAX_THREADS;
     /* more threads than CPUs would time the spin-waits, not the kernels */
     if (o->threads > n_allowed)
         qk_die("--threads %d: this process may run on %d CPU%s (%s)", o->threads, n_allowed,
-               n_allowed == 1 ? "" : "s", allowed);
-    char pinning[512];
-    if (qk_hw_plan_pinning(g.hw, o->threads, pinning, sizeof pinning))
+               n_allowed == 1 ? "" : "s", g.allowed);
+    if (qk_hw_plan_pinning(g.hw, o->threads, g.pinning, sizeof g.pinning))
         qk_die("--threads %d: hwloc finds fewer places to pin them among CPUs %s", o->threads,
-               allowed);
-    const qk_kernel *sel[64];
-    size_t n_sel = select_kernels(o->kernels, sel, 64);
-    check_hooks(sel, n_sel);
+               g.allowed);
+    g.n_sel = select_kernels(o->kernels, g.sel, 64);
+    check_hooks(g.sel, g.n_sel);
+}
 
-    /* weights: a Q4_K tensor of a GGUF file, or the synthetic default */
-    qk_model_weights model = {0};
-    char tensor_name[128] = "", weights[4400] = "qwen3-30b-a3b-synthetic";
+/* Step 3, the data's source: a Q4_K tensor of a GGUF file or the synthetic default, the
+ * experts, and the activations (a captured vector, or a profile drawn from the seed). */
+static void open_data(void) {
+    qk_options *o = &g.o;
+    snprintf(g.weights, sizeof g.weights, "qwen3-30b-a3b-synthetic");
     if (o->model) {
         if (o->tensor)
-            snprintf(tensor_name, sizeof tensor_name, "%s", o->tensor);
+            snprintf(g.tensor_name, sizeof g.tensor_name, "%s", o->tensor);
         else
-            qk_model_expert_tensor_name(o->layer, o->proj, tensor_name, sizeof tensor_name);
-        qk_model_open(o->model, tensor_name, &model);
-        o->rows = model.rows, o->cols = model.cols, o->shape = tensor_name;
-        snprintf(weights, sizeof weights, "%s: %s (%s, q4_K, %zu x %zu x %zu experts)", o->model,
-                 tensor_name, model.architecture, model.rows, model.cols, model.n_experts);
-        qk_choose_experts(o, model.n_experts, tensor_name);
+            qk_model_expert_tensor_name(o->layer, o->proj, g.tensor_name, sizeof g.tensor_name);
+        qk_model_open(o->model, g.tensor_name, &g.model);
+        o->rows = g.model.rows, o->cols = g.model.cols, o->shape = g.tensor_name;
+        snprintf(g.weights, sizeof g.weights, "%s: %s (%s, q4_K, %zu x %zu x %zu experts)",
+                 o->model, g.tensor_name, g.model.architecture, g.model.rows, g.model.cols,
+                 g.model.n_experts);
+        qk_choose_experts(o, g.model.n_experts, g.tensor_name);
     } else {
         qk_choose_experts(o, QK_N_EXPERTS, "the synthetic default");
     }
-
-    /* activations: a captured vector, or a profile drawn from the seed */
-    float *x = xmalloc(o->cols * sizeof *x, "activations");
+    g.x = xmalloc(o->cols * sizeof *g.x, "activations");
     if (o->activations) {
         float *fx;
         size_t n;
@@ -662,16 +688,22 @@ int main(int argc, char **argv) {
         if (n != o->cols)
             qk_die("--activations: %s holds %zu values, the shape %s needs cols = %zu",
                    o->activations, n, o->shape, o->cols);
-        memcpy(x, fx, n * sizeof *x);
+        memcpy(g.x, fx, n * sizeof *g.x);
         free(fx);
     } else {
         qk_rng r;
         qk_rng_seed(&r, o->seed ^ 0xac7);
-        qk_act_fill(&r, (qk_act_profile)o->act, x, o->cols);
+        qk_act_fill(&r, (qk_act_profile)o->act, g.x, o->cols);
     }
+}
+
+/* Step 4, the outputs: --dump-output's folder and --json's file are checked now, not after the
+ * run; Google Benchmark gets its flags. */
+static void prepare_outputs(void) {
+    qk_options *o = &g.o;
     if (o->dump_dir && mkdir(o->dump_dir, 0777) && errno != EEXIST)
         qk_die("--dump-output: cannot create directory %s: %s", o->dump_dir, strerror(errno));
-    if (o->json) { /* fail now, not after the run */
+    if (o->json) {
         json_target(o->json);
         /* a file size limit (ulimit -f) must fail the write in one line, not kill bench */
         signal(SIGXFSZ, SIG_IGN);
@@ -691,144 +723,166 @@ int main(int argc, char **argv) {
     o->gb_argv[o->gb_argc] = NULL;
     if (qk_gb_init(o->gb_argc, o->gb_argv) > 1)
         qk_die("unknown Google Benchmark flag '%s'", o->gb_argv[1]);
+}
 
+/* Step 5, the threads: the pool, each thread bound to its planned place. */
+static void start_threads(void) {
+    qk_options *o = &g.o;
     g.pool = qk_pool_create(o->threads);
     if (!g.pool) qk_die("cannot start %d threads: %s", o->threads, strerror(errno));
     int pin_failed[256] = {0};
     qk_pool_run(g.pool, pin_job, pin_failed);
     for (int t = 0; t < o->threads && t < 256; t++)
         if (pin_failed[t]) {
-            snprintf(pinning, sizeof pinning, "not pinned (hwloc could not bind thread %d)", t);
+            snprintf(g.pinning, sizeof g.pinning, "not pinned (hwloc could not bind thread %d)", t);
             break;
         }
+}
 
-    /* weights: only the distinct experts used are generated; ids index that compact array */
-    static int32_t slot_of[QK_MAX_EXPERTS], local_ids[QK_MAX_IDS], distinct[QK_MAX_EXPERTS];
-    size_t n_distinct = 0;
+/* Step 6, the weights and the oracles: only the distinct experts used are generated (or
+ * copied from the file, compact and aligned), ids index that compact array; then the f64
+ * oracle of every selected expert. */
+static void make_weights_and_oracle(void) {
+    qk_options *o = &g.o;
+    static int32_t slot_of[QK_MAX_EXPERTS];
     for (int e = 0; e < QK_MAX_EXPERTS; e++)
         slot_of[e] = -1;
     for (size_t i = 0; i < o->n_ids; i++) {
         if (slot_of[o->ids[i]] < 0)
-            slot_of[o->ids[i]] = (int32_t)n_distinct, distinct[n_distinct++] = o->ids[i];
-        local_ids[i] = slot_of[o->ids[i]];
+            slot_of[o->ids[i]] = (int32_t)g.n_distinct, g.distinct[g.n_distinct++] = o->ids[i];
+        g.local_ids[i] = slot_of[o->ids[i]];
     }
-    g.ids = local_ids;
-    g.x = x;
-    const size_t nb = o->cols / QK_K, per_expert = o->rows * nb, n_out = o->n_ids * o->rows;
-    qk_block_q4k *w = xmalloc(n_distinct * per_expert * sizeof *w, "weights");
-    if (o->model) { /* copied: the selected experts, compact and aligned */
-        for (size_t e = 0; e < n_distinct; e++)
-            memcpy(w + e * per_expert, qk_model_expert(&model, (size_t)distinct[e]),
-                   per_expert * sizeof *w);
+    g.ids = g.local_ids;
+    g.per_expert = o->rows * (o->cols / QK_K);
+    g.n_out = o->n_ids * o->rows;
+    g.w = xmalloc(g.n_distinct * g.per_expert * sizeof *g.w, "weights");
+    if (o->model) {
+        for (size_t e = 0; e < g.n_distinct; e++)
+            memcpy(g.w + e * g.per_expert, qk_model_expert(&g.model, (size_t)g.distinct[e]),
+                   g.per_expert * sizeof *g.w);
     } else {
-        setup_job job = {.w = w, .experts = distinct, .n = n_distinct};
+        setup_job job = {.w = g.w, .experts = g.distinct, .n = g.n_distinct};
         qk_pool_run(g.pool, generate_experts, &job);
         if (job.failed) qk_die("out of memory generating the experts");
     }
-
-    /* the oracles: f64, and algorithm-exact ones on deq64(Q8(x)) per activation format */
-    double *x64 = xmalloc(o->cols * sizeof *x64, "oracle"),
-           *y_ref = xmalloc(n_out * sizeof *y_ref, "oracle"), *y_exact[QK_FMT_COUNT] = {0};
-    qk_activations_f64(QK_FMT_F32, x, o->cols, x64);
-    setup_job oracle = {.w = w, .x64 = x64, .y64 = y_ref, .n = o->n_ids};
+    g.x64 = xmalloc(o->cols * sizeof *g.x64, "oracle");
+    g.y_ref = xmalloc(g.n_out * sizeof *g.y_ref, "oracle");
+    qk_activations_f64(QK_FMT_F32, g.x, o->cols, g.x64);
+    setup_job oracle = {.w = g.w, .x64 = g.x64, .y64 = g.y_ref, .n = o->n_ids};
     qk_pool_run(g.pool, run_oracle, &oracle);
+}
 
-    /* variants: lay out weights, measure the deviation once (outputs poisoned first) */
-    variant vars[64];
-    size_t n_vars = 0;
-    const qk_kernel *skipped[64];
-    size_t n_skipped = 0;
-    const qk_kernel *q8k_quant = NULL;
-    int any_gpu = 0;
-    for (size_t s = 0; s < n_sel; s++) {
-        const qk_kernel *k = sel[s];
+/* The algorithm-exact oracle of an activation format, Σ deq64(W)·deq64(Q8(x)), once. */
+static const double *exact_oracle(qk_format f, const void *xq) {
+    if (!g.y_exact[f]) {
+        g.y_exact[f] = xmalloc(g.n_out * sizeof *g.y_exact[f], "oracle");
+        qk_activations_f64(f, xq, g.o.cols, g.x64);
+        setup_job exact = {.w = g.w, .x64 = g.x64, .y64 = g.y_exact[f], .n = g.o.n_ids};
+        qk_pool_run(g.pool, run_oracle, &exact);
+    }
+    return g.y_exact[f];
+}
+
+/* A GPU variant's case on the device, its output, and the reference quantization of x for
+ * the exact oracle (the GPU's is identical). */
+static void prepare_gpu_variant(variant *v) {
+    qk_options *o = &g.o;
+    const qk_kernel *k = v->k;
+    char err[512];
+    if (!g.any_gpu && qk_gpu_open(err, sizeof err)) qk_die("GPU: %s", err);
+    g.any_gpu = 1;
+    v->gpu = qk_gpu_case_create(k, g.w, o->rows, o->cols, g.n_distinct, g.local_ids, o->n_ids, g.x,
+                                err, sizeof err);
+    if (!v->gpu) qk_die("%s: %s", k->name, err);
+    v->xq_bytes = qk_format_bytes(k->act_format, o->cols);
+    v->xq = xmalloc(v->xq_bytes, "activations");
+    if (k->act_format == QK_FMT_Q8_K) qk_quantize_q8k_ref(g.x, v->xq, o->cols);
+    if (k->act_format == QK_FMT_Q8_1) qk_quantize_q8_1_ref(g.x, v->xq, o->cols);
+    if (k->act_format == QK_FMT_F32) memcpy(v->xq, g.x, v->xq_bytes);
+    v->y = xmalloc(g.n_out * sizeof *v->y, "outputs");
+    if (qk_gpu_case_run(v->gpu, v->y, err, sizeof err)) qk_die("%s: %s", k->name, err);
+}
+
+/* A CPU variant's weight layout, its quantizer, and one unit run on NaN-poisoned outputs. */
+static void prepare_cpu_variant(variant *v) {
+    qk_options *o = &g.o;
+    const qk_kernel *k = v->k;
+    if (k->act_format != QK_FMT_F32) {
+        v->quant = qk_cpu_best_quantizer(k->act_format);
+        if (!v->quant) qk_die("no quantizer for %s activations", qk_format_name(k->act_format));
+        if (k->act_format == QK_FMT_Q8_K) g.q8k_quant = v->quant;
+    }
+    if (qk_weights_prepare(k, g.w, o->rows, o->cols, g.n_distinct, &v->w))
+        qk_die("out of memory laying out weights for %s", k->name);
+    v->xq_bytes = qk_format_bytes(k->act_format, o->cols);
+    v->xq = xmalloc(v->xq_bytes, "activations");
+    v->y = xmalloc(g.n_out * sizeof *v->y, "outputs");
+    for (size_t i = 0; i < g.n_out; i++)
+        v->y[i] = NAN;
+    if (!v->quant) memcpy(v->xq, g.x, v->xq_bytes);
+    forward(v);
+}
+
+/* Step 7, the variants: each one this machine runs is laid out and run once, and its output
+ * checked against the oracles (deviation, hash) before any timing. */
+static void prepare_variants(void) {
+    qk_options *o = &g.o;
+    for (size_t s = 0; s < g.n_sel; s++) {
+        const qk_kernel *k = g.sel[s];
         if (unsupported(k)) {
-            skipped[n_skipped++] = k;
+            g.skipped[g.n_skipped++] = k;
             continue;
         }
-        variant *v = &vars[n_vars++];
+        variant *v = &g.vars[g.n_vars++];
         memset(v, 0, sizeof *v);
         v->k = k;
-        if (k->device == QK_DEV_GPU) {
-            char err[512];
-            if (!any_gpu && qk_gpu_open(err, sizeof err)) qk_die("GPU: %s", err);
-            any_gpu = 1;
-            v->gpu = qk_gpu_case_create(k, w, o->rows, o->cols, n_distinct, local_ids, o->n_ids, x,
-                                        err, sizeof err);
-            if (!v->gpu) qk_die("%s: %s", k->name, err);
-            v->xq_bytes = qk_format_bytes(k->act_format, o->cols);
-            v->xq = xmalloc(v->xq_bytes, "activations"); /* the reference quantization, for the
-                                                            exact oracle: the GPU's is identical */
-            if (k->act_format == QK_FMT_Q8_K) qk_quantize_q8k_ref(x, v->xq, o->cols);
-            if (k->act_format == QK_FMT_Q8_1) qk_quantize_q8_1_ref(x, v->xq, o->cols);
-            if (k->act_format == QK_FMT_F32) memcpy(v->xq, x, v->xq_bytes);
-            v->y = xmalloc(n_out * sizeof *v->y, "outputs");
-            if (qk_gpu_case_run(v->gpu, v->y, err, sizeof err)) qk_die("%s: %s", k->name, err);
-        }
-        if (k->act_format != QK_FMT_F32 && !v->gpu) {
-            v->quant = qk_cpu_best_quantizer(k->act_format);
-            if (!v->quant) qk_die("no quantizer for %s activations", qk_format_name(k->act_format));
-            if (k->act_format == QK_FMT_Q8_K) q8k_quant = v->quant;
-        }
         v->slowdown = injected_slowdown(k->name);
         v->late_fault = injected_late_fault(k->name);
-        if (!v->gpu) {
-            if (qk_weights_prepare(k, w, o->rows, o->cols, n_distinct, &v->w))
-                qk_die("out of memory laying out weights for %s", k->name);
-            v->xq_bytes = qk_format_bytes(k->act_format, o->cols);
-            v->xq = xmalloc(v->xq_bytes, "activations");
-            v->y = xmalloc(n_out * sizeof *v->y, "outputs");
-            for (size_t i = 0; i < n_out; i++)
-                v->y[i] = NAN;
-            if (!v->quant) memcpy(v->xq, x, v->xq_bytes);
-            forward(v);
-        }
-        v->dev = qk_deviation_of(v->y, y_ref, n_out);
-        v->output_hash = hash52(v->y, n_out * sizeof *v->y);
+        if (k->device == QK_DEV_GPU)
+            prepare_gpu_variant(v);
+        else
+            prepare_cpu_variant(v);
+        v->dev = qk_deviation_of(v->y, g.y_ref, g.n_out);
+        v->output_hash = hash52(v->y, g.n_out * sizeof *v->y);
         v->checked = 1;
-        if (k->act_format != QK_FMT_F32) {
-            qk_format f = k->act_format;
-            if (!y_exact[f]) {
-                y_exact[f] = xmalloc(n_out * sizeof *y_exact[f], "oracle");
-                qk_activations_f64(f, v->xq, o->cols, x64);
-                setup_job exact = {.w = w, .x64 = x64, .y64 = y_exact[f], .n = o->n_ids};
-                qk_pool_run(g.pool, run_oracle, &exact);
-            }
-            v->exact = qk_deviation_of(v->y, y_exact[f], n_out);
-        }
-        if (o->dump_dir) dump(o->dump_dir, k->name, v->y, NULL, n_out);
+        if (k->act_format != QK_FMT_F32)
+            v->exact = qk_deviation_of(v->y, exact_oracle(k->act_format, v->xq), g.n_out);
+        if (o->dump_dir) dump(o->dump_dir, k->name, v->y, NULL, g.n_out);
     }
     if (o->dump_dir) {
-        dump(o->dump_dir, "oracle_f64", NULL, y_ref, n_out);
+        dump(o->dump_dir, "oracle_f64", NULL, g.y_ref, g.n_out);
         for (int f = 0; f < QK_FMT_COUNT; f++)
-            if (y_exact[f]) {
+            if (g.y_exact[f]) {
                 char name[64];
                 snprintf(name, sizeof name, "oracle_exact_%s", qk_format_name((qk_format)f));
                 for (char *c = name; *c; c++)
                     *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
-                dump(o->dump_dir, name, NULL, y_exact[f], n_out);
+                dump(o->dump_dir, name, NULL, g.y_exact[f], g.n_out);
             }
-        dump(o->dump_dir, "activations", x, NULL, o->cols);
+        dump(o->dump_dir, "activations", g.x, NULL, o->cols);
     }
-
-    if (any_gpu) { /* the GPU rows' peak, as DESIGN.md's anchor measures it: 1 GiB, read+write */
+    if (g.any_gpu) { /* the GPU rows' peak, as DESIGN.md's anchor measures it: 1 GiB, read+write */
         g.gpu_copy_bps = qk_gpu_copy_bandwidth((size_t)1 << 30, 10);
         if (g.gpu_copy_bps <= 0) qk_die("GPU: the device-to-device copy failed");
     }
+}
 
-    /* rows: a peak read row per distinct working-set size and temperature, registered before
-     * the first variant that uses it (so its median is known when the variant finishes) */
-    g.rows = calloc(3 * 2 * (n_vars + 1), sizeof *g.rows);
+/* Step 8, the rows: a peak read row per distinct working-set size and temperature, registered
+ * before the first variant that uses it (so its median is known when the variant finishes),
+ * then each variant's hot and cold rows, all registered with Google Benchmark. */
+static void register_rows(void) {
+    qk_options *o = &g.o;
+    g.rows = calloc(3 * 2 * (g.n_vars + 1), sizeof *g.rows);
     if (!g.rows) qk_die("out of memory");
-    for (size_t vi = 0; vi < n_vars; vi++) {
-        variant *v = &vars[vi];
+    for (size_t vi = 0; vi < g.n_vars; vi++) {
+        variant *v = &g.vars[vi];
         for (int cold = 0; cold < 2; cold++) {
             if (cold ? !o->cold : !o->hot) continue;
             /* cold: what a unit reads from memory, a repeated expert once (its repeats are
              * served from cache); hot: every call's bytes */
-            double experts = cold ? (double)n_distinct : (double)o->n_ids;
-            double bytes = experts * per_expert * sizeof(qk_block_q4k) + (double)v->xq_bytes +
-                           4.0 * (double)n_out;
+            double experts = cold ? (double)g.n_distinct : (double)o->n_ids;
+            double bytes = experts * g.per_expert * sizeof(qk_block_q4k) + (double)v->xq_bytes +
+                           4.0 * (double)g.n_out;
             bench_row *peak = NULL; /* GPU rows: the device copy bandwidth instead */
             for (size_t i = 0; i < g.n_rows && !peak && !v->gpu; i++)
                 if (!g.rows[i].v && g.rows[i].cold == cold && g.rows[i].bytes == bytes)
@@ -870,10 +924,13 @@ int main(int argc, char **argv) {
             qk_gb_set_iterations(b, o->cold_iterations);
         }
     }
-
     check_filter(o->cold_iterations, o->gpu_iterations);
+}
 
-    /* the fingerprint and the run's parameters go into the JSON context */
+/* Step 9, what ran where: the fingerprint and the run's parameters into the JSON context, and
+ * the table's header lines. */
+static void describe_run(void) {
+    qk_options *o = &g.o;
     char v[1024];
     add_context("qkbench_schema", "1");
     add_context("git_commit", QK_GIT_COMMIT);
@@ -883,7 +940,7 @@ int main(int argc, char **argv) {
     strftime(v, sizeof v, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     add_context("run_date", v);
     qk_hw_fingerprint(g.hw, emit_context, summary_lines);
-    if (any_gpu) {
+    if (g.any_gpu) {
         qk_gpu_fingerprint(emit_context, NULL);
         snprintf(v, sizeof v, "%.1f", g.gpu_copy_bps * 1e-9);
         add_context("gpu_copy_peak_GBps", v);
@@ -908,27 +965,31 @@ int main(int argc, char **argv) {
     add_context("seed", v);
     snprintf(v, sizeof v, "%d", o->threads);
     add_context("threads", v);
-    add_context("pinning", pinning);
-    add_context("cpus_allowed", allowed);
-    add_context("weights", weights);
-    add_context("q8k_quantizer", q8k_quant ? q8k_quant->name : "none");
+    add_context("pinning", g.pinning);
+    add_context("cpus_allowed", g.allowed);
+    add_context("weights", g.weights);
+    add_context("q8k_quantizer", g.q8k_quant ? g.q8k_quant->name : "none");
     add_context("cold_method", "clflush of the working set before each sample");
     len = 0;
     v[0] = 0;
-    for (size_t i = 0; i < n_skipped; i++)
+    for (size_t i = 0; i < g.n_skipped; i++)
         len += (size_t)snprintf(v + len, sizeof v - len, "%s%s: %s", i ? "; " : "",
-                                skipped[i]->name, unsupported(skipped[i]));
-    add_context("skipped", n_skipped ? v : "none");
+                                g.skipped[i]->name, unsupported(g.skipped[i]));
+    add_context("skipped", g.n_skipped ? v : "none");
 
     fputs(summary_lines, stdout);
-    printf("# weights %s\n# shape %zux%zu (%s), experts", weights, o->rows, o->cols, o->shape);
+    printf("# weights %s\n# shape %zux%zu (%s), experts", g.weights, o->rows, o->cols, o->shape);
     for (size_t i = 0; i < o->n_ids; i++)
         printf("%s%d", i ? "," : " ", o->ids[i]);
     printf("; activations %s; seed %llu; %d threads (%s); %d repetitions\n",
            o->activations ? o->activations : qk_act_name(o->act), (unsigned long long)o->seed,
-           o->threads, pinning, o->repetitions);
+           o->threads, g.pinning, o->repetitions);
     fflush(stdout);
+}
 
+/* Step 10, the timing: Google Benchmark runs every row; the JSON is written when it is done. */
+static void run_timing(void) {
+    qk_options *o = &g.o;
     g.progress = isatty(2);
     if (o->json) qk_gb_set_json_patch(json_peak_counters, NULL);
     qk_gb_run(on_result, NULL);
@@ -942,8 +1003,53 @@ int main(int argc, char **argv) {
     }
     fputs(qk_gb_errors(), stderr);
     if (o->json) finish_json(o->json);
+}
 
-    /* the table: hot rows, then cold rows, each after its peak reference */
+/* One row of the table. */
+static void print_row(const bench_row *row) {
+    char label[80];
+    if (row->v)
+        snprintf(label, sizeof label, "%s", row->v->k->name);
+    else
+        snprintf(label, sizeof label, "peak read %.2f MB", row->bytes * 1e-6);
+    if (row->failed) {
+        printf("%-26s FAILED: %s\n", label, row->message);
+        return;
+    }
+    if (row->skipped) {
+        printf("%-26s skipped: %s\n", label, row->message);
+        return;
+    }
+    if (!row->reps) return; /* filtered out by --benchmark_filter */
+    double med = median_of(row->seconds, row->reps), mean = 0, var = 0;
+    for (int r = 0; r < row->reps; r++)
+        mean += row->seconds[r] / row->reps;
+    for (int r = 0; r < row->reps; r++)
+        var += (row->seconds[r] - mean) * (row->seconds[r] - mean) / row->reps;
+    printf("%-26s %10.2f %10.2f %6.1f %8.1f", label, med * 1e6, best_of(row) * 1e6,
+           100 * sqrt(var) / mean, row->bytes / med * 1e-9);
+    if (!row->v) {
+        printf(" %8s %6s  (the reference: its fastest repetition is 100%%)\n", "-", "-");
+        return;
+    }
+    char pct[16] = "-", exact[16] = "-", kern[16] = "-";
+    const variant *vv = row->v;
+    if (vv->gpu && g.gpu_copy_bps > 0)
+        snprintf(pct, sizeof pct, "%.0f", 100 * row->bytes / med / g.gpu_copy_bps);
+    else if (row->peak && row->peak->reps)
+        snprintf(pct, sizeof pct, "%.0f", 100 * best_of(row->peak) / med);
+    if (vv->k->act_format != QK_FMT_F32) snprintf(exact, sizeof exact, "%.2e", vv->exact.rel_l2);
+    if (row->kernel_reps)
+        snprintf(kern, sizeof kern, "%.2f", 1e6 * median_of(row->kernel_seconds, row->kernel_reps));
+    printf(" %8.1f %6s %9.2e %9.2e %9.2e %9s %9s\n", row->ops / med * 1e-9, pct, vv->dev.rel_l2,
+           vv->dev.max_rel, vv->dev.one_minus_cos, exact, kern);
+}
+
+/* Step 11, the report: hot rows, then cold rows, each after its peak reference; then what was
+ * skipped, deviations that are not finite, and the rows whose timed output went wrong.
+ * Returns the number of failed rows. */
+static size_t print_report(void) {
+    qk_options *o = &g.o;
     for (int cold = 0; cold < 2; cold++) {
         if (cold ? !o->cold : !o->hot) continue;
         printf("\n%s\n",
@@ -953,69 +1059,31 @@ int main(int argc, char **argv) {
         printf("%-26s %10s %10s %6s %8s %8s %6s %9s %9s %9s %9s %9s\n", "variant", "median_us",
                "min_us", "cv_%", "GB/s", "GOP/s", "%peak", "rel_l2", "max_rel", "1-cos", "exact_l2",
                "kernel_us");
-        if (any_gpu)
+        if (g.any_gpu)
             printf("%-26s %10s %10s %6s %8.1f  (GPU rows' peak: device-to-device copy of 1 GiB, "
                    "read + write)\n",
                    "peak copy (GPU)", "-", "-", "-", g.gpu_copy_bps * 1e-9);
-        for (size_t i = 0; i < g.n_rows; i++) {
-            bench_row *row = &g.rows[i];
-            if (row->cold != cold) continue;
-            char label[80];
-            if (row->v)
-                snprintf(label, sizeof label, "%s", row->v->k->name);
-            else
-                snprintf(label, sizeof label, "peak read %.2f MB", row->bytes * 1e-6);
-            if (row->failed) {
-                printf("%-26s FAILED: %s\n", label, row->message);
-                continue;
-            }
-            if (row->skipped) {
-                printf("%-26s skipped: %s\n", label, row->message);
-                continue;
-            }
-            if (!row->reps) continue; /* filtered out by --benchmark_filter */
-            double med = median_of(row->seconds, row->reps), mean = 0, var = 0;
-            for (int r = 0; r < row->reps; r++)
-                mean += row->seconds[r] / row->reps;
-            for (int r = 0; r < row->reps; r++)
-                var += (row->seconds[r] - mean) * (row->seconds[r] - mean) / row->reps;
-            printf("%-26s %10.2f %10.2f %6.1f %8.1f", label, med * 1e6, best_of(row) * 1e6,
-                   100 * sqrt(var) / mean, row->bytes / med * 1e-9);
-            if (!row->v) {
-                printf(" %8s %6s  (the reference: its fastest repetition is 100%%)\n", "-", "-");
-                continue;
-            }
-            char pct[16] = "-", exact[16] = "-", kern[16] = "-";
-            variant *vv = row->v;
-            if (vv->gpu && g.gpu_copy_bps > 0)
-                snprintf(pct, sizeof pct, "%.0f", 100 * row->bytes / med / g.gpu_copy_bps);
-            else if (row->peak && row->peak->reps)
-                snprintf(pct, sizeof pct, "%.0f", 100 * best_of(row->peak) / med);
-            if (vv->k->act_format != QK_FMT_F32)
-                snprintf(exact, sizeof exact, "%.2e", vv->exact.rel_l2);
-            if (row->kernel_reps)
-                snprintf(kern, sizeof kern, "%.2f",
-                         1e6 * median_of(row->kernel_seconds, row->kernel_reps));
-            printf(" %8.1f %6s %9.2e %9.2e %9.2e %9s %9s\n", row->ops / med * 1e-9, pct,
-                   vv->dev.rel_l2, vv->dev.max_rel, vv->dev.one_minus_cos, exact, kern);
-        }
+        for (size_t i = 0; i < g.n_rows; i++)
+            if (g.rows[i].cold == cold) print_row(&g.rows[i]);
     }
-    for (size_t i = 0; i < n_skipped; i++)
-        printf("%-26s skipped: %s\n", skipped[i]->name, unsupported(skipped[i]));
-    for (size_t i = 0; i < n_vars; i++) { /* e.g. weights whose fp16 scale is inf or NaN */
-        const qk_deviation *d = &vars[i].dev, *e = &vars[i].exact;
-        int exact = vars[i].quant || vars[i].k->act_format != QK_FMT_F32;
+    for (size_t i = 0; i < g.n_skipped; i++)
+        printf("%-26s skipped: %s\n", g.skipped[i]->name, unsupported(g.skipped[i]));
+    for (size_t i = 0; i < g.n_vars; i++) { /* e.g. weights whose fp16 scale is inf or NaN */
+        const variant *v = &g.vars[i];
+        const qk_deviation *d = &v->dev, *e = &v->exact;
+        int exact = v->quant || v->k->act_format != QK_FMT_F32;
         if (d->nonfinite || !isfinite(d->rel_l2) || !isfinite(d->max_rel) ||
             !isfinite(d->one_minus_cos) || !isfinite(d->max_abs) ||
             (exact && (!isfinite(e->rel_l2) || !isfinite(e->max_rel))))
             printf("# %s: the deviation is not finite (%zu of %zu outputs are not finite; the "
                    "oracle is %s): not a measurement of accuracy%s\n",
-                   vars[i].k->name, d->nonfinite, n_out,
-                   all_finite(y_ref, n_out) ? "finite" : "not finite either",
+                   v->k->name, d->nonfinite, g.n_out,
+                   all_finite(g.y_ref, g.n_out) ? "finite" : "not finite either",
                    o->json ? "; the JSON writes null for it" : "");
     }
-    if (q8k_quant)
-        printf("# Q8_K activations are quantized by %s inside the timed unit.\n", q8k_quant->name);
+    if (g.q8k_quant)
+        printf("# Q8_K activations are quantized by %s inside the timed unit.\n",
+               g.q8k_quant->name);
     if (o->json) printf("# JSON: %s\n", o->json);
 
     /* a failed row fails the run, in one line naming the rows */
@@ -1033,18 +1101,37 @@ int main(int argc, char **argv) {
             "timing in %zu row%s: %s (a kernel that goes wrong when warm or on later calls)%s\n",
             n_failed, n_failed == 1 ? "" : "s", failed,
             o->json ? "; the JSON marks them as errors" : "");
+    return n_failed;
+}
 
+/* Step 12: everything handed back (so leak checkers see a clean exit). */
+static void release_all(void) {
     qk_gb_shutdown();
-    for (size_t i = 0; i < n_vars; i++) {
-        qk_weights_release(&vars[i].w);
-        qk_gpu_case_destroy(vars[i].gpu);
-        free(vars[i].xq), free(vars[i].y);
+    for (size_t i = 0; i < g.n_vars; i++) {
+        qk_weights_release(&g.vars[i].w);
+        qk_gpu_case_destroy(g.vars[i].gpu);
+        free(g.vars[i].xq), free(g.vars[i].y);
     }
     for (int f = 0; f < QK_FMT_COUNT; f++)
-        free(y_exact[f]);
+        free(g.y_exact[f]);
     qk_pool_destroy(g.pool);
-    if (o->model) qk_model_close(&model);
+    if (g.o.model) qk_model_close(&g.model);
     qk_hw_close(g.hw);
-    free(g.rows), free(g.peak_buf), free(w), free(x), free(x64), free(y_ref);
+    free(g.rows), free(g.peak_buf), free(g.w), free(g.x), free(g.x64), free(g.y_ref);
+}
+
+int main(int argc, char **argv) {
+    if (read_options(argc, argv)) return 0; /* --help, --list, --inspect */
+    plan_machine();
+    open_data();
+    prepare_outputs();
+    start_threads();
+    make_weights_and_oracle();
+    prepare_variants();
+    register_rows();
+    describe_run();
+    run_timing();
+    size_t n_failed = print_report();
+    release_all();
     return n_failed ? 1 : 0;
 }
