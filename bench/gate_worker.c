@@ -24,6 +24,7 @@
 #include "act.h"
 #include "synth.h"
 #include "test_hooks.h"
+#include "../cpu/cpu_features.h"
 #include "../cpu/cpu_kernels.h"
 #include "../cpu/matvec.h"
 #include "../cpu/threadpool.h"
@@ -51,13 +52,18 @@ enum {
 };
 static const size_t HUGE_PAGE = 2u << 20;
 
+/* One line on stderr, exit 2. Bytes that are not printable ASCII (from the environment or the
+ * command line) are written as \xNN, so the message stays one line and cannot drive a terminal. */
 __attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...) {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "gate_worker: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "gate_worker: ");
+    for (const unsigned char *c = (const unsigned char *)msg; *c; c++)
+        fprintf(stderr, *c >= 0x20 && *c < 0x7f ? "%c" : "\\x%02x", *c);
+    fputc('\n', stderr);
     exit(2);
 }
 
@@ -354,6 +360,7 @@ int main(int argc, char **argv) {
     const size_t rows = 768, cols = 2048; /* Qwen3-30B-A3B's expert gate projection */
     static gate_case cases[MAX_CASES];
     int n_cases = 0, arg = 1;
+    if (qk_cpu_isa_env_error()) die("%s", qk_cpu_isa_env_error());
     if (argc == 2 && !strcmp(argv[1], "--list")) {
         for (size_t i = 0; i < qk_cpu_kernel_count; i++)
             if (qk_cpu_kernels[i].op == QK_OP_MATVEC && !qk_cpu_unsupported(&qk_cpu_kernels[i]))

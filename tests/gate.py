@@ -111,8 +111,12 @@ class Worker:
                 self.proc.kill()
                 raise GateError(f"{self.side} worker: no answer in {timeout:.0f} s while {what}")
             chunk = os.read(fd, 65536)
-            if not chunk:
-                self.proc.wait()
+            if not chunk:  # its stdout closed: it has stopped, or will be made to
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
                 raise GateError(f"{self.side} worker stopped while {what} (exit "
                                 f"{self.proc.returncode}): {self.stderr_line() or 'no message'}")
             self.buf += chunk
@@ -342,12 +346,18 @@ def gate(a):
         again = run_round(a, cases, failed, "confirm")
         results += again
         confirmed = [r for r in again if r["verdict"] == "FAIL"]
-    if a.json:
+    if a.json:  # beside the old file, then renamed over it: a failed write leaves it whole
+        tmp = f"{a.json}.tmp{os.getpid()}"
         try:
-            with open(a.json, "w") as f:
+            with open(tmp, "w") as f:
                 json.dump({"threshold_pct": a.threshold, "cases": cases, "results": results,
                            "seconds": time.monotonic() - t0}, f, indent=1)
+            os.replace(tmp, a.json)
         except OSError as e:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
             raise GateError(f"--json: cannot write {a.json}: {e.strerror}")
     if any(r["dropped_pairs"] == 0 and r["disturbed_pairs"] for r in results):
         print("gate: *: fewer undisturbed pairs than --min-pairs (a busy machine): all pairs "

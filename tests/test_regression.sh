@@ -66,6 +66,20 @@ expect_rc 2 "a worker that never answers a batch" gate "$tmp/hang.sh" "$worker" 
 grep -q "no answer in 2 s while running q4k_q8k_ref:0:1" "$tmp/out.txt" && ok || bad "the hang is not named"
 expect_rc 2 "a worker that answers out of protocol" gate "$tmp/zero.sh" "$worker" --cases q4k_q8k_ref:0:1 \
   --timeout 5
+printf '#!/bin/bash\necho "qkgate 3 ready 1"; echo "case 0 x"; read l; exec 1>&-; exec sleep 60\n' >"$tmp/mute.sh"
+chmod +x "$tmp/mute.sh"
+expect_rc 2 "a worker that closes its output and lingers" gate "$worker" "$tmp/mute.sh" \
+  --cases q4k_q8k_ref:0:1 --timeout 5
+QK_DISABLE_ISA=avx-512 expect_rc 2 "an instruction set hidden by a name that is none" gate "$worker" \
+  "$worker" --cases q4k_q8k_ref:0:1
+echo OLD >"$tmp/old-gate.json"
+(ulimit -f 4; $py "$src/tests/gate.py" "$worker" "$worker" --cases q4k_q8k_ref:0:1 --min-pairs 8 \
+  --max-pairs 8 --json "$tmp/old-gate.json" >"$tmp/out.txt" 2>&1)
+[ "$?" = 2 ] && [ "$(cat "$tmp/old-gate.json")" = OLD ] && ok ||
+  bad "a --json write that fails must exit 2 and keep the old file"
+QK_INJECT_SLOWDOWN=$'x=1\nregression: 1 passed' expect_rc 2 "a hook value with a newline" "$worker" \
+  q4k_q8k_ref:0:1
+[ "$(wc -l <"$tmp/out.txt")" = 1 ] && ok || bad "a hook value's newline reached the message"
 echo 'baseline_commit 054cfbe80ae6-dirty' >"$tmp/dirty.txt"
 QK_BASE_WORKER= QK_GATE_RECORD="$tmp/dirty.txt" expect_rc 2 "a baseline record that names no commit" \
   bash "$src/tests/regression.sh" "$tmp/dirty"
