@@ -8,7 +8,7 @@
  *        gate_worker --list     the CPU matvec variants this machine runs, one a line
  * Protocol (lines on stdin / stdout; version in the first reply, so a baseline built from an
  * older commit is refused rather than misread):
- *   -> "qkgate 2 ready N"          then N lines "case I NAME bytes=B"
+ *   -> "qkgate 3 ready N"          then N lines "case I NAME bytes=B ..."
  *   <- "run I CALLS WARMUP"        -> "done I calls=.. clean_calls=.. median_ns=..
  *                                      median_all_ns=.. mean_ns=.. min_ns=.. wall_ns=..
  *                                      cpu_ns=.. threads=.. nivcsw=.. hash=.."
@@ -91,13 +91,8 @@ typedef struct {
 
 static int allowed_cpus[MAX_THREADS], n_allowed;
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double cpu_s(clockid_t which) {
+/* Seconds on a clock: CLOCK_MONOTONIC for the wall, the thread's or process's CPU-time clock. */
+static double clock_s(clockid_t which) {
     struct timespec t;
     clock_gettime(which, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
@@ -272,7 +267,7 @@ static void forward(gate_case *c) {
 /* The pool's workers spin a few milliseconds after a job before they sleep: wait until every
  * thread but this one sleeps, so the other side's next batch has the CPUs to itself. */
 static void settle_pool(void) {
-    const double give_up = now_s() + 0.05;
+    const double give_up = clock_s(CLOCK_MONOTONIC) + 0.05;
     const pid_t self = (pid_t)gettid();
     for (;;) {
         int running = 0;
@@ -291,7 +286,7 @@ static void settle_pool(void) {
             if (close && close[1] == ' ' && close[2] == 'R') running++;
         }
         closedir(d);
-        if (!running || now_s() > give_up) return;
+        if (!running || clock_s(CLOCK_MONOTONIC) > give_up) return;
         struct timespec ms = {0, 500000};
         nanosleep(&ms, NULL);
     }
@@ -330,18 +325,18 @@ static void run_batch(gate_case *c, int index, long calls, long warmup, size_t r
         forward(c);
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
-    const double p0 = cpu_s(CLOCK_PROCESS_CPUTIME_ID), c0 = cpu_s(CLOCK_THREAD_CPUTIME_ID),
-                 w0 = now_s();
+    const double p0 = clock_s(CLOCK_PROCESS_CPUTIME_ID), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID),
+                 w0 = clock_s(CLOCK_MONOTONIC);
     double last = w0, last_cpu = c0;
     long clean = 0;
     for (long i = 0; i < calls; i++) {
         forward(c);
-        const double t = now_s(), t_cpu = cpu_s(CLOCK_THREAD_CPUTIME_ID);
+        const double t = clock_s(CLOCK_MONOTONIC), t_cpu = clock_s(CLOCK_THREAD_CPUTIME_ID);
         call_s[i] = t - last;
         if (t_cpu - last_cpu >= 0.95 * call_s[i]) clean_s[clean++] = call_s[i];
         last = t, last_cpu = t_cpu;
     }
-    const double wall = last - w0, cpu = cpu_s(CLOCK_PROCESS_CPUTIME_ID) - p0;
+    const double wall = last - w0, cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - p0;
     getrusage(RUSAGE_SELF, &ru1);
     const uint64_t hash = fnv1a52(c->data->y, c->n_ids * rows * sizeof *c->data->y);
     const double median_all = median_sorted(call_s, calls),
