@@ -11,24 +11,35 @@ noise on a shared machine comes in bursts of milliseconds, so each repetition's 
 clean of it, and their median is immune to the odd repetition at another clock), and a
 two-sided Mann-Whitney U test over the repetitions (with min, over the faster half of each
 side's).
-With --normalize peak (the default) each time is multiplied by the peak rate of its own run
-(the read loop over the same bytes, or the GPU copy), so a machine that is slower as a whole
-does not look like a slower kernel; --normalize VARIANT divides by that variant's fastest
+On one machine, with --normalize peak (the default there) each time is multiplied by the peak
+rate of its own run (the read loop over the same bytes, or the GPU copy), so a moment at which
+the machine is slower as a whole does not look like a slower kernel; --normalize VARIANT divides by that variant's fastest
 repetition in the same run instead (the reference itself is then not gated); --normalize median
 divides every row's change by the median change of all paired rows (a regression moves some
 rows, a faster or slower machine moves them all). Exits 1 when a row is slower by more than
 --threshold percent (default 5) with p < --alpha (default 0.05), or when a deviation metric of
 NEW breaks its contract (--contracts, default results/contracts.json); exits 2 on unusable
-input. When the two files come from different machines it says so and does not gate on time
-(the ratios would compare hardware, not code), unless --require-same-machine is given, which
-makes that an error. Several runs of one side are pooled into one file by plot/pool.py."""
+input.
+
+When the two files come from different machines (their fingerprints differ) it says so and
+does not gate on time (the ratios compare hardware, not code; --require-same-machine makes that
+an error, exit 2). It then answers two questions in two columns: how the time changed
+(absolute by default: the same time on a card with more bandwidth is the same time), with the
+test and a word (faster/slower/same, not gated), and how the efficiency changed (each row's
+GB/s as % of its own machine's peak measured in its own run, base -> new, and the relative
+change), which carries no verdict. With --normalize median or VARIANT the time column is that
+relative figure and carries no word either. Several runs of one side are pooled into one file
+by plot/pool.py; plot/generations.py tables many machines at once."""
 import argparse
 import os
 import sys
 
-from scipy.stats import mannwhitneyu
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from deps import need  # noqa: E402
+
+need("scipy.stats")
+from scipy.stats import mannwhitneyu  # noqa: E402
+
 import contracts as contract_check  # noqa: E402
 from qkresults import Result, fingerprint  # noqa: E402
 
@@ -60,16 +71,26 @@ def normalized(result, row, mode, statistic):
     return [t * peak for t in times]  # time x peak rate: bytes the peak would move
 
 
+def efficiency(result, row, statistic, pick):
+    """The row's GB/s, at the statistic's time, as % of its own run's peak (None without one)."""
+    peak = result.peak_for(row)
+    if not peak or not row.counters.get("bytes"):
+        return None
+    return 100 * row.counters["bytes"] / pick(series(row, statistic)) / peak
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("base")
     ap.add_argument("new")
     ap.add_argument("--threshold", type=float, default=5.0)
     ap.add_argument("--alpha", type=float, default=0.05)
-    ap.add_argument("--normalize", default="peak",
-                    help="peak (default), none, median (every change relative to the median "
-                         "change of all paired rows), or a variant of both runs: times "
-                         "relative to its fastest repetition in the same run")
+    ap.add_argument("--normalize", default=None,
+                    help="peak (the default on one machine), none (the default across "
+                         "machines, whose efficiency is a column of its own), median (every "
+                         "change relative to the median change of all paired rows), or a "
+                         "variant of both runs: times relative to its fastest repetition in "
+                         "the same run")
     ap.add_argument("--statistic", choices=("median", "min", "best"), default="median")
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--contracts", default=os.path.join(here, "..", "results", "contracts.json"))
@@ -90,6 +111,12 @@ def main():
             print("compare: --require-same-machine: refusing to compare", file=sys.stderr)
             return 2
         print("compare: times are shown but not gated")
+    if a.normalize is None:
+        a.normalize = "peak" if same else "none"
+    elif a.normalize == "peak" and not same:
+        print("compare: across machines the peak-normalized figure is the efficiency column; "
+              "the time column is absolute")
+        a.normalize = "none"
     # best: the median of the repetitions' fastest calls (the fastest call of all follows the
     # odd moment the core clocks higher; the median of many best calls does not)
     pick = min if a.statistic == "min" else (lambda v: sorted(v)[len(v) // 2])
@@ -117,7 +144,11 @@ def main():
     shown = (lambda r: pick(series(r, "best"))) if a.statistic == "best" else \
         (lambda r: r.median)  # the times the table shows, before any normalization
     failures = 0
-    print(f"{'benchmark':58} {'base':>10} {'new':>10} {'change':>8} {'p':>7}  verdict")
+    if same:
+        print(f"{'benchmark':58} {'base':>10} {'new':>10} {'change':>8} {'p':>7}  verdict")
+    else:
+        print(f"{'benchmark':58} {'base':>10} {'new':>10} {'time':>8} {'p':>7}  "
+              f"{'%peak':>13} {'efficiency':>10}  time verdict (not gated)")
     for name, br, nr, bs, ns in pairs:
         ns = [t / factor for t in ns]
         change = (pick(ns) / pick(bs) - 1) * 100
@@ -132,10 +163,16 @@ def main():
         slower = change > a.threshold and p < a.alpha
         verdict = "SLOWER" if slower else "faster" if change < -a.threshold and p < a.alpha \
             else "same"
+        if not same:  # two questions, two columns; a word only on the absolute time
+            eb, en = efficiency(base, br, a.statistic, pick), efficiency(new, nr, a.statistic, pick)
+            effs = f"{f'{eb:.1f}->{en:.1f}%' if eb and en else '-':>13}"
+            effc = f"{(en / eb - 1) * 100:+9.1f}%" if eb and en else f"{'-':>10}"
+            word = verdict.lower() if a.normalize == "none" else "-"
+            print(f"{name[:58]:58} {shown(br) * 1e6:9.2f}u {shown(nr) * 1e6:9.2f}u "
+                  f"{change:+7.1f}% {p:7.4f}  {effs} {effc}  {word}")
+            continue
         if slower and same:
             failures += 1
-        elif slower:
-            verdict += " (not gated)"
         print(f"{name[:58]:58} {shown(br) * 1e6:9.2f}u {shown(nr) * 1e6:9.2f}u "
               f"{change:+7.1f}% {p:7.4f}  {verdict}")
     if not paired:
@@ -149,6 +186,13 @@ def main():
     rel = {"none": "", "median": " relative to the median row's change",
            "peak": " of times relative to the in-run peak"}.get(
         a.normalize, f" of times relative to the in-run {a.normalize}")
+    if not same:
+        rel = {"none": ", absolute"}.get(a.normalize, rel)
+        print(f"compare: {paired} benchmarks paired across machines, not gated: time = the "
+              f"change of the {how[a.statistic]}{rel}; %peak = GB/s as % of each machine's own "
+              f"peak in its own run, efficiency = its relative change; {len(broken)} contract "
+              "violations")
+        return 1 if broken else 0
     print(f"compare: {paired} benchmarks paired, {failures} slower beyond {a.threshold:g} % "
           f"(p < {a.alpha:g}) by the {how[a.statistic]}{rel}, {len(broken)} contract violations")
     return 1 if failures or broken else 0

@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """Writes results/README.md: one line per result file (machine, date, commit, activations, the
 fastest variant of its top-8 hot rows with its GB/s and % of the same run's peak), grouped by
-machine. usage: plot/index.py [RESULTS_DIR]"""
+machine; then the hardware generations (plot/generations.py over the newest file of each
+machine, hot and cold). usage: plot/index.py [RESULTS_DIR]"""
 import glob
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import generations  # noqa: E402
 from qkresults import Result  # noqa: E402
 
 
@@ -21,11 +23,13 @@ def main():
              "about some of the files.", "",
              "| machine | file | date | commit | activations | fastest (top-8, hot) | GB/s | % of peak |",
              "|---|---|---|---|---|---|---|---|"]
+    results = []
     for path in sorted(glob.glob(os.path.join(root, "*", "*.json"))):
         try:
             r = Result(path)
         except (ValueError, KeyError):
             continue
+        results.append(r)
         rows = [x for x in r.variants() if x.temperature == "hot"]
         if not rows:
             continue
@@ -37,9 +41,21 @@ def main():
         lines.append(f"| {r.machine} | [{os.path.basename(path)}]({rel}) | {r.date} | "
                      f"{r.context.get('git_commit', '?')} | {r.profile} | {best.variant} ({k}) | "
                      f"{best.gbps():.1f} | {pct} |")
+    files = len(lines) - 6
+    try:
+        gen, _, _ = generations.report(results, temperatures=("hot", "cold"), root=root)
+    except ValueError:  # no top-8 gate rows of the normal profile: no generations section
+        gen = []
+    if gen:
+        lines += ["", "## Hardware generations", "",
+                  "Written by `plot/generations.py results/*/*.json --temperature both` (the "
+                  "newest file of each machine; chart: `plot/charts/generations_hot.png`). A CPU "
+                  "run limited by `QK_DISABLE_ISA` is a machine of its own, named by the "
+                  "instruction set it ran. CPU rows depend on the threads of their run (below).",
+                  ""] + [line.replace("#### ", "### ", 1) for line in gen]
     with open(os.path.join(root, "README.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
-    print(f"index: {len(lines) - 6} files in {os.path.join(root, 'README.md')}")
+    print(f"index: {files} files in {os.path.join(root, 'README.md')}")
 
 
 if __name__ == "__main__":

@@ -1,20 +1,27 @@
 #!/usr/bin/python3
 """Charts from qkbench result files: throughput per variant by machine (with % of each
 machine's own measured peak), error vs speed, a roofline against each machine's measured
-bandwidth, and error by activation profile. PNG and SVG.
+bandwidth, error by activation profile, and the hardware generations (speedup of each machine
+against a base machine per variant, from the newest file of each machine: plot/generations.py).
+PNG and SVG.
 
-usage: plot.py RESULT.json... [-o OUT_DIR]    (e.g. plot/plot.py results/*/*.json -o plots/)"""
+usage: plot.py RESULT.json... [-o OUT_DIR] [--base MACHINE]...
+       (e.g. plot/plot.py results/*/*.json -o plots/)"""
 import argparse
 import os
 import sys
 from collections import defaultdict
 
-import matplotlib
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from deps import need  # noqa: E402
+
+need("matplotlib.pyplot")
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import generations  # noqa: E402
 from qkresults import Result  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
@@ -191,6 +198,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("results", nargs="+")
     ap.add_argument("-o", "--out", default="plots")
+    ap.add_argument("--base", action="append", default=[],
+                    help="the generations chart's base machine, once per device kind (default: "
+                         "nvidia-h100-80gb-hbm3 and intel-xeon-2c when present)")
     a = ap.parse_args()
     try:
         results = [Result(p) for p in a.results]
@@ -202,6 +212,16 @@ def main():
     error_vs_speed(results, a.out)
     roofline(results, a.out)
     error_by_profile(results, a.out)
+    try:
+        table, _ = generations.collect(results)
+        bases = generations.pick_bases(table, a.base)
+    except ValueError as e:
+        print(f"plot: {e}", file=sys.stderr)
+        return 2
+    for temp in ("hot", "cold"):
+        name = generations.chart(table, bases, a.out, temp) if table else None
+        if name:
+            print(f"plot: {name}.png/.svg")
     return 0
 
 

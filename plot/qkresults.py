@@ -116,6 +116,27 @@ def slug(ctx, gpu=None):
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+ISA_ORDER = ("avx512_vnni", "avx512", "avx2")  # strongest first
+
+
+def isa_level(ctx):
+    """The strongest instruction set the run's CPU variants could use ("scalar" when none), as
+    the context's isa_used says: with QK_DISABLE_ISA the run is named by what it ran."""
+    used = str(ctx.get("isa_used", "")).split()
+    return next((i for i in ISA_ORDER if i in used), "scalar")
+
+
+def machine_of(result, row):
+    """(machine, isa) of one row: a GPU row's GPU slug and sm_XY; a CPU row's CPU slug and the
+    instruction set its run was limited to, so the CPU rows of a GPU host's file and a
+    QK_DISABLE_ISA run each name the silicon and the generation they measured."""
+    ctx = result.context
+    if result.is_gpu_row(row) and ctx.get("gpu_name"):
+        cc = str(ctx.get("gpu_compute_capability", "?")).replace(".", "")
+        return slug(ctx), f"sm_{cc}"
+    return slug(ctx, gpu=False), isa_level(ctx)
+
+
 def fingerprint(ctx):
     """What must match for two files' times to be comparable."""
     keys = ("gpu_name", "cpu_model", "cpu_family", "cpu_model_number", "cores", "isa_used",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# plot/plot.py turns the committed results into its charts; plot/index.py indexes them; both
-# refuse a file that is not a result.
+# plot/plot.py turns the committed results into its charts (with the hardware generations);
+# plot/index.py indexes them; both refuse a file that is not a result.
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
@@ -8,7 +8,8 @@ trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
 /usr/bin/python3 "$src/plot/plot.py" "$src"/results/*/*.json -o "$tmp/charts" >/dev/null ||
   { failed=$((failed + 1)); echo "FAIL: plot.py"; }
-for c in throughput_hot throughput_cold error_vs_speed roofline error_by_profile; do
+for c in throughput_hot throughput_cold error_vs_speed roofline error_by_profile generations_hot \
+  generations_cold; do
   for ext in png svg; do
     if [ -s "$tmp/charts/$c.$ext" ]; then passed=$((passed + 1)); else
       failed=$((failed + 1)); echo "FAIL: no $c.$ext"; fi

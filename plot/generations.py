@@ -1,0 +1,307 @@
+#!/usr/bin/python3
+"""Hardware generations side by side: per variant, each machine's median time, GB/s, % of its
+own peak (measured in the same run on that machine) and speedup against a base machine, as
+markdown; with --chart DIR also a chart of the speedups (generations_<temperature>.png/.svg).
+
+usage: generations.py RESULT.json... [--base MACHINE]... [--temperature hot|cold|both]
+                      [--shape gate] [--top 8] [--act normal] [--chart DIR]
+   e.g. plot/generations.py results/*/*.json --base nvidia-h100-80gb-hbm3 --base intel-xeon-2c
+
+A machine is a GPU (its rows: the GPU's slug, sm_XY) or a CPU at the instruction set its run
+was limited to (the slug and the strongest of the context's isa_used): a run with
+QK_DISABLE_ISA=avx512 on an AVX-512 machine is its own row, "intel-xeon-2c avx2", so one piece
+of silicon shows what each instruction-set generation buys. Of several files of one machine
+(same shape, top-K and activation profile) the newest (run_date) is used: the files say which.
+The speedup is the base machine's median time over this machine's for the same variant; each
+device kind has its own base (the first --base of that kind; default: nvidia-h100-80gb-hbm3 and
+intel-xeon-2c when present, else the first machine of the kind), since no GPU variant runs on a
+CPU. The last table compares each machine's fastest variant with the base's fastest. Exit 2 on
+unusable input or when no file has matching rows."""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qkresults import ISA_ORDER, Result, machine_of  # noqa: E402
+
+DEFAULT_BASES = ("nvidia-h100-80gb-hbm3", "intel-xeon-2c")
+ISA_RANK = {isa: i for i, isa in enumerate(ISA_ORDER + ("scalar",))}
+
+
+class Entry:
+    """One variant of one machine at one temperature: the row of the newest file."""
+
+    def __init__(self, result, row, machine, isa):
+        self.result, self.row, self.machine, self.isa = result, row, machine, isa
+        self.kind = kind_of((machine, isa))
+        self.variant = row.variant
+        self.seconds = row.median
+        self.gbps = row.gbps()
+        peak = result.peak_for(row)
+        self.pct = 100 * self.gbps * 1e9 / peak if peak else None
+
+    @property
+    def key(self):
+        return (self.machine, self.isa)
+
+
+def label(key):
+    machine, isa = key
+    return machine if isa.startswith("sm_") else f"{machine} {isa}"
+
+
+def shape_matches(result, shape):
+    """`768x2048 (gate)` matches gate, 768x2048 or the whole string."""
+    ctx = str(result.context.get("shape", ""))
+    dims, _, name = ctx.partition(" ")
+    return shape in (ctx, dims, name.strip("()"))
+
+
+def collect(results, shape="gate", top=8, act="normal"):
+    """{(machine, isa): {(variant, temperature): Entry}} from the newest file of each machine
+    with rows of that shape, top-K and profile; and {(machine, isa): Result} of those files."""
+    newest = {}
+    for res in results:
+        if not shape_matches(res, shape) or res.profile != act:
+            continue
+        for row in res.variants():
+            if f"k{top}" not in row.name.split("/"):
+                continue
+            key = machine_of(res, row)
+            when = str(res.context.get("run_date", res.context.get("date", "")))
+            if key not in newest or when > newest[key][0]:
+                newest[key] = (when, res)
+    table = {}
+    for key, (_, res) in newest.items():
+        for row in res.variants():
+            if f"k{top}" in row.name.split("/") and machine_of(res, row) == key:
+                table.setdefault(key, {})[(row.variant, row.temperature)] = \
+                    Entry(res, row, *key)
+    return table, {k: r for k, (_, r) in newest.items()}
+
+
+def machine_order(keys):
+    """GPUs first, then CPUs; one machine's instruction sets strongest first."""
+    return sorted(keys, key=lambda k: (not k[1].startswith("sm_"), k[0],
+                                       ISA_RANK.get(k[1], -1), k[1]))
+
+
+def kind_of(key):
+    return "gpu" if key[1].startswith("sm_") else "cpu"
+
+
+def pick_bases(keys, wanted):
+    """{kind: base key}: the first wanted name (machine, `machine isa` or `machine:isa`) of each
+    kind, a bare machine meaning its strongest instruction set; then the defaults; then the
+    first machine of the kind."""
+    keys = machine_order(keys)
+
+    def find(name):
+        return [k for k in keys if name.replace(":", " ") in (label(k), k[0])]
+    bases = {}
+    for name in wanted:
+        found = find(name)
+        if not found:
+            raise ValueError(f"--base {name}: no such machine among the files "
+                             f"({', '.join(label(k) for k in keys)})")
+        bases.setdefault(kind_of(found[0]), found[0])
+    for name in DEFAULT_BASES:
+        for k in find(name)[:1]:
+            bases.setdefault(kind_of(k), k)
+    for k in keys:
+        bases.setdefault(kind_of(k), k)
+    return bases
+
+
+def variant_order(variants):
+    return sorted(variants, key=lambda v: (v.startswith(("gpu", "dp4a")), v))
+
+
+def fmt_us(seconds):
+    us = seconds * 1e6
+    return f"{us:.2f}" if us < 100 else f"{us:.1f}" if us < 1000 else f"{us:.0f}"
+
+
+def speedups(table, bases, temperature):
+    """{(key, variant): base time / time} for the entries with a base of their kind; variant
+    "fastest": each machine's fastest variant against the base's fastest."""
+    out = {}
+    for key, entries in table.items():
+        for (variant, temp), e in entries.items():
+            base = table.get(bases.get(e.kind), {}).get((variant, temp))
+            if temp == temperature and base:
+                out[(key, variant)] = base.seconds / e.seconds
+    for key in table:
+        mine = fastest(table, key, temperature)
+        theirs = fastest(table, bases.get(kind_of(key)), temperature)
+        if mine and theirs:
+            out[(key, "fastest")] = theirs.seconds / mine.seconds
+    return out
+
+
+def fastest(table, key, temperature):
+    rows = [e for (v, t), e in table.get(key, {}).items() if t == temperature]
+    return min(rows, key=lambda e: e.seconds) if rows else None
+
+
+def markdown(table, files, bases, temperature, shape, top, act):
+    keys = machine_order(table)
+    sp = speedups(table, bases, temperature)
+    base_txt = " and ".join(f"{kind.upper()} variants against {label(k)}"
+                            for kind, k in sorted(bases.items(), reverse=True))
+    lines = [f"#### {temperature.capitalize()}: {shape} shape, top-{top} experts, "
+             f"{act} activations", "",
+             f"Speedup = the base machine's median time / this machine's ({base_txt}); "
+             "% of own peak = GB/s over the peak that machine measured in the same run.", "",
+             "| variant | machine | ISA | median µs | GB/s | % of own peak | speedup vs base |",
+             "|---|---|---|---|---|---|---|"]
+    variants = variant_order({v for k in keys for (v, t) in table[k] if t == temperature})
+    for v in variants:
+        for k in keys:
+            e = table[k].get((v, temperature))
+            if not e:
+                continue
+            s = sp.get((k, v))
+            s_txt = "-" if s is None else f"{s:.2f}x" + (" (base)" if bases.get(e.kind) == k
+                                                         else "")
+            pct = f"{e.pct:.0f}" if e.pct is not None else "-"
+            lines.append(f"| {v} | {k[0]} | {k[1]} | {fmt_us(e.seconds)} | {e.gbps:.1f} | "
+                         f"{pct} | {s_txt} |")
+    lines += ["", "Fastest variant of each machine (speedup against the base's fastest):", "",
+              "| machine | ISA | fastest variant | median µs | GB/s | % of own peak | speedup vs base |",
+              "|---|---|---|---|---|---|---|"]
+    for k in keys:
+        e = fastest(table, k, temperature)
+        if not e:
+            continue
+        s = sp.get((k, "fastest"))
+        s_txt = "-" if s is None else f"{s:.2f}x" + (" (base)" if bases.get(e.kind) == k else "")
+        pct = f"{e.pct:.0f}" if e.pct is not None else "-"
+        lines.append(f"| {k[0]} | {k[1]} | {e.variant} | {fmt_us(e.seconds)} | {e.gbps:.1f} | "
+                     f"{pct} | {s_txt} |")
+    return lines
+
+
+def file_lines(files, root=None):
+    out = ["Files (the newest of each machine among those given; CPU rows ran with the threads "
+           "named):", ""]
+    for k in machine_order(files):
+        res = files[k]
+        path = os.path.relpath(res.path, root) if root else res.path
+        link = f"[{path}]({path})" if root else f"`{path}`"
+        disabled = res.context.get("isa_disabled", "none")
+        lim = f", QK_DISABLE_ISA={disabled}" if disabled not in ("none", "") and \
+            not k[1].startswith("sm_") else ""
+        threads = "" if kind_of(k) == "gpu" else f", {res.context.get('threads', '?')} threads"
+        out.append(f"- {label(k)}: {link} (commit {res.context.get('git_commit', '?')}, "
+                   f"{res.context.get('run_date', res.date)}{threads}{lim})")
+    return out
+
+
+def report(results, bases=(), temperatures=("hot",), shape="gate", top=8, act="normal",
+           root=None):
+    """The markdown lines (tables, then the files), or raises ValueError."""
+    table, files = collect(results, shape, top, act)
+    if not table:
+        raise ValueError(f"no rows of the {shape} shape, top-{top}, {act} activations in the "
+                         "files given")
+    chosen = pick_bases(table, bases)
+    lines = []
+    for temp in temperatures:
+        if any(t == temp for k in table for (_, t) in table[k]):
+            lines += markdown(table, files, chosen, temp, shape, top, act) + [""]
+    return lines + file_lines(files, root), table, chosen
+
+
+def chart(table, bases, out, temperature, shape="gate", top=8):
+    """Grouped bars: per variant (and each machine's fastest), each machine's speedup against
+    its kind's base; one panel per device kind."""
+    from deps import need
+    need("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    sp = speedups(table, bases, temperature)
+    panels = []
+    for kind in ("gpu", "cpu"):
+        keys = [k for k in machine_order(table) if kind_of(k) == kind and any((k, v) in sp for v in
+                        [v for (v, t) in table[k] if t == temperature] + ["fastest"])]
+        variants = variant_order({v for k in keys for (v, t) in table[k] if t == temperature
+                                  and any((kk, v) in sp for kk in keys)})
+        if keys and kind in bases:
+            panels.append((kind, keys, variants + ["fastest"]))
+    if not panels:
+        return None
+    widths = [len(vs) * max(1, len(ks)) for _, ks, vs in panels]
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(9, 0.42 * sum(widths) + 3), 6),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (kind, keys, variants) in zip(axes[0], panels):
+        width = 0.8 / len(keys)
+        top_y = max(sp.get((k, v), 0) for k in keys for v in variants)
+        for i, k in enumerate(keys):
+            xs, ys = [], []
+            for j, v in enumerate(variants):
+                if (k, v) in sp:
+                    xs.append(j + (i - (len(keys) - 1) / 2) * width)
+                    ys.append(sp[(k, v)])
+            bars = ax.bar(xs, ys, width, label=label(k) + (" (base)" if bases[kind] == k else ""),
+                          color=colors[i % len(colors)])
+            for b, y in zip(bars, ys):
+                ax.annotate(f"{y:.2f}x", (b.get_x() + b.get_width() / 2, b.get_height()),
+                            ha="center", va="bottom", fontsize=7, rotation=90,
+                            xytext=(0, 2), textcoords="offset points")
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.set_ylim(0, top_y * 1.3)
+        ax.set_xticks(range(len(variants)))
+        ax.set_xticklabels([v if v != "fastest" else "fastest\n(each machine's)"
+                            for v in variants], rotation=35, ha="right", fontsize=8)
+        ax.set_title(f"{kind.upper()} variants: speedup vs {label(bases[kind])}", fontsize=10)
+        ax.set_ylabel("speedup (base median time / median time)")
+        ax.legend(title="machine", fontsize=7, title_fontsize=8, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.3), ncol=min(3, len(keys)))  # below: no bar hidden
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"Hardware generations: Qwen3-30B-A3B {shape}, top-{top} experts, one token, "
+                 f"{temperature} (the newest file of each machine)", fontsize=11)
+    fig.tight_layout()
+    name = os.path.join(out, f"generations_{temperature}")
+    for ext in ("png", "svg"):
+        fig.savefig(f"{name}.{ext}", dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return name
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("results", nargs="+")
+    ap.add_argument("--base", action="append", default=[],
+                    help="a machine (slug, or `slug isa` / `slug:isa` for a CPU limited by "
+                         "QK_DISABLE_ISA); once per device kind")
+    ap.add_argument("--temperature", choices=("hot", "cold", "both"), default="hot")
+    ap.add_argument("--shape", default="gate")
+    ap.add_argument("--top", type=int, default=8)
+    ap.add_argument("--act", default="normal")
+    ap.add_argument("--chart", metavar="DIR", help="also draw generations_<temperature>.png/.svg")
+    a = ap.parse_args()
+    temps = ("hot", "cold") if a.temperature == "both" else (a.temperature,)
+    if a.chart:
+        from deps import need
+        need("matplotlib.pyplot")
+    try:
+        results = [Result(p) for p in a.results]
+        lines, table, bases = report(results, a.base, temps, a.shape, a.top, a.act)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"generations: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    if a.chart:
+        os.makedirs(a.chart, exist_ok=True)
+        for t in temps:
+            name = chart(table, bases, a.chart, t, a.shape, a.top)
+            if name:
+                print(f"generations: {name}.png/.svg", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
