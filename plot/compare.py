@@ -13,8 +13,9 @@ two-sided Mann-Whitney U test over the repetitions (with min, over the faster ha
 side's).
 On one machine, with --normalize peak (the default there) each time is multiplied by the peak
 rate of its own run (the read loop over the same bytes, or the GPU copy), so a moment at which
-the machine is slower as a whole does not look like a slower kernel; --normalize VARIANT divides by that variant's fastest
-repetition in the same run instead (the reference itself is then not gated); --normalize median
+the machine is slower as a whole does not look like a slower kernel; --normalize VARIANT
+divides by that variant's fastest repetition in the same run instead (the reference itself is
+then not gated); --normalize median
 divides every row's change by the median change of all paired rows (a regression moves some
 rows, a faster or slower machine moves them all). Exits 1 when a row is slower by more than
 --threshold percent (default 5) with p < --alpha (default 0.05), or when a deviation metric of

@@ -156,29 +156,24 @@ def markdown(table, files, bases, temperature, shape, top, act):
              "| variant | machine | ISA | median µs | GB/s | % of own peak | speedup vs base |",
              "|---|---|---|---|---|---|---|"]
     variants = variant_order({v for k in keys for (v, t) in table[k] if t == temperature})
+
+    def cells(e, s):
+        s_txt = "-" if s is None else f"{s:.2f}x" + (" (base)" if bases.get(e.kind) == e.key
+                                                     else "")
+        pct = f"{e.pct:.0f}" if e.pct is not None else "-"
+        return f"{fmt_us(e.seconds)} | {e.gbps:.1f} | {pct} | {s_txt} |"
     for v in variants:
         for k in keys:
             e = table[k].get((v, temperature))
-            if not e:
-                continue
-            s = sp.get((k, v))
-            s_txt = "-" if s is None else f"{s:.2f}x" + (" (base)" if bases.get(e.kind) == k
-                                                         else "")
-            pct = f"{e.pct:.0f}" if e.pct is not None else "-"
-            lines.append(f"| {v} | {k[0]} | {k[1]} | {fmt_us(e.seconds)} | {e.gbps:.1f} | "
-                         f"{pct} | {s_txt} |")
+            if e:
+                lines.append(f"| {v} | {k[0]} | {k[1]} | {cells(e, sp.get((k, v)))}")
     lines += ["", "Fastest variant of each machine (speedup against the base's fastest):", "",
-              "| machine | ISA | fastest variant | median µs | GB/s | % of own peak | speedup vs base |",
-              "|---|---|---|---|---|---|---|"]
+              "| machine | ISA | fastest variant | median µs | GB/s | % of own peak | "
+              "speedup vs base |", "|---|---|---|---|---|---|---|"]
     for k in keys:
         e = fastest(table, k, temperature)
-        if not e:
-            continue
-        s = sp.get((k, "fastest"))
-        s_txt = "-" if s is None else f"{s:.2f}x" + (" (base)" if bases.get(e.kind) == k else "")
-        pct = f"{e.pct:.0f}" if e.pct is not None else "-"
-        lines.append(f"| {k[0]} | {k[1]} | {e.variant} | {fmt_us(e.seconds)} | {e.gbps:.1f} | "
-                     f"{pct} | {s_txt} |")
+        if e:
+            lines.append(f"| {k[0]} | {k[1]} | {e.variant} | {cells(e, sp.get((k, 'fastest')))}")
     return lines
 
 
