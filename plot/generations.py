@@ -227,11 +227,11 @@ def chart(table, bases, out, temperature, shape="gate", top=8):
             panels.append((kind, keys, variants + ["fastest"]))
     if not panels:
         return None
-    widths = [len(vs) * max(1, len(ks)) for _, ks, vs in panels]
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(9, 0.42 * sum(widths) + 3), 6),
-                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    widest = max(len(vs) * max(1, len(ks)) for _, ks, vs in panels)  # bars in a panel
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(9, 0.36 * widest + 3),
+                                                      5.2 * len(panels)), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, (kind, keys, variants) in zip(axes[0], panels):
+    for ax, (kind, keys, variants) in zip(axes[:, 0], panels):
         width = 0.8 / len(keys)
         top_y = max(sp.get((k, v), 0) for k in keys for v in variants)
         for i, k in enumerate(keys):
@@ -253,8 +253,8 @@ def chart(table, bases, out, temperature, shape="gate", top=8):
                             for v in variants], rotation=35, ha="right", fontsize=8)
         ax.set_title(f"{kind.upper()} variants: speedup vs {label(bases[kind])}", fontsize=10)
         ax.set_ylabel("speedup (base median time / median time)")
-        ax.legend(title="machine", fontsize=7, title_fontsize=8, loc="upper center",
-                  bbox_to_anchor=(0.5, -0.3), ncol=min(3, len(keys)))  # below: no bar hidden
+        ax.legend(title="machine", fontsize=7, title_fontsize=8, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0))  # beside the panel: no bar hidden
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"Hardware generations: Qwen3-30B-A3B {shape}, top-{top} experts, one token, "
                  f"{temperature} (the newest file of each machine)", fontsize=11)
