@@ -246,7 +246,7 @@ def chart(table, bases, out, temperature, shape="gate", top=8):
                 ax.annotate(f"{y:.2f}x", (b.get_x() + b.get_width() / 2, b.get_height()),
                             ha="center", va="bottom", fontsize=7, rotation=90,
                             xytext=(0, 2), textcoords="offset points")
-        ax.axhline(1.0, color="black", linewidth=0.8)
+        ax.axhline(1.0, color="gray", linewidth=0.8, linestyle="--", zorder=0.5)  # under text
         ax.set_ylim(0, top_y * 1.3)
         ax.set_xticks(range(len(variants)))
         ax.set_xticklabels([v if v != "fastest" else "fastest\n(each machine's)"

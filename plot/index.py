@@ -49,9 +49,11 @@ def main():
     if gen:
         lines += ["", "## Hardware generations", "",
                   "Written by `plot/generations.py results/*/*.json --temperature both` (the "
-                  "newest file of each machine; chart: `plot/charts/generations_hot.png`). A CPU "
-                  "run limited by `QK_DISABLE_ISA` is a machine of its own, named by the "
-                  "instruction set it ran. CPU rows depend on the threads of their run (below).",
+                  "newest file of each machine; charts: "
+                  "[generations_hot](../plot/charts/generations_hot.png), "
+                  "[generations_cold](../plot/charts/generations_cold.png)). A CPU run limited "
+                  "by `QK_DISABLE_ISA` is a machine of its own, named by the instruction set it "
+                  "ran. CPU rows depend on the threads of their run (below).",
                   ""] + [line.replace("#### ", "### ", 1) for line in gen]
     with open(os.path.join(root, "README.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
