@@ -1,7 +1,9 @@
 """The third-party packages the tools in plot/ import, checked before they are imported: a
 missing (or broken) one ends the tool with one line naming it and how to install it, exit 2,
 whichever python3 runs the tool (Debian's packages serve /usr/bin/python3 only; another
-interpreter, a pyenv or a venv without system site-packages, needs pip). Standard library only."""
+interpreter, a pyenv or a venv without system site-packages, needs pip). Standard library only.
+compare.py needs scipy, plot.py and generations.py --chart matplotlib; pool.py, contracts.py,
+index.py and generations.py's tables need only the standard library (tests/test_compare.sh)."""
 import importlib
 import os
 import sys
