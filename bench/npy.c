@@ -105,6 +105,13 @@ static int tuple(npy_header *h) {
         skip_space(h);
         if (*h->p == ')') break;
         if (*h->p < '0' || *h->p > '9') return -1;
+        /* Python's integers have no leading zeros ("02048" is a syntax error; "00" is 0) */
+        if (*h->p == '0') {
+            const char *d = h->p;
+            while (*d == '0')
+                d++;
+            if (*d >= '1' && *d <= '9') return -1;
+        }
         errno = 0;
         char *end;
         unsigned long long v = strtoull(h->p, &end, 10);

@@ -121,6 +121,13 @@ int main(void) {
     expect_error("text after the dict", "after");
     write_file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (5,,), }\n", f, sizeof f);
     expect_error("two commas in the shape", "shape");
+    /* leading zeros: a syntax error in Python (ast.literal_eval, hence NumPy) */
+    write_file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (05,), }\n", f, sizeof f);
+    expect_error("a leading zero in the shape", "shape");
+    write_file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (0001, 5), }\n", f, sizeof f);
+    expect_error("leading zeros in the shape", "shape");
+    write_file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 00), }\n", f, 0);
+    expect_error("00 is zero, as Python reads it", "empty");
     /* what numpy writes or accepts: double quotes, no trailing comma, spaces and newlines */
     write_file(1, "{\"descr\":\"<f4\",\"fortran_order\":False,\"shape\":( 5 , )}   \n", f,
                sizeof f);
