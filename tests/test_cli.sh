@@ -330,6 +330,42 @@ d = json.load(open(sys.argv[1]), parse_constant=bad)
 assert any(b.get("rel_l2", 0) is None for b in d["benchmarks"])' "$tmp/inf.json"; then
   passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: an inf scale: rc=$rc: ${out:0:600}"; fi
 
+# issue 12, third review: -----------------------------------------------------------------------
+# GGUF names crafted so that FNV-1a's low bits collide (the table's slots): a valid file of 60000
+# tensors, and one of 65536 keys, take bounded CPU time (they had taken 14 s)
+/usr/bin/python3 - "$tmp" <<'PY'
+import itertools, struct, sys
+M, P, OFF, MASK = (1 << 64) - 1, 0x100000001b3, 0xcbf29ce484222325, (1 << 17) - 1
+al = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+def step(h, bs):
+    for c in bs: h = ((h ^ c) * P) & M
+    return h
+h, blocks = step(OFF, b"t."), []
+for _ in range(16):  # pairs of 3-byte blocks taking the low 17 bits of the state to one value
+    seen = {}
+    for x in itertools.product(al, repeat=3):
+        s = step(h, bytes(x)) & MASK
+        if s in seen: blocks.append((seen[s], bytes(x))); h = step(h, seen[s]); break
+        seen[s] = bytes(x)
+names = [b"t." + b"".join(blocks[k][(i >> k) & 1] for k in range(16)) for i in range(65536)]
+def s(b): return struct.pack("<Q", len(b)) + b
+def write(path, tensors=(), keys=()):
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(keys))
+    out += b"".join(s(k) + struct.pack("<II", 4, 1) for k in keys)
+    out += b"".join(s(t) + struct.pack("<IQIQ", 1, 1, 0, 0) for t in tensors)
+    open(path, "wb").write(out + b"\0" * (-len(out) % 32) + b"\0" * 32)
+write(sys.argv[1] + "/collide-tensors.gguf", tensors=names[:60000])
+write(sys.argv[1] + "/collide-keys.gguf", keys=names)
+PY
+for f in collide-tensors collide-keys; do
+  /usr/bin/time -f '%U %S %M' -o "$tmp/usage" timeout 60 "$bench" --model "$tmp/$f.gguf" --inspect >/dev/null 2>&1; rc=$?
+  read -r user sys kb < <(tail -1 "$tmp/usage")
+  if [ "$rc" -eq 0 ] && awk -v u="$user" -v s="$sys" -v k="$kb" -v l="$time_limit" 'BEGIN { exit !(u + s <= l && k <= 100 * 1024) }'; then
+    passed=$((passed + 1))
+  else failed=$((failed + 1)); echo "FAIL: --inspect of $f.gguf: rc=$rc, ${user} + ${sys} s of CPU, ${kb} KB (at most $time_limit s)"; fi
+done
+rm -f "$tmp"/collide-*.gguf
+
 # every row of the variant tables, read from the source, is listed
 list=$("$bench" --list)
 names=$(grep -ohE '^\s*(GPU_)?(MATVEC|QUANT)\([a-z0-9_]+' "$src"/cpu/cpu_table.c "$src"/gpu/gpu_table.c |
