@@ -11,13 +11,25 @@
 #include <string.h>
 #include <strings.h>
 
+/* One line: a control byte of a quoted value (an environment variable, an argument, a path)
+ * is written as \xNN, so it can neither start a second line nor reach the terminal as an
+ * escape sequence. */
 void qk_die(const char *fmt, ...) {
+    char msg[4096];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "bench: ");
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (n < 0) snprintf(msg, sizeof msg, "%s", fmt);
+    fputs("bench: ", stderr);
+    for (const unsigned char *c = (const unsigned char *)msg; *c; c++) {
+        if (*c < 0x20 || *c == 0x7f)
+            fprintf(stderr, "\\x%02x", *c);
+        else
+            fputc(*c, stderr);
+    }
+    if (n >= (int)sizeof msg) fputs("...", stderr);
+    fputc('\n', stderr);
     exit(2);
 }
 
@@ -185,6 +197,35 @@ static int gb_truthy(const char *v) {
     return 1;
 }
 
+/* --benchmark_context=KEY=VALUE,...: each pair has one '=' (Google Benchmark's own complaint
+ * would be a second line), and no key replaces one of Google Benchmark's context (bench's own
+ * keys are checked as bench writes them). */
+static void check_gb_context(const char *v) {
+    static const char *const gb_keys[] = {"date",
+                                          "host_name",
+                                          "executable",
+                                          "num_cpus",
+                                          "mhz_per_cpu",
+                                          "cpu_scaling_enabled",
+                                          "caches",
+                                          "load_avg",
+                                          "library_version",
+                                          "library_build_type",
+                                          "json_schema_version"};
+    size_t n = strlen(v);
+    if (n && v[n - 1] == ',') qk_die("--benchmark_context: '%s' ends in an empty pair", v);
+    for (const char *p = v; *p; p += strcspn(p, ","), p += *p == ',') {
+        size_t len = strcspn(p, ","), k = strcspn(p, "=,");
+        if (k == len || memchr(p + k + 1, '=', len - k - 1))
+            qk_die("--benchmark_context: '%.*s' is not KEY=VALUE", (int)len, p);
+        for (size_t i = 0; i < sizeof gb_keys / sizeof gb_keys[0]; i++)
+            if (k == strlen(gb_keys[i]) && !strncmp(p, gb_keys[i], k))
+                qk_die("--benchmark_context: '%s' is a key Google Benchmark writes itself; "
+                       "choose another name",
+                       gb_keys[i]);
+    }
+}
+
 /* Google Benchmark flags: those that bench's table and JSON cannot honour are refused, the
  * aggregate-reporting ones are kept for bench to apply per row; the others pass through. */
 static int take_gb_flag(qk_options *o, const char *a) {
@@ -198,6 +239,9 @@ static int take_gb_flag(qk_options *o, const char *a) {
         {"benchmark_time_unit", "bench reports every row in microseconds"},
         {"benchmark_color", "bench prints its own table, without colours"},
         {"benchmark_counters_tabular", "bench prints its own table"},
+        {"benchmark_perf_counters",
+         "Google Benchmark aborts when it cannot open them; bench reports its own counters"},
+        {"benchmark_dry_run", "bench times every row it runs"},
     };
     const char *v;
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
@@ -224,7 +268,13 @@ static int take_gb_flag(qk_options *o, const char *a) {
     /* the context's keys that bench writes itself must not be replaced: bench checks them
      * against these when it writes its own */
     if (gb_flag(a, "benchmark_context", &v)) {
+        check_gb_context(v);
         o->gb_context = v;
+        return 0; /* passed through */
+    }
+    /* Google Benchmark's complaint about a bad value would be a second line: checked here */
+    if (gb_flag(a, "benchmark_min_warmup_time", &v)) {
+        (void)parse_seconds("--benchmark_min_warmup_time", v, 0, 60);
         return 0; /* passed through */
     }
     if (gb_flag(a, "benchmark_report_aggregates_only", &v)) {

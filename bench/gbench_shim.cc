@@ -67,6 +67,24 @@ class Collector : public benchmark::BenchmarkReporter {
 
 std::string json_text; // the JSON file's text, once PatchedJson has finished
 
+// The length of the well-formed UTF-8 sequence at in[i] (a lead byte >= 0x80), or 0.
+size_t utf8_length(const std::string &in, size_t i) {
+    unsigned char c = static_cast<unsigned char>(in[i]);
+    size_t n = c >= 0xc2 && c <= 0xdf   ? 2
+               : c >= 0xe0 && c <= 0xef ? 3
+               : c >= 0xf0 && c <= 0xf4 ? 4
+                                        : 0;
+    if (!n || i + n > in.size()) return 0;
+    unsigned char c1 = static_cast<unsigned char>(in[i + 1]);
+    if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) ||
+        (c == 0xf4 && c1 > 0x8f))
+        return 0; // overlong, a surrogate, beyond U+10FFFF
+    for (size_t k = 1; k < n; k++)
+        if ((static_cast<unsigned char>(in[i + k]) & 0xc0) != 0x80) return 0;
+    return n;
+}
+
+// Inside strings, every control byte (and 0x7f, and a byte that is not UTF-8) becomes \u00XX.
 // Google Benchmark writes a non-finite counter as NaN or Infinity, which JSON does not have:
 // outside strings, each becomes null.
 std::string finite_only(const std::string &in) {
@@ -77,11 +95,23 @@ std::string finite_only(const std::string &in) {
     for (size_t i = 0; i < in.size(); i++) {
         char ch = in[i];
         if (in_string) {
-            out += ch;
-            if (ch == '\\' && i + 1 < in.size())
-                out += in[++i];
-            else if (ch == '"')
-                in_string = false;
+            unsigned char u = static_cast<unsigned char>(ch);
+            size_t n = u >= 0x80 ? utf8_length(in, i) : 1;
+            if (u < 0x20 || u == 0x7f || !n) {
+                // Google Benchmark escapes only " \\ \b \f \n \r \t: a control byte (or a
+                // byte that is not UTF-8) of a path or a --benchmark_context value would make
+                // the file invalid JSON
+                char esc[8];
+                snprintf(esc, sizeof esc, "\\u%04x", u);
+                out += esc;
+            } else {
+                out.append(in, i, n);
+                i += n - 1;
+                if (ch == '\\' && i + 1 < in.size())
+                    out += in[++i];
+                else if (ch == '"')
+                    in_string = false;
+            }
             continue;
         }
         if (ch == '"') in_string = true;

@@ -365,6 +365,33 @@ for f in collide-tensors collide-keys; do
   else failed=$((failed + 1)); echo "FAIL: --inspect of $f.gguf: rc=$rc, ${user} + ${sys} s of CPU, ${kb} KB (at most $time_limit s)"; fi
 done
 rm -f "$tmp"/collide-*.gguf
+# Google Benchmark flags that abort or bypass bench, and bad values of those passed through
+expect_error "--benchmark_perf_counters" --benchmark_perf_counters=CYCLES "${tiny[@]}"
+expect_error "--benchmark_min_warmup_time=abc" --benchmark_min_warmup_time=abc "${tiny[@]}"
+has_msg "--benchmark_min_warmup_time=abc" "--benchmark_min_warmup_time: 'abc'"
+expect_error "--benchmark_context without '='" --benchmark_context=novalue "${tiny[@]}"
+expect_error "--benchmark_context with two '='" --benchmark_context=a=b=c "${tiny[@]}"
+expect_error "--benchmark_context ending in a comma" --benchmark_context=a=b, "${tiny[@]}"
+# --benchmark_context may not replace Google Benchmark's own keys
+for key in date host_name executable num_cpus mhz_per_cpu cpu_scaling_enabled caches load_avg \
+  library_build_type json_schema_version; do
+  expect_error "--benchmark_context replacing $key" --benchmark_context=$key=x "${tiny[@]}"
+done
+# a control byte in a string (a context value, a path) is escaped: strict JSON
+mkdir -p "$tmp/a"$'\001'"b"
+ctl=$(printf 'a\033[31mb\001\177')
+out=$(timeout 60 "$bench" "${tiny[@]}" --benchmark_context=k="$ctl" --json "$tmp/a"$'\001'"b/c.json" 2>&1); rc=$?
+if [ "$rc" -eq 0 ] && /usr/bin/python3 - "$tmp/a"$'\001'"b/c.json" "$ctl" <<'PY'
+import json, sys
+d = json.loads(open(sys.argv[1], encoding="utf-8").read(), strict=True)
+assert d["context"]["k"] == sys.argv[2], repr(d["context"]["k"])
+PY
+then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: a control byte in the JSON's strings: rc=$rc ${out:0:300}"; fi
+# environment values in messages are escaped: one line, no escape byte
+QK_INJECT_SLOWDOWN=$'x=1\nbench: ok\033[31m' expect_error "a slowdown hook with a newline and an escape" "${tiny[@]}"
+if grep -q $'\x1b' /tmp/qk_cli_err.$$; then
+  failed=$((failed + 1)); echo "FAIL: an escape byte from the environment reached stderr"
+else passed=$((passed + 1)); fi
 
 # every row of the variant tables, read from the source, is listed
 list=$("$bench" --list)
