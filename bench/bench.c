@@ -3,6 +3,7 @@
  * The timed unit is what llama.cpp's MUL_MAT_ID does for one token: quantize the activations
  * once (Q8 variants) and run the selected experts' matvecs. */
 #define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "act.h"
 #include "cli.h"
 #include "gbench.h"
@@ -20,6 +21,7 @@
 #include "../kernels/qk_quant.h"
 #include "../kernels/qk_rng.h"
 #include <errno.h>
+#include <limits.h>
 #include <fnmatch.h>
 #include <math.h>
 #include <regex.h>
@@ -477,37 +479,88 @@ static void run_oracle(void *arg, int ti, int nt) {
 
 /* --json FILE is written to a temporary file beside it and renamed over it once the run has
  * finished and every write has succeeded, so a run that fails (a bad flag found late, an
- * interrupted run, a full disk) leaves an existing FILE as it was. What is not a regular file
- * (/dev/null, a FIFO) is written directly. Google Benchmark's own file is /dev/null: bench
- * writes the text its reporter made (qk_gb_json_text) and checks each write. */
-static char json_tmp[4200];
+ * interrupted run, a full disk) leaves an existing FILE as it was. The file replaced keeps its
+ * mode; a symbolic link is followed (its target is replaced, the link stays); a file that is
+ * read-only, or has other hard links (rename would part them), is refused. A character device
+ * (/dev/null) is written directly; a FIFO, a directory or a socket is refused before the run.
+ * Google Benchmark's own file is /dev/null: bench writes the text its reporter made
+ * (qk_gb_json_text) and checks each write. */
+static char json_tmp[PATH_MAX + 16], json_final[PATH_MAX];
+static volatile sig_atomic_t json_tmp_live;
 static void remove_json_tmp(void) {
-    if (*json_tmp) unlink(json_tmp);
+    if (json_tmp_live) unlink(json_tmp);
+    json_tmp_live = 0;
+}
+/* SIGINT, SIGTERM, SIGHUP while the temporary file exists: remove it, then die of the signal */
+static void json_signal(int sig) {
+    if (json_tmp_live) unlink(json_tmp);
+    signal(sig, SIG_DFL);
+    raise(sig);
 }
 static void json_target(const char *path) {
-    struct stat st;
-    if (!stat(path, &st) && !S_ISREG(st.st_mode)) {
-        if (!S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode))
-            qk_die("--json: cannot write %s: not a regular file, device or FIFO", path);
+    struct stat st, lst;
+    const char *final = path;
+    mode_t mode;
+    if (!lstat(path, &lst) && S_ISLNK(lst.st_mode) && stat(path, &st))
+        qk_die("--json: %s is a symbolic link to nothing (%s)", path, strerror(errno));
+    if (!stat(path, &st)) {
+        if (S_ISCHR(st.st_mode)) {
+            if (access(path, W_OK)) qk_die("--json: cannot write %s: %s", path, strerror(errno));
+            return;
+        }
+        if (!S_ISREG(st.st_mode))
+            qk_die("--json: cannot write %s: %s", path,
+                   S_ISFIFO(st.st_mode)  ? "a FIFO (bench writes files, /dev/null or a device)"
+                   : S_ISDIR(st.st_mode) ? "a directory"
+                                         : "not a regular file or a character device");
         if (access(path, W_OK)) qk_die("--json: cannot write %s: %s", path, strerror(errno));
-        return;
+        if (!(st.st_mode & 0222)) /* access() says yes to root */
+            qk_die("--json: %s is read-only; bench does not replace it", path);
+        if (st.st_nlink > 1)
+            qk_die("--json: %s has %ju hard links; replacing it would part them (remove it "
+                   "or name another file)",
+                   path, (uintmax_t)st.st_nlink);
+        if (!realpath(path, json_final))
+            qk_die("--json: cannot resolve %s: %s", path, strerror(errno));
+        final = json_final;
+        mode = st.st_mode & 07777;
+    } else {
+        if (snprintf(json_final, sizeof json_final, "%s", path) >= (int)sizeof json_final)
+            qk_die("--json: file name too long");
+        final = json_final;
+        mode_t mask = umask(0); /* the mode a new file would get, not mkstemp's 0600 */
+        umask(mask);
+        mode = 0666 & ~mask;
     }
-    if (snprintf(json_tmp, sizeof json_tmp, "%s.tmpXXXXXX", path) >= (int)sizeof json_tmp)
+    if (snprintf(json_tmp, sizeof json_tmp, "%s.tmpXXXXXX", final) >= (int)sizeof json_tmp)
         qk_die("--json: file name too long");
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT), sigaddset(&block, SIGTERM), sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &old);
     int fd = mkstemp(json_tmp);
-    if (fd < 0) {
-        *json_tmp = 0;
-        qk_die("--json: cannot write %s: %s", path, strerror(errno));
+    int e = errno;
+    if (fd >= 0) {
+        json_tmp_live = 1;
+        struct sigaction sa = {0};
+        sa.sa_handler = json_signal;
+        sigemptyset(&sa.sa_mask);
+        for (int i = 0; i < 3; i++) {
+            int sig = i == 0 ? SIGINT : i == 1 ? SIGTERM : SIGHUP;
+            struct sigaction was;
+            /* a signal ignored when bench started (nohup) stays ignored */
+            if (!sigaction(sig, NULL, &was) && was.sa_handler != SIG_IGN) sigaction(sig, &sa, NULL);
+        }
+        atexit(remove_json_tmp);
     }
-    mode_t mask = umask(0); /* the mode a new file would get, not mkstemp's 0600 */
-    umask(mask);
-    fchmod(fd, 0666 & ~mask);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (fd < 0) qk_die("--json: cannot write %s: %s", path, strerror(e));
+    fchmod(fd, mode);
     close(fd);
-    atexit(remove_json_tmp);
 }
 static void finish_json(const char *path) {
-    const char *text = qk_gb_json_text(), *target = *json_tmp ? json_tmp : path;
-    const char *kept = *json_tmp ? "; an existing file is left as it was" : "";
+    const char *text = qk_gb_json_text(), *target = json_tmp_live ? json_tmp : path;
+    const char *kept = json_tmp_live ? "; an existing file is left as it was" : "";
     if (!*text) qk_die("--json: Google Benchmark wrote no JSON for %s", path);
     FILE *f = fopen(target, "w");
     if (!f) qk_die("--json: cannot write %s: %s%s", path, strerror(errno), kept);
@@ -519,10 +572,10 @@ static void finish_json(const char *path) {
     bad = fclose(f) != 0 || bad;
     if (!e) e = errno;
     if (bad) qk_die("--json: writing %s failed: %s%s", path, e ? strerror(e) : "I/O error", kept);
-    if (!*json_tmp) return;
-    if (rename(json_tmp, path))
-        qk_die("--json: cannot rename %s to %s: %s", json_tmp, path, strerror(errno));
-    *json_tmp = 0;
+    if (!json_tmp_live) return;
+    if (rename(json_tmp, json_final))
+        qk_die("--json: cannot rename %s to %s: %s", json_tmp, json_final, strerror(errno));
+    json_tmp_live = 0;
 }
 
 /* peak_GBps and pct_peak of a CPU row's JSON entry, from the peak row's fastest repetition;
@@ -584,6 +637,21 @@ static void check_filter(int cold_iterations, int gpu_iterations) {
                g.rows[0].name);
     for (size_t i = 0; i < g.n_rows; i++)
         if (run[i] && g.rows[i].peak) run[g.rows[i].peak - g.rows] = 1;
+    /* a test hook whose variant's rows the filter leaves out would do nothing, silently */
+    for (int hook = 0; hook < 2; hook++) {
+        char name[128], shown[160];
+        const char *var = hook ? "QK_INJECT_LATE_FAULT" : "QK_INJECT_SLOWDOWN";
+        const char *late = getenv("QK_INJECT_LATE_FAULT");
+        if (hook ? !late || !*late : !qk_hook_slowdown_target(name, sizeof name)) continue;
+        if (hook) snprintf(name, sizeof name, "%s", late);
+        int timed = 0;
+        for (size_t i = 0; i < g.n_rows && !timed; i++)
+            timed =
+                run[i] && g.rows[i].v && !g.rows[i].v->gpu && !strcmp(g.rows[i].v->k->name, name);
+        if (!timed)
+            qk_die("%s: '%s': --benchmark_filter '%s' leaves out every row of that variant", var,
+                   qk_gguf_printable(name, strlen(name), shown, sizeof shown), filter);
+    }
     /* ^(name|name|...)(/.*)?$ with every character but [A-Za-z0-9_] in brackets (names hold
      * letters, digits, '_', '/' and '.') */
     size_t cap = 16, len = 0;

@@ -392,6 +392,44 @@ QK_INJECT_SLOWDOWN=$'x=1\nbench: ok\033[31m' expect_error "a slowdown hook with 
 if grep -q $'\x1b' /tmp/qk_cli_err.$$; then
   failed=$((failed + 1)); echo "FAIL: an escape byte from the environment reached stderr"
 else passed=$((passed + 1)); fi
+# a test hook whose variant's rows the filter leaves out is an error, not a silent no-op
+two=(--kernel q4k_f32_ref,q4k_q8k_ref --hot --repetitions 1 --min-time 0.001 --shape 16x256 --experts 0 --threads 1)
+QK_INJECT_LATE_FAULT=q4k_f32_ref expect_error "a late-fault hook filtered out" "${two[@]}" --benchmark_filter=q4k_q8k_ref
+QK_INJECT_SLOWDOWN=q4k_f32_ref=1 expect_error "a slowdown hook filtered out" "${two[@]}" --benchmark_filter=q4k_q8k_ref
+QK_INJECT_SLOWDOWN=q4k_f32_ref=0.1 expect_header "a slowdown hook its filter keeps" 'q4k_f32_ref' "$bench" "${two[@]}" --benchmark_filter=q4k_f32_ref
+# --json replacing a file: a read-only file is refused; the mode is kept; a symbolic link's
+# target is replaced (the link stays); a file with hard links and a FIFO are refused
+echo old >"$tmp/ro.json"; chmod 444 "$tmp/ro.json"
+expect_error "--json a read-only file" "${tiny[@]}" --json "$tmp/ro.json"
+[ "$(cat "$tmp/ro.json")" = old ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: a read-only --json file was replaced"; }
+echo old >"$tmp/p.json"; chmod 600 "$tmp/p.json"
+timeout 60 "$bench" "${tiny[@]}" --json "$tmp/p.json" >/dev/null 2>&1
+[ "$(stat -c %a "$tmp/p.json")" = 600 ] && grep -q benchmarks "$tmp/p.json" && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: --json over a 600 file: mode $(stat -c %a "$tmp/p.json")"; }
+mkdir -p "$tmp/real"; echo old >"$tmp/real/t.json"; ln -s real/t.json "$tmp/link.json"
+timeout 60 "$bench" "${tiny[@]}" --json "$tmp/link.json" >/dev/null 2>&1
+[ -L "$tmp/link.json" ] && grep -q benchmarks "$tmp/real/t.json" && [ -z "$(ls "$tmp/real" | grep tmp)" ] && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: --json through a symbolic link: $(ls -l "$tmp/link.json")"; }
+ln -s nowhere "$tmp/dangling.json"
+expect_error "--json a dangling symbolic link" "${tiny[@]}" --json "$tmp/dangling.json"
+echo old >"$tmp/h1.json"; ln "$tmp/h1.json" "$tmp/h2.json"
+expect_error "--json a file with two hard links" "${tiny[@]}" --json "$tmp/h1.json"
+expect_error_fast "--json a FIFO" "${tiny[@]}" --json "$tmp/fifo"
+expect_header "--json /dev/null" 'q4k_f32_ref' "$bench" "${tiny[@]}" --json /dev/null
+# SIGINT or SIGTERM during a --json run: the temporary file is removed, the old file kept
+for sig in INT TERM; do
+  echo old >"$tmp/sig.json"
+  /usr/bin/python3 -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background job of a script ignores SIGINT
+os.execv(sys.argv[1], sys.argv[1:])' "$bench" --kernel q4k_f32_ref --hot --repetitions 50 --min-time 1 --threads 1 \
+    --json "$tmp/sig.json" >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do ls "$tmp" | grep -q 'sig.json.tmp' && break; sleep 0.1; done
+  sleep 0.3; kill -$sig $pid; wait $pid; rc=$?
+  if [ "$rc" -gt 128 ] && [ "$(cat "$tmp/sig.json")" = old ] && [ -z "$(ls "$tmp" | grep 'sig.json.tmp')" ]; then
+    passed=$((passed + 1))
+  else failed=$((failed + 1)); echo "FAIL: SIG$sig during a --json run: rc=$rc, $(ls "$tmp" | grep sig.json | tr '\n' ' ')"; fi
+done
 
 # every row of the variant tables, read from the source, is listed
 list=$("$bench" --list)
