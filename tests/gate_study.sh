@@ -17,6 +17,7 @@ model=$(lscpu | sed -n 's/^Model: *//p' | head -1)
 slug=$(echo "$cpu" | tr 'A-Z' 'a-z' | sed 's/([^)]*)//g; s/[^a-z0-9]\+/-/g; s/^-//; s/-$//')
 out=${2:-results/ci-gate/study-$slug.md}
 work=build/gate-study
+commit=$(git rev-parse --short=12 HEAD)$(git diff --quiet HEAD 2>/dev/null || echo "-dirty")
 mkdir -p "$work" "$(dirname "$out")"
 # a copy of this tree's worker, so that a rebuild during the study does not change what it measures
 cp build/release/bench/gate_worker "$work/gate_worker" || { echo "gate_study: build first (tests/run.sh)"; exit 2; }
@@ -74,11 +75,13 @@ fi
 {
   echo "# CI gate study: $cpu (family $family, model $model), $(nproc) vCPUs"
   echo
-  echo "$(date -u +%Y-%m-%d), commit $(git rev-parse --short=12 HEAD), baseline" \
+  echo "$(date -u +%Y-%m-%d), this tree at commit $commit (its gate_worker copied at the start), baseline" \
     "$(sed -n 's/^baseline_commit \(.\{12\}\).*/\1/p' results/ci-gate/baseline.txt),"
   echo "\`tests/gate_study.sh $trials\` (QK_STUDY_SIZES='$sizes', QK_STUDY_LOAD=${QK_STUDY_LOAD:-0}," \
     "QK_STUDY_LOAD_SIZES='${QK_STUDY_LOAD_SIZES:-0 15}')."
-  echo "Each trial is one run of \`tests/regression.sh\`; a failure is a run that exited 1."
+  echo "Each trial is one run of \`tests/regression.sh\`; a failure is a run that exited 1. \"quiet\""
+  echo "trials have no load of the study's own; \"loaded\" ones run beside a loop of the other ctest"
+  echo "suites. The load average column says what else the machine was doing."
   echo
   echo "| load | injected slowdown | trials | gate failed |"
   echo "|---|---|---|---|"
