@@ -19,8 +19,14 @@ then not gated); --normalize median
 divides every row's change by the median change of all paired rows (a regression moves some
 rows, a faster or slower machine moves them all). Exits 1 when a row is slower by more than
 --threshold percent (default 5) with p < --alpha (default 0.05), or when a deviation metric of
-NEW breaks its contract (--contracts, default results/contracts.json); exits 2 on unusable
-input.
+NEW breaks its contract (--contracts, default results/contracts.json), or when a row of NEW
+errored (bench marks a failed output check with error_occurred: a correctness failure, named, as
+for a broken contract; on one machine and across machines alike); exits 2 on unusable input
+(a file that is not a result, a time that is null, zero, NaN or not a number, a bad argument:
+one line). A row of BASE that NEW lacks (neither measured nor errored there) is listed in a
+warning line and does not fail the comparison (a filter or a variant that was not built
+leaves rows out; a check that failed is an error row, above). The time of a row is the true
+median of its repetitions (the mean of the middle two for an even count) everywhere.
 
 When the two files come from different machines (their fingerprints differ) it says so and
 does not gate on time (the ratios compare hardware, not code; --require-same-machine makes that
@@ -31,7 +37,6 @@ GB/s as % of its own machine's peak measured in its own run, base -> new, and th
 change), which carries no verdict. With --normalize median or VARIANT the time column is that
 relative figure and carries no word either. Several runs of one side are pooled into one file
 by plot/pool.py; plot/generations.py tables many machines at once."""
-import argparse
 import os
 import sys
 
@@ -42,7 +47,7 @@ need("scipy.stats")
 from scipy.stats import mannwhitneyu  # noqa: E402
 
 import contracts as contract_check  # noqa: E402
-from qkresults import Result, fingerprint  # noqa: E402
+from qkresults import OneLineParser, Result, fingerprint, median  # noqa: E402
 
 
 def series(row, statistic):
@@ -81,7 +86,7 @@ def efficiency(result, row, statistic, pick):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = OneLineParser(description=__doc__.split("\n")[0])
     ap.add_argument("base")
     ap.add_argument("new")
     ap.add_argument("--threshold", type=float, default=5.0)
@@ -99,6 +104,11 @@ def main():
     a = ap.parse_args()
     try:
         base, new = Result(a.base), Result(a.new)
+        if a.contracts:
+            try:
+                contract_check.load(a.contracts)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"--contracts: {e}") from None
     except (OSError, ValueError, KeyError) as e:
         print(f"compare: {e}", file=sys.stderr)
         return 2
@@ -120,7 +130,7 @@ def main():
         a.normalize = "none"
     # best: the median of the repetitions' fastest calls (the fastest call of all follows the
     # odd moment the core clocks higher; the median of many best calls does not)
-    pick = min if a.statistic == "min" else (lambda v: sorted(v)[len(v) // 2])
+    pick = min if a.statistic == "min" else median
     pairs = []
     for name, nr in new.rows.items():
         br = base.rows.get(name)
@@ -179,9 +189,21 @@ def main():
     if not paired:
         print("compare: no benchmark of NEW has a namesake in BASE", file=sys.stderr)
         return 2
-    broken = contract_check.check(a.contracts, [new]) if a.contracts else []
+    try:
+        broken = contract_check.check(a.contracts, [new]) if a.contracts else []
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        print(f"compare: --contracts: {e}", file=sys.stderr)
+        return 2
+    errored = [f"{name}: {msg}" for name, msg in sorted(new.errors.items())]
+    missing = sorted(n for n, r in base.rows.items() if not r.is_peak and n not in new.rows
+                     and n not in new.errors and r.variant != a.normalize)
+    if missing:
+        print(f"compare: WARNING: {len(missing)} rows of BASE are missing from NEW (not "
+              f"failed): {', '.join(missing)}")
     for line in broken:
         print(f"contract: {line}")
+    for line in errored:  # a failed output check in NEW: a correctness failure
+        print(f"errored in NEW: {line}")
     how = {"median": "median", "min": "fastest repetition",
            "best": "median of the repetitions' fastest single calls"}
     rel = {"none": "", "median": " relative to the median row's change",
@@ -192,11 +214,12 @@ def main():
         print(f"compare: {paired} benchmarks paired across machines, not gated: time = the "
               f"change of the {how[a.statistic]}{rel}; %peak = GB/s as % of each machine's own "
               f"peak in its own run, efficiency = its relative change; {len(broken)} contract "
-              "violations")
-        return 1 if broken else 0
+              f"violations, {len(errored)} errored rows")
+        return 1 if broken or errored else 0
     print(f"compare: {paired} benchmarks paired, {failures} slower beyond {a.threshold:g} % "
-          f"(p < {a.alpha:g}) by the {how[a.statistic]}{rel}, {len(broken)} contract violations")
-    return 1 if failures or broken else 0
+          f"(p < {a.alpha:g}) by the {how[a.statistic]}{rel}, {len(broken)} contract violations, "
+          f"{len(errored)} errored rows")
+    return 1 if failures or broken or errored else 0
 
 
 if __name__ == "__main__":

@@ -6,14 +6,13 @@ which variants must produce bit-identical outputs (their output_hash counters).
 
 usage: contracts.py [--contracts FILE] RESULT.json...   exit 0: all hold, 1: a violation,
 2: unusable input."""
-import argparse
 import fnmatch
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qkresults import Result  # noqa: E402
+from qkresults import OneLineParser, Result  # noqa: E402
 
 METRICS = {"rel_l2": "rel_l2", "max_rel": "max_rel", "one_minus_cos": "one_minus_cos",
            "exact_rel_l2": "exact_rel_l2"}
@@ -21,8 +20,13 @@ METRICS = {"rel_l2": "rel_l2", "max_rel": "max_rel", "one_minus_cos": "one_minus
 
 def load(path):
     with open(path) as f:
-        c = json.load(f)
-    if c.get("schema") != 1 or "deviation" not in c:
+        try:
+            c = json.load(f)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: not JSON ({e})") from None
+    if not isinstance(c, dict) or c.get("schema") != 1 or \
+            not isinstance(c.get("deviation"), list) or \
+            not all(isinstance(r, dict) for r in c["deviation"]):
         raise ValueError(f"{path}: not a qkbench contracts file (schema 1)")
     return c
 
@@ -59,14 +63,14 @@ def check(contracts_path, results):
 
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = OneLineParser(description=__doc__.split("\n")[0])
     ap.add_argument("--contracts", default=os.path.join(here, "..", "results", "contracts.json"))
     ap.add_argument("results", nargs="+")
     a = ap.parse_args()
     try:
         results = [Result(p) for p in a.results]
         broken = check(a.contracts, results)
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:
         print(f"contracts: {e}", file=sys.stderr)
         return 2
     for line in broken:

@@ -11,18 +11,30 @@ A machine is a GPU (its rows: the GPU's slug, sm_XY) or a CPU at the instruction
 was limited to (the slug and the strongest of the context's isa_used): a run with
 QK_DISABLE_ISA=avx512 on an AVX-512 machine is its own row, "intel-xeon-2c avx2", so one piece
 of silicon shows what each instruction-set generation buys. Of several files of one machine
-(same shape, top-K and activation profile) the newest (run_date) is used: the files say which.
+(same shape, top-K and activation profile) the newest (run_date) is used; on a tie of dates a
+pooled file (plot/pool.py, which records its runs' latest run_date and pooled_runs) is
+preferred, the one of most pooled runs, then the file name last in sort order: the rule does not
+depend on the order of the command line. When several files of one machine were given, the file
+list says which was taken, why, and how many were left out (the files' fingerprints cannot tell
+two hosts of one CPU model apart: pass the one you mean). Files with no rows of the shape, top-K
+and profile asked are named on stderr, one line each.
+Each time is the true median of the row's repetitions, with their range (min-max) beside it; a
+speedup whose two ranges overlap is marked `~` (not significant), and between two runs of one
+CPU the rows of code that no instruction set changes (q4k_q8k_ref, q4k_f32_ref) give the
+run-to-run noise: a speedup within it is marked `~` too and the table says by how much they
+differ. A % of own peak above 100 is marked `!` (the peak measure and the row disagree).
 The speedup is the base machine's median time over this machine's for the same variant; each
 device kind has its own base (the first --base of that kind; default: nvidia-h100-80gb-hbm3 and
 intel-xeon-2c when present, else the first machine of the kind), since no GPU variant runs on a
 CPU. The last table compares each machine's fastest variant with the base's fastest. Exit 2 on
 unusable input or when no file has matching rows."""
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qkresults import ISA_ORDER, Result, machine_of  # noqa: E402
+from qkresults import ISA_ORDER, OneLineParser, Result, machine_of  # noqa: E402
+
+SAME_CODE = ("q4k_q8k_ref", "q4k_f32_ref")  # no instruction set changes their code
 
 DEFAULT_BASES = ("nvidia-h100-80gb-hbm3", "intel-xeon-2c")
 ISA_RANK = {isa: i for i, isa in enumerate(ISA_ORDER + ("scalar",))}
@@ -36,6 +48,7 @@ class Entry:
         self.kind = kind_of((machine, isa))
         self.variant = row.variant
         self.seconds = row.median
+        self.lo, self.hi = min(row.seconds), max(row.seconds)
         self.gbps = row.gbps()
         peak = result.peak_for(row)
         self.pct = 100 * self.gbps * 1e9 / peak if peak else None
@@ -57,20 +70,42 @@ def shape_matches(result, shape):
     return shape in (ctx, dims, name.strip("()"))
 
 
-def collect(results, shape="gate", top=8, act="normal"):
+def rank(res):
+    """The order of one machine's files, newest last: run_date, then pooled (the most runs),
+    then the file name."""
+    when = str(res.context.get("run_date", res.context.get("date", "")))
+    pooled = res.context.get("pooled_runs", 1)
+    return (when, pooled if isinstance(pooled, int) else 1, os.path.basename(res.path), res.path)
+
+
+def collect(results, shape="gate", top=8, act="normal", dropped=None):
     """{(machine, isa): {(variant, temperature): Entry}} from the newest file of each machine
-    with rows of that shape, top-K and profile; and {(machine, isa): Result} of those files."""
-    newest = {}
+    with rows of that shape, top-K and profile; and {(machine, isa): Result} of those files
+    (each with .others: the other files of that machine given). dropped, a list, gets one line
+    per file left out for having no such rows."""
+    newest, every = {}, {}
     for res in results:
-        if not shape_matches(res, shape) or res.profile != act:
+        why = None
+        if not shape_matches(res, shape):
+            why = f"shape {res.context.get('shape', '?')}, not {shape}"
+        elif res.profile != act:
+            why = f"activations {res.profile}, not {act}"
+        elif not any(f"k{top}" in row.name.split("/") for row in res.variants()):
+            why = f"no top-{top} rows"
+        if why:
+            if dropped is not None:
+                dropped.append(f"{res.path}: left out ({why})")
             continue
         for row in res.variants():
             if f"k{top}" not in row.name.split("/"):
                 continue
             key = machine_of(res, row)
-            when = str(res.context.get("run_date", res.context.get("date", "")))
-            if key not in newest or when > newest[key][0]:
-                newest[key] = (when, res)
+            every.setdefault(key, set()).add(res)
+            if key not in newest or rank(res) > rank(newest[key][1]):
+                newest[key] = (rank(res), res)
+    for key, (_, res) in newest.items():
+        res.others = getattr(res, "others", {})
+        res.others[key] = sorted((r for r in every[key] if r is not res), key=rank)
     table = {}
     for key, (_, res) in newest.items():
         for row in res.variants():
@@ -144,41 +179,94 @@ def fastest(table, key, temperature):
     return min(rows, key=lambda e: e.seconds) if rows else None
 
 
+def noise(table, bases, temperature):
+    """{key: (fraction, variant)}: per CPU run other than its machine's base run, the largest
+    relative difference of a same-code row (SAME_CODE) from the base's: run-to-run noise."""
+    out = {}
+    for key, entries in table.items():
+        base = bases.get(kind_of(key))
+        if kind_of(key) != "cpu" or key == base or base is None or base[0] != key[0]:
+            continue
+        for v in SAME_CODE:
+            e, b = entries.get((v, temperature)), table[base].get((v, temperature))
+            if e and b:
+                d = abs(b.seconds / e.seconds - 1)
+                if d > out.get(key, (-1, ""))[0]:
+                    out[key] = (d, v)
+    return out
+
+
+def significant(e, base, s, noisy):
+    """False when the two ranges overlap or the speedup is within the same-code rows' noise."""
+    if base is None or base is e:
+        return True
+    if e.lo <= base.hi and base.lo <= e.hi:
+        return False
+    return not (noisy and abs(s - 1) <= noisy[0])
+
+
 def markdown(table, files, bases, temperature, shape, top, act):
     keys = machine_order(table)
     sp = speedups(table, bases, temperature)
+    nz = noise(table, bases, temperature)
     base_txt = " and ".join(f"{kind.upper()} variants against {label(k)}"
                             for kind, k in sorted(bases.items(), reverse=True))
     lines = [f"#### {temperature.capitalize()}: {shape} shape, top-{top} experts, "
              f"{act} activations", "",
              f"Speedup = the base machine's median time / this machine's ({base_txt}); "
-             "% of own peak = GB/s over the peak that machine measured in the same run.", "",
-             "| variant | machine | ISA | median µs | GB/s | % of own peak | speedup vs base |",
-             "|---|---|---|---|---|---|---|"]
+             "% of own peak = GB/s over the peak that machine measured in the same run. "
+             "median µs is the median of the repetitions, (min-max) their range. `~` marks a "
+             "speedup that is not significant: the two ranges overlap, or it is within the "
+             "run-to-run noise that rows of identical code show between the two runs; `!` a % "
+             "of own peak above 100 (the peak measure and the row disagree).", ""]
+    for k, (d, v) in sorted(nz.items()):
+        b = bases[kind_of(k)]
+        lines += [f"{label(k)} and {label(b)} are two runs of one machine, made at different "
+                  f"times ({files[k].context.get('run_date', '?')} and "
+                  f"{files[b].context.get('run_date', '?')}; a shared VM's speed varies "
+                  f"from one to the next): {v}, whose code is the same in both, differs by "
+                  f"{d * 100:.0f} %. A speedup within that is noise, not an instruction-set "
+                  "effect.", ""]
+    lines += ["| variant | machine | ISA | median µs (min-max) | GB/s | % of own peak | "
+              "speedup vs base |", "|---|---|---|---|---|---|---|"]
     variants = variant_order({v for k in keys for (v, t) in table[k] if t == temperature})
 
-    def cells(e, s):
-        s_txt = "-" if s is None else f"{s:.2f}x" + (" (base)" if bases.get(e.kind) == e.key
-                                                     else "")
-        pct = f"{e.pct:.0f}" if e.pct is not None else "-"
-        return f"{fmt_us(e.seconds)} | {e.gbps:.1f} | {pct} | {s_txt} |"
+    def cells(e, s, base):
+        if s is None:
+            s_txt = "-"
+        else:
+            s_txt = f"{s:.2f}x" + (" (base)" if bases.get(e.kind) == e.key else "")
+            if not significant(e, base, s, nz.get(e.key)):
+                s_txt += " ~"
+        pct = "-" if e.pct is None else f"{e.pct:.0f}" + (" !" if e.pct > 100 else "")
+        return f"{fmt_us(e.seconds)} ({fmt_us(e.lo)}-{fmt_us(e.hi)}) | {e.gbps:.1f} | " \
+               f"{pct} | {s_txt} |"
     for v in variants:
         for k in keys:
             e = table[k].get((v, temperature))
             if e:
-                lines.append(f"| {v} | {k[0]} | {k[1]} | {cells(e, sp.get((k, v)))}")
+                base = table.get(bases.get(e.kind), {}).get((v, temperature))
+                lines.append(f"| {v} | {k[0]} | {k[1]} | {cells(e, sp.get((k, v)), base)}")
     lines += ["", "Fastest variant of each machine (speedup against the base's fastest):", "",
-              "| machine | ISA | fastest variant | median µs | GB/s | % of own peak | "
+              "| machine | ISA | fastest variant | median µs (min-max) | GB/s | % of own peak | "
               "speedup vs base |", "|---|---|---|---|---|---|---|"]
     for k in keys:
         e = fastest(table, k, temperature)
         if e:
-            lines.append(f"| {k[0]} | {k[1]} | {e.variant} | {cells(e, sp.get((k, 'fastest')))}")
+            base = fastest(table, bases.get(kind_of(k)), temperature)
+            lines.append(f"| {k[0]} | {k[1]} | {e.variant} | "
+                         f"{cells(e, sp.get((k, 'fastest')), base)}")
+    if any(e.pct is not None and e.pct > 100 for k in keys for (v, t), e in table[k].items()
+           if t == temperature):
+        lines += ["", "`!`: above 100 % of the peak measured in the same run: the row and the "
+                  "peak measure disagree (the peak loop ran at another moment or in another "
+                  "cache state); read such a % as unreliable."]
     return lines
 
 
 def file_lines(files, root=None):
-    out = ["Files (the newest of each machine among those given; CPU rows ran with the threads "
+    out = ["Files (the newest of each machine among those given: run_date, then a pooled file "
+           "before the runs it pools, then the file name; CPU rows ran with the threads "
            "named):", ""]
     for k in machine_order(files):
         res = files[k]
@@ -188,15 +276,23 @@ def file_lines(files, root=None):
         lim = f", QK_DISABLE_ISA={disabled}" if disabled not in ("none", "") and \
             not k[1].startswith("sm_") else ""
         threads = "" if kind_of(k) == "gpu" else f", {res.context.get('threads', '?')} threads"
+        others = getattr(res, "others", {}).get(k, [])
+        more = ""
+        if others:
+            names = ", ".join(os.path.basename(o.path) for o in others)
+            more = (f"; taken as the newest of {len(others) + 1} files of this machine, the "
+                    f"others left out: {names}. Their fingerprints are identical, so nothing in "
+                    "the files tells whether they come from one host or several (results of "
+                    "two hosts of one CPU model look alike): pass only the file you mean")
         out.append(f"- {label(k)}: {link} (commit {res.context.get('git_commit', '?')}, "
-                   f"{res.context.get('run_date', res.date)}{threads}{lim})")
+                   f"{res.context.get('run_date', res.date)}{threads}{lim}){more}")
     return out
 
 
 def report(results, bases=(), temperatures=("hot",), shape="gate", top=8, act="normal",
-           root=None):
+           root=None, dropped=None):
     """The markdown lines (tables, then the files), or raises ValueError."""
-    table, files = collect(results, shape, top, act)
+    table, files = collect(results, shape, top, act, dropped)
     if not table:
         raise ValueError(f"no rows of the {shape} shape, top-{top}, {act} activations in the "
                          "files given")
@@ -267,7 +363,7 @@ def chart(table, bases, out, temperature, shape="gate", top=8):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = OneLineParser(description=__doc__.split("\n")[0])
     ap.add_argument("results", nargs="+")
     ap.add_argument("--base", action="append", default=[],
                     help="a machine (slug, or `slug isa` / `slug:isa` for a CPU limited by "
@@ -282,19 +378,32 @@ def main():
     if a.chart:
         from deps import need
         need("matplotlib.pyplot")
+    dropped = []
     try:
         results = [Result(p) for p in a.results]
-        lines, table, bases = report(results, a.base, temps, a.shape, a.top, a.act)
-    except (OSError, ValueError, KeyError) as e:
+        lines, table, bases = report(results, a.base, temps, a.shape, a.top, a.act,
+                                     dropped=dropped)
+        if a.chart:
+            os.makedirs(a.chart, exist_ok=True)
+            if not os.access(a.chart, os.W_OK):
+                raise OSError(f"--chart {a.chart}: not writable")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        for line in dropped:
+            print(f"generations: {line}", file=sys.stderr)
         print(f"generations: {e}", file=sys.stderr)
         return 2
+    for line in dropped:
+        print(f"generations: {line}", file=sys.stderr)
     print("\n".join(lines))
     if a.chart:
-        os.makedirs(a.chart, exist_ok=True)
-        for t in temps:
-            name = chart(table, bases, a.chart, t, a.shape, a.top)
-            if name:
-                print(f"generations: {name}.png/.svg", file=sys.stderr)
+        try:
+            for t in temps:
+                name = chart(table, bases, a.chart, t, a.shape, a.top)
+                if name:
+                    print(f"generations: {name}.png/.svg", file=sys.stderr)
+        except OSError as e:
+            print(f"generations: --chart {a.chart}: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

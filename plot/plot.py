@@ -7,7 +7,6 @@ PNG and SVG.
 
 usage: plot.py RESULT.json... [-o OUT_DIR] [--base MACHINE]...
        (e.g. plot/plot.py results/*/*.json -o plots/)"""
-import argparse
 import os
 import sys
 from collections import defaultdict
@@ -22,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import generations  # noqa: E402
-from qkresults import Result  # noqa: E402
+from qkresults import OneLineParser, Result  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
 PROFILE_ORDER = ["normal", "uniform20", "outliers", "swiglu", "lognormal", "zero_blocks"]
@@ -195,29 +194,27 @@ def error_by_profile(results, out):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = OneLineParser(description=__doc__.split("\n")[0])
     ap.add_argument("results", nargs="+")
     ap.add_argument("-o", "--out", default="plots")
     ap.add_argument("--base", action="append", default=[],
                     help="the generations chart's base machine, once per device kind (default: "
                          "nvidia-h100-80gb-hbm3 and intel-xeon-2c when present)")
     a = ap.parse_args()
-    try:
+    try:  # every argument checked before anything is drawn
         results = [Result(p) for p in a.results]
-    except (OSError, ValueError, KeyError) as e:
+        table, _ = generations.collect(results)
+        bases = generations.pick_bases(table, a.base)
+        os.makedirs(a.out, exist_ok=True)
+        if not os.access(a.out, os.W_OK):
+            raise OSError(f"{a.out}: not writable")
+    except (OSError, ValueError, KeyError, TypeError) as e:
         print(f"plot: {e}", file=sys.stderr)
         return 2
-    os.makedirs(a.out, exist_ok=True)
     throughput(results, a.out)
     error_vs_speed(results, a.out)
     roofline(results, a.out)
     error_by_profile(results, a.out)
-    try:
-        table, _ = generations.collect(results)
-        bases = generations.pick_bases(table, a.base)
-    except ValueError as e:
-        print(f"plot: {e}", file=sys.stderr)
-        return 2
     for temp in ("hot", "cold"):
         name = generations.chart(table, bases, a.out, temp) if table else None
         if name:

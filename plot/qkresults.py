@@ -1,10 +1,32 @@
 """Reading qkbench result files (Google Benchmark JSON written by `bench --json`): the runs of
 each benchmark row, their times and counters, the fingerprint, and the machine's slug."""
+import argparse
 import json
+import math
 import re
 import statistics
+import sys
 
 UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def finite(x):
+    """A JSON number (not a bool, a string or null) that is finite."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def median(values):
+    """The true median (the mean of the two middle elements for an even count): the one median
+    every tool uses."""
+    return statistics.median(values)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line on stderr, exit 2 (not usage plus an error)."""
+
+    def error(self, message):
+        print(f"{self.prog}: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 class Row:
@@ -32,10 +54,10 @@ class Row:
 
     @property
     def median(self):
-        return statistics.median(self.seconds)
+        return median(self.seconds)
 
     def gbps(self):
-        return self.counters.get("bytes", 0) / self.median * 1e-9
+        return (self.counters.get("bytes") or 0) / self.median * 1e-9
 
 
 def load(path):
@@ -47,6 +69,13 @@ def load(path):
             raise ValueError(f"{path}: not JSON ({e})") from None
     if not isinstance(doc, dict) or "benchmarks" not in doc or "context" not in doc:
         raise ValueError(f"{path}: not a Google Benchmark JSON file")
+    if not isinstance(doc["context"], dict) or not isinstance(doc["benchmarks"], list):
+        raise ValueError(f"{path}: its context is not an object or its benchmarks not a list")
+    for i, b in enumerate(doc["benchmarks"]):
+        if not isinstance(b, dict):
+            raise ValueError(f"{path}: benchmarks[{i}] is not an object")
+        if not isinstance(b.get("run_name", b.get("name")), str):
+            raise ValueError(f"{path}: benchmarks[{i}] has no name")
     if "qkbench_schema" not in doc["context"]:
         raise ValueError(f"{path}: no qkbench_schema in the context (not written by bench)")
     return doc
@@ -58,6 +87,7 @@ class Result:
         doc = load(path)
         self.context = doc["context"]
         self.rows = {}
+        self.errors = {}  # run_name: bench's error message (error_occurred: a failed check)
         for b in doc["benchmarks"]:
             if b.get("run_type") == "aggregate":
                 continue
@@ -65,10 +95,23 @@ class Result:
             row = self.rows.setdefault(name, Row(name))
             if b.get("error_occurred") or b.get("skipped"):
                 row.skipped = b.get("error_message") or b.get("skip_message") or "skipped"
+                if b.get("error_occurred"):
+                    self.errors.setdefault(name, str(row.skipped))
                 continue
-            row.seconds.append(b["real_time"] * UNIT[b.get("time_unit", "ns")])
+            t, unit = b.get("real_time"), b.get("time_unit", "ns")
+            if not finite(t) or t <= 0 or unit not in UNIT:
+                raise ValueError(f"{path}: {name}: real_time {json.dumps(t)} {unit} is not a "
+                                 "positive finite time")
+            row.seconds.append(t * UNIT[unit])
             if "best_call_us" in b:
+                if not finite(b["best_call_us"]) or b["best_call_us"] <= 0:
+                    raise ValueError(f"{path}: {name}: best_call_us "
+                                     f"{json.dumps(b['best_call_us'])} is not a positive time")
                 row.best.append(b["best_call_us"] * 1e-6)
+            for key in ("bytes", "peak_GBps"):
+                if key in b and b[key] is not None and (not finite(b[key]) or b[key] < 0):
+                    raise ValueError(f"{path}: {name}: {key} {json.dumps(b[key])} is not a "
+                                     "finite count")
             if not row.counters:
                 row.counters = {k: v for k, v in b.items() if isinstance(v, (int, float))}
         self.rows = {k: v for k, v in self.rows.items() if v.seconds}
@@ -83,7 +126,7 @@ class Result:
                 "kernel_us") is not None:
             return row.counters["peak_GBps"] * 1e9
         for r in self.rows.values():
-            if r.is_peak and r.temperature == row.temperature and \
+            if r.is_peak and r.temperature == row.temperature and r.counters.get("bytes") and \
                     r.counters.get("bytes") == row.counters.get("bytes"):
                 return r.counters["bytes"] / min(r.seconds)
         if "peak_GBps" in row.counters:

@@ -75,9 +75,9 @@ expect_rc 2 "a file that is not a result" $py "$src/plot/compare.py" "$h100" "$0
 # --- generations.py
 expect_rc 0 "generations of the current GPU files" $py "$src/plot/generations.py" "$h100" "$h200" \
   --base nvidia-h100-80gb-hbm3 --temperature both
-grep -q "^| dp4a_q4k_q8_e2e | nvidia-h200 | sm_90 | 5.18 | 1370.9 | 32 | 1.00x |$" "$tmp/out.txt" && ok ||
+grep -q "^| dp4a_q4k_q8_e2e | nvidia-h200 | sm_90 | 5.18 (5.17-5.19) | 1370.9 | 32 | 1.00x ~ |$" "$tmp/out.txt" && ok ||
   bad "the H200's dp4a_q4k_q8_e2e hot row"
-grep -q "^| dp4a_q4k_q8_e2e | nvidia-h100-80gb-hbm3 | sm_90 | 5.20 | 1365.0 | 45 | 1.00x (base) |$" \
+grep -q "^| dp4a_q4k_q8_e2e | nvidia-h100-80gb-hbm3 | sm_90 | 5.20 (5.18-5.28) | 1365.0 | 45 | 1.00x (base) |$" \
   "$tmp/out.txt" && ok || bad "the base's row"
 grep -q "^#### Cold" "$tmp/out.txt" && ok || bad "no cold table with --temperature both"
 expect_rc 0 "the H200 as base" $py "$src/plot/generations.py" "$h100" "$h200" --base nvidia-h200
@@ -97,7 +97,7 @@ json.dump(doc, open(sys.argv[2], "w"))
 PY
 expect_rc 0 "generations with an ISA-limited run" $py "$src/plot/generations.py" "$h100" "$xeon" \
   "$tmp/xeon-avx2.json" --base nvidia-h100-80gb-hbm3 --base intel-xeon-2c
-grep -q "^| q4k_q8k_maddubs | intel-xeon-2c | avx2 | .* | 0.67x |$" "$tmp/out.txt" && ok ||
+grep -q "^| q4k_q8k_maddubs | intel-xeon-2c | avx2 | .* | 0.67x ~\?|$" "$tmp/out.txt" && ok ||
   bad "the avx2 run's row is not named by its ISA, or its speedup"
 grep -q "^| q4k_q8k_maddubs | intel-xeon-2c | avx512_vnni | .* | 1.00x (base) |$" "$tmp/out.txt" && ok ||
   bad "the full-ISA run is not the CPU base"
@@ -106,7 +106,7 @@ grep -q "^| intel-xeon-2c | avx2 | q4k_q8k_maddubs |" "$tmp/out.txt" && ok ||
 grep -q "QK_DISABLE_ISA=avx512" "$tmp/out.txt" && ok || bad "the file list does not say the ISA was limited"
 expect_rc 0 "the avx2 run as base" $py "$src/plot/generations.py" "$xeon" "$tmp/xeon-avx2.json" \
   --base intel-xeon-2c:avx2
-grep -q "^| q4k_q8k_maddubs | intel-xeon-2c | avx512_vnni | .* | 1.50x |$" "$tmp/out.txt" && ok ||
+grep -q "^| q4k_q8k_maddubs | intel-xeon-2c | avx512_vnni | .* | 1.50x ~\?|$" "$tmp/out.txt" && ok ||
   bad "--base intel-xeon-2c:avx2"
 expect_rc 2 "a base that is none of the machines" $py "$src/plot/generations.py" "$h100" --base amd-epyc-2c
 expect_rc 2 "generations of a file that is not a result" $py "$src/plot/generations.py" "$0"
@@ -121,7 +121,7 @@ mkdir -p "$tmp/results/a" "$tmp/results/b"
 cp "$h100" "$tmp/results/a/" && cp "$h200" "$tmp/results/b/"
 expect_rc 0 "index.py" $py "$src/plot/index.py" "$tmp/results"
 grep -q "^## Hardware generations" "$tmp/results/README.md" &&
-  grep -q "^| dp4a_q4k_q8_e2e | nvidia-h200 | sm_90 | 5.18 |" "$tmp/results/README.md" && ok ||
+  grep -q "^| dp4a_q4k_q8_e2e | nvidia-h200 | sm_90 | 5.18 (5.17-5.19) |" "$tmp/results/README.md" && ok ||
   bad "results/README.md has no generations table"
 
 # --- a python3 without scipy, matplotlib, numpy (shadowed on PYTHONPATH): one line, exit 2
@@ -166,5 +166,124 @@ if [ -n "$other" ] && [ "$(readlink -f "$other")" != "$(readlink -f $py)" ] &&
   ! "$other" -c "import scipy" 2>/dev/null; then
   one_line none scipy python3-scipy "$other" "$src/plot/compare.py" "$h100" "$h200"
 fi
+# --- issue 15 review: unusable input is one line, exit 2 (never a traceback, never exit 1)
+$py - "$xeon" "$tmp" <<'PY'
+import copy, json, sys
+d = json.load(open(sys.argv[1]))
+def save(name, doc):
+    with open(f"{sys.argv[2]}/{name}", "w") as f:
+        f.write(doc if isinstance(doc, str) else json.dumps(doc))
+def rows(pref, **kv):
+    x = copy.deepcopy(d)
+    for b in x["benchmarks"]:
+        if b["name"].startswith(pref):
+            b.update(kv)
+    return x
+save("nan.json", rows("q4k_q8k_vnni_r8/", real_time=float("nan")))
+for n, v in (("null", None), ("zero", 0), ("str", "12")):
+    save(f"{n}time.json", rows("q4k_q8k_vnni_r8/", real_time=v))
+save("zeropeak.json", rows("peak_read", real_time=0))
+x = copy.deepcopy(d); x["benchmarks"] = [1, 2]; save("benchints.json", x)
+save("array.json", "[1, 2]"); save("notjson.json", '{"a":')
+save("errrow.json", rows("q4k_q8k_vnni_r8/", error_occurred=True, error_message="output mismatch"))
+x = copy.deepcopy(d)
+x["benchmarks"] = [b for b in x["benchmarks"] if not b["name"].startswith("q4k_q8k_vnni_r8/")]
+save("droprow.json", x)
+# two repetitions: the true median (2 and 4 -> 3) against the upper-middle (4)
+x = copy.deepcopy(d)
+seen = {}
+keep = []
+for b in x["benchmarks"]:
+    if b.get("run_type") == "aggregate":
+        continue
+    n = seen.setdefault(b["run_name"], 0)
+    if n < 2:
+        keep.append(b); seen[b["run_name"]] = n + 1
+x["benchmarks"] = keep
+for b in keep:
+    if b["name"].startswith("q4k_q8k_ref/"):
+        b["real_time"] = 1000.0 * (2 if b.get("repetition_index", 0) == 0 else 4); b["time_unit"] = "us"
+save("tworeps.json", x)
+y = copy.deepcopy(x)
+for b in y["benchmarks"]:
+    if b["name"].startswith("q4k_q8k_ref/"):
+        b["real_time"] = 3000.0
+save("tworeps3.json", y)
+PY
+one_err() { # description, command...: exit 2 and one line, no traceback
+  local what=$1; shift
+  "$@" >"$tmp/out.txt" 2>&1; local rc=$?
+  local n; n=$(wc -l <"$tmp/out.txt")
+  if [ "$rc" -eq 2 ] && [ "$n" -eq 1 ] && ! grep -q Traceback "$tmp/out.txt"; then ok
+  else bad "$what: exit $rc, $n lines"; head -3 "$tmp/out.txt"; fi
+}
+C=$src/plot/compare.py G=$src/plot/generations.py
+for f in nan nulltime zerotime strtime zeropeak benchints; do
+  one_err "compare.py $f" $py $C "$xeon" "$tmp/$f.json"
+  grep -q "$f.json" "$tmp/out.txt" || bad "compare.py $f: the line does not name the file"
+done
+grep -q "peak_read" <($py $C "$xeon" "$tmp/zeropeak.json" 2>&1) && ok || bad "zero peak not named"
+for f in /nonexistent "$tmp/notjson.json" "$tmp/array.json"; do
+  one_err "compare.py --contracts $f" $py $C "$xeon" "$xeon" --contracts "$f"; done
+one_err "compare.py bad option" $py $C "$xeon" "$xeon" --bogus
+one_err "compare.py one argument" $py $C "$xeon"
+one_err "generations.py --chart /proc/x" $py $G "$xeon" --chart /proc/x
+one_err "generations.py zero time" $py $G "$tmp/zerotime.json"
+one_err "generations.py nan" $py $G "$tmp/nan.json"
+one_err "generations.py --temperature bogus" $py $G "$xeon" --temperature bogus
+one_err "index.py /nonexistent" $py $src/plot/index.py /nonexistent
+mkdir -p "$tmp/idx/a" && cp "$tmp/nulltime.json" "$tmp/idx/a/"
+one_err "index.py over a null-time file" $py $src/plot/index.py "$tmp/idx"
+one_err "pool.py to /nonexistent" $py $src/plot/pool.py /nonexistent/out.json "$xeon" "$xeon"
+one_err "pool.py bad benchmarks" $py $src/plot/pool.py "$tmp/p.json" "$tmp/benchints.json"
+one_err "contracts.py bad benchmarks" $py $src/plot/contracts.py "$tmp/benchints.json"
+one_err "contracts.py null time" $py $src/plot/contracts.py "$tmp/nulltime.json"
+one_err "contracts.py --contracts a list" $py $src/plot/contracts.py --contracts "$tmp/array.json" "$xeon"
+one_err "plot.py bad benchmarks" $py $src/plot/plot.py "$tmp/benchints.json" -o "$tmp/pl"
+one_err "plot.py --base bogus" $py $src/plot/plot.py "$xeon" --base bogus -o "$tmp/pl2"
+[ -e "$tmp/pl2" ] && bad "plot.py --base bogus drew charts before refusing" || ok
+# an errored row in NEW fails (1, named); a row missing from NEW is a warning line (0)
+expect_rc 1 "an errored row in NEW" $py $C "$xeon" "$tmp/errrow.json"
+grep -q "^errored in NEW: q4k_q8k_vnni_r8/.*output mismatch" "$tmp/out.txt" && ok || bad "errored row not named"
+expect_rc 0 "a row missing from NEW" $py $C "$xeon" "$tmp/droprow.json"
+grep -q "WARNING: 2 rows of BASE are missing from NEW.*q4k_q8k_vnni_r8/" "$tmp/out.txt" && ok ||
+  bad "missing rows not listed"
+# the true median: repetitions 2 ms and 4 ms against 3 ms are the same time (+0.0 %)
+expect_rc 0 "two repetitions" $py $C "$tmp/tworeps3.json" "$tmp/tworeps.json" --normalize none
+grep -q "^q4k_q8k_ref/768x2048/k8/hot .* +0.0% " "$tmp/out.txt" && ok || bad "compare's median is not the true median"
+# generations: dropped files named, the range and ~ beside each time, % over 100 flagged
+expect_rc 0 "generations names a dropped file" $py $G "$xeon" "$src"/results/nvidia-h200/*run4-down-top8.json
+grep -q "run4-down-top8.json: left out (shape" "$tmp/err.txt" && ok || bad "dropped file not named"
+x16=$src/results/intel-xeon-16c
+expect_rc 0 "generations of the 16-core host files" $py $G "$x16"/*.json
+grep -q "taken as the newest of 8 files of this machine" "$tmp/out.txt" && ok || bad "the choice among one machine's files is silent"
+$py - "$xeon" "$tmp/overpeak.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for b in d["benchmarks"]:
+    if b["name"].startswith("q4k_q8k_vnni_r8/") and isinstance(b.get("real_time"), (int, float)):
+        b["real_time"] *= 0.01
+json.dump(d, open(sys.argv[2], "w"))
+PY
+grep -qE "^\| q4k_q8k_vnni_r8 \| intel-xeon-2c \| avx512_vnni \| .* \| [0-9]+ ! \|" \
+  <($py $G "$tmp/overpeak.json" 2>/dev/null) && ok || bad "% of own peak over 100 not flagged"
+xa=$src/results/intel-xeon-2c
+expect_rc 0 "generations of the full and AVX2 runs" $py $G "$xa/2026-11-29-gate-top8.json" "$xa/2026-11-29-gate-top8-isa-avx2.json"
+grep -q "^| q4k_q8k_ref | intel-xeon-2c | avx2 | [0-9.]* ([0-9.]*-[0-9.]*) | .* ~ |$" "$tmp/out.txt" && ok ||
+  bad "the same-code row's ISA speedup is not marked as noise"
+grep -q "q4k_q8k_ref, whose code is the same in both, differs by" "$tmp/out.txt" && ok || bad "no noise sentence"
+# pool: the latest run_date; generations prefers the pool on a tie, whatever the order
+$py - "$xeon" "$tmp" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["context"]["run_date"] = "2030-01-01T00:00:00Z"
+json.dump(d, open(f"{sys.argv[2]}/later.json", "w"))
+PY
+expect_rc 0 "pool.py" $py $src/plot/pool.py "$tmp/pooled.json" "$xeon" "$tmp/later.json"
+grep -q '"run_date": "2030-01-01T00:00:00Z"' "$tmp/pooled.json" && ok || bad "pool.py kept the first run_date"
+for order in "$tmp/later.json $tmp/pooled.json" "$tmp/pooled.json $tmp/later.json"; do
+  expect_rc 0 "generations pooled vs run" $py $G $order
+  grep -q "^- intel-xeon-2c avx512_vnni: \`$tmp/pooled.json\`" "$tmp/out.txt" && ok || bad "the pooled file not preferred ($order)"
+done
 echo "compare: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
