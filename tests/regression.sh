@@ -6,8 +6,8 @@
 # turn, in ABBA batches of ~20 ms, and judges every variant on its own (tests/gate.py says how;
 # the README's "The CI gate" what it catches and misses, measured).
 # usage: tests/regression.sh [OUT_DIR] [gate.py options...]
-#          new worker: $QK_GATE_WORKER (default build/release/bench/gate_worker, built when
-#          missing); baseline worker: $QK_BASE_WORKER (default: built from the baseline commit)
+#          new worker: $QK_GATE_WORKER (default build/release/bench/gate_worker, brought up to
+#          date with cmake); baseline worker: $QK_BASE_WORKER (default: built from the baseline commit)
 #        tests/regression.sh --record   (names HEAD, which must be committed and clean, as the
 #          baseline in results/ci-gate/baseline.txt)
 set -uo pipefail
