@@ -138,7 +138,24 @@ const char *qk_gpu_unsupported(void) {
         checked = 1;
         int n = 0;
         cudaError_t e = cudaGetDeviceCount(&n);
-        if (e != cudaSuccess) {
+        // The runtime says "driver version is insufficient" when there is no driver at all:
+        // tell the two apart by looking for the driver's library.
+        void *driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+        int driver_cuda = 0, runtime_cuda = 0;
+        cudaDriverGetVersion(&driver_cuda);
+        cudaRuntimeGetVersion(&runtime_cuda);
+        if (driver) dlclose(driver);
+        if (e != cudaSuccess && !driver) {
+            unsupported_reason = "no NVIDIA driver on this machine (libcuda.so.1 not found)";
+        } else if (e == cudaErrorInsufficientDriver) {
+            snprintf(unsupported_text, sizeof unsupported_text,
+                     "the NVIDIA driver supports CUDA %d.%d, this build needs CUDA %d.%d",
+                     driver_cuda / 1000, driver_cuda % 1000 / 10, runtime_cuda / 1000,
+                     runtime_cuda % 1000 / 10);
+            unsupported_reason = unsupported_text;
+        } else if (e == cudaErrorNoDevice) {
+            unsupported_reason = "no NVIDIA GPU found (the driver is installed)";
+        } else if (e != cudaSuccess) {
             snprintf(unsupported_text, sizeof unsupported_text, "no CUDA device: %s",
                      cudaGetErrorString(e));
             unsupported_reason = unsupported_text;

@@ -187,6 +187,13 @@ expect_header() { # description, extended regex the header must match, args...
   if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -qE "$pattern"; then passed=$((passed + 1)); else
     failed=$((failed + 1)); echo "FAIL: $what: rc=$rc, no line matching '$pattern' in: ${out:0:400}"; fi
 }
+# a machine without the NVIDIA driver is told so in plain words (the CUDA runtime's own text,
+# "driver version is insufficient", says something else)
+if ! /usr/bin/python3 -c 'import ctypes; ctypes.CDLL("libcuda.so.1")' 2>/dev/null &&
+  "$bench" --list | grep '^gpu_q4k_f32 .* no: ' | grep -qv 'without nvcc\|without CUDA'; then
+  expect_header "--list without a driver" '^gpu_q4k_f32 .* no: no NVIDIA driver on this machine' \
+    "$bench" --list
+fi
 expect_header "--experts all then 3" '^# shape .*experts 3;' "$bench" --experts all --experts 3 "${quick[@]}"
 expect_header "--experts 3 then all" '^# shape .*experts 0,1,2,3,4,5,.*,127;' "$bench" --experts 3 --experts all "${quick[@]}"
 
