@@ -812,14 +812,7 @@ static void start_threads(void) {
  * oracle of every selected expert. */
 static void make_weights_and_oracle(void) {
     qk_options *o = &g.o;
-    static int32_t slot_of[QK_MAX_EXPERTS];
-    for (int e = 0; e < QK_MAX_EXPERTS; e++)
-        slot_of[e] = -1;
-    for (size_t i = 0; i < o->n_ids; i++) {
-        if (slot_of[o->ids[i]] < 0)
-            slot_of[o->ids[i]] = (int32_t)g.n_distinct, g.distinct[g.n_distinct++] = o->ids[i];
-        g.local_ids[i] = slot_of[o->ids[i]];
-    }
+    g.n_distinct = qk_distinct_experts(o->ids, o->n_ids, g.local_ids, g.distinct);
     g.ids = g.local_ids;
     g.per_expert = o->rows * (o->cols / QK_K);
     g.n_out = o->n_ids * o->rows;

@@ -209,15 +209,8 @@ static void setup_case(gate_case *c, const char *spec, uint64_t seed, size_t row
             getenv("QK_INJECT_SLEEP"));
 
     /* distinct experts, compact; ids index them (as bench lays them out) */
-    int32_t slot_of[MAX_IDS], distinct[MAX_IDS];
-    size_t n_distinct = 0;
-    for (int e = 0; e < MAX_IDS; e++)
-        slot_of[e] = -1;
-    for (size_t i = 0; i < c->n_ids; i++) {
-        int32_t e = c->ids[i];
-        if (slot_of[e] < 0) slot_of[e] = (int32_t)n_distinct, distinct[n_distinct++] = e;
-        c->ids[i] = slot_of[e];
-    }
+    int32_t distinct[MAX_IDS];
+    const size_t n_distinct = qk_distinct_experts(c->ids, c->n_ids, c->ids, distinct);
     const size_t per_expert = rows * (cols / QK_K);
     qk_block_q4k *plain = malloc(n_distinct * per_expert * sizeof *plain);
     if (!plain) die("out of memory");

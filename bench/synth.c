@@ -24,3 +24,15 @@ int qk_synth_expert(uint64_t seed, int expert, size_t rows, size_t cols, qk_bloc
     free(row);
     return 0;
 }
+
+size_t qk_distinct_experts(const int32_t *ids, size_t n, int32_t *local, int32_t *distinct) {
+    size_t n_distinct = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = 0;
+        while (d < n_distinct && distinct[d] != ids[i])
+            d++;
+        if (d == n_distinct) distinct[n_distinct++] = ids[i];
+        local[i] = (int32_t)d;
+    }
+    return n_distinct;
+}

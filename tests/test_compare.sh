@@ -18,15 +18,7 @@ h200=$src/results/nvidia-h200/2026-11-26-run4-gate-top8.json
 xeon=$src/results/intel-xeon-2c/2026-11-26-gate-top8.json
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-expect_rc() { # rc, description, command...
-  local want=$1 what=$2; shift 2
-  "$@" >"$tmp/out.txt" 2>"$tmp/err.txt"; local rc=$?
-  if [ "$rc" -eq "$want" ]; then ok; else
-    bad "$what: exit $rc, expected $want"; tail -12 "$tmp/out.txt" "$tmp/err.txt"; fi
-}
+source "$src/tests/test_lib.sh"
 
 # --- compare.py across machines: H100 -> H200, the same times on a card with 1.41x the copy peak
 expect_rc 0 "H100 vs H200 (not gated)" $py "$src/plot/compare.py" "$h100" "$h200"

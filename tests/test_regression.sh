@@ -15,14 +15,8 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-ok() { passed=$((passed + 1)); }
-bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
-expect_rc() { # rc, description, command...
-  local want=$1 what=$2; shift 2
-  "$@" >"$tmp/out.txt" 2>&1; local rc=$?
-  if [ "$rc" -eq "$want" ]; then ok; else bad "$what: exit $rc, expected $want"; tail -12 "$tmp/out.txt"; fi
-}
+merge_stderr=1
+source "$src/tests/test_lib.sh"
 export QK_GATE_WORKER=$worker QK_BASE_WORKER=$worker
 cases=q4k_f32_avx2:0:1,q4k_q8k_ref:0:1,q4k_q8k_ref:0+1+2+3+4+5+6+7:2
 expect_rc 0 "unchanged code passes the gate" bash "$src/tests/regression.sh" "$tmp/same" --cases "$cases"

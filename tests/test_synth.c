@@ -52,5 +52,16 @@ int main(void) {
     CHECK(kurtosis > 4, "heavier tails than a Gaussian (kurtosis 3): %g", kurtosis);
     CHECK(rms_max / rms_min > 1.5, "rows differ in scale: %g", rms_max / rms_min);
     free(a), free(b), free(w);
+
+    /* the compact layout of the selected experts: repeats share a slot, first use decides order,
+     * and the ids may be rewritten in place (gate_worker does) */
+    int32_t ids[] = {9, 3, 9, 9, 0, 3}, local[6], distinct[6];
+    const int32_t want_local[] = {0, 1, 0, 0, 2, 1}, want_distinct[] = {9, 3, 0};
+    CHECK(qk_distinct_experts(ids, 6, local, distinct) == 3 &&
+              !memcmp(local, want_local, sizeof local) &&
+              !memcmp(distinct, want_distinct, sizeof want_distinct),
+          "distinct experts of 9,3,9,9,0,3");
+    CHECK(qk_distinct_experts(ids, 6, ids, distinct) == 3 && !memcmp(ids, want_local, sizeof ids),
+          "distinct experts with the ids rewritten in place");
     return qk_test_finish("synth");
 }
