@@ -11,6 +11,7 @@
 #include "model.h"
 #include "npy.h"
 #include "peak.h"
+#include "sampling.h"
 #include "synth.h"
 #include "test_hooks.h"
 #include "../cpu/cpu_features.h"
@@ -37,7 +38,10 @@
 #include "qk_build_info.h"  /* generated: compiler and flags */
 #include "qk_git_version.h" /* generated at build time: git describe */
 
-enum { MAX_ROWS = 256, MAX_REPS = QK_MAX_REPS };
+/* Each sample is a batch of back-to-back units lasting about this long (hot CPU rows): long
+ * enough for the clocks' cost to vanish, short enough that most batches miss the neighbours. */
+#define SAMPLE_SECONDS 1e-3
+enum { MAX_SAMPLES = 200000, GPU_HOT_UNITS = 100 };
 
 /* What a variant's timed unit reads and writes, set up once before the run. */
 typedef struct {
@@ -54,21 +58,42 @@ typedef struct {
     int checked;             /* the output was checked (deviation, hash) */
 } variant;
 
+typedef enum { TEMP_HOT, TEMP_COLD } temperature;
+static const char *const temp_name[] = {"hot", "cold"};
+
+/* Every sample a row took, in order: its time per unit, why it was dropped (0: clean), and the
+ * peak reference's sample taken beside it (NAN when the row has none) and, for GPU rows, the
+ * CUPTI kernel time per unit (NAN when none). */
+typedef struct {
+    double *t, *peak, *kernel;
+    unsigned char *why, *peak_why;
+    size_t n, cap;
+} sample_log;
+
 typedef struct bench_row bench_row;
+/* One sample of a row: its time per unit, why it is dropped (0: clean), CUPTI's time (NAN). */
+typedef int (*sample_fn)(bench_row *row, double *t, unsigned char *why, double *kernel_s);
 /* One registered benchmark: a variant's hot or cold row, or a peak read row. */
 struct bench_row {
     char name[160];
     variant *v; /* NULL for a peak row */
-    int cold;
-    double bytes, ops; /* per call */
-    bench_row *peak;   /* the read row of the same size and temperature */
-    double seconds[MAX_REPS];
-    int reps;
-    double kernel_seconds[MAX_REPS]; /* GPU rows: CUPTI's per-unit kernel time, per repetition */
-    int kernel_reps, kernels_per_unit;
+    temperature temp;
+    double bytes, ops;   /* per unit */
+    bench_row *peak;     /* the read row of the same bytes and temperature, sampled beside it */
+    sample_fn sample;    /* takes one sample of this row */
+    int calls;           /* units per sample (0: not calibrated yet) */
+    sample_log log;      /* a peak row's: the samples taken beside every row it serves */
+    qk_estimate est;     /* from the clean samples */
+    qk_estimate peak_est; /* the clean peak samples taken beside this row's */
+    qk_sampling_state state;
+    size_t dropped, why_count[QK_SAMPLE_REASONS];
+    int noisy;           /* too many dropped samples, or the interval missed its target */
+    int measured;        /* the estimate exists */
+    double kernel_s;     /* GPU rows: median CUPTI kernel time per unit (0: none) */
+    int kernels_per_unit;
     int skipped;
     int failed; /* the last timed call's output differed from the checked one */
-    char message[160];
+    char message[520];
 };
 
 /* The run's shared state (one token; the callbacks reach it through their rows), filled in by
@@ -111,27 +136,6 @@ static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median_of(const double *v, int n) {
-    double s[4096];
-    if (n > 4096) n = 4096;
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
-
-/* The peak is the fastest repetition of the read loop: noise only ever slows it down. */
-static double best_of(const bench_row *row) {
-    double best = row->seconds[0];
-    for (int r = 1; r < row->reps; r++)
-        best = fmin(best, row->seconds[r]);
-    return best;
 }
 
 /* QK_INJECT_SLOWDOWN=NAME=FRACTION (a test hook): that CPU variant spins FRACTION of each call's
@@ -206,23 +210,32 @@ static void evict_variant(variant *v) {
     qk_evict(v->y, g.o.n_ids * g.o.rows * sizeof *v->y);
 }
 
-/* Counters from our own clock: Google Benchmark divides rates by the main thread's CPU time,
- * which for cold rows includes the eviction. */
-static void report(qk_gb_state *st, bench_row *row, double elapsed, double best_call) {
-    double iters = (double)qk_gb_iterations(st);
-    if (elapsed <= 0 || iters <= 0) return;
-    double per_call = elapsed / iters;
-    if (best_call > 0) qk_gb_counter(st, "best_call_us", best_call * 1e6, QK_GB_PLAIN);
-    qk_gb_counter(st, "GBps", row->bytes / per_call * 1e-9, QK_GB_PLAIN);
+/* The row's counters, from its estimate (Google Benchmark's own rates would divide by the main
+ * thread's CPU time). A peak row's %peak is 100 by definition: absent. */
+static void report(qk_gb_state *st, bench_row *row) {
+    const qk_estimate *e = &row->est;
+    qk_gb_counter(st, "samples", (double)e->n, QK_GB_PLAIN);
+    qk_gb_counter(st, "dropped", (double)row->dropped, QK_GB_PLAIN);
+    qk_gb_counter(st, "noisy", row->noisy, QK_GB_PLAIN);
+    qk_gb_counter(st, "ci_low_us", e->low * 1e6, QK_GB_PLAIN);
+    qk_gb_counter(st, "ci_high_us", e->high * 1e6, QK_GB_PLAIN);
+    qk_gb_counter(st, "min_us", e->min * 1e6, QK_GB_PLAIN);
+    qk_gb_counter(st, "cv_pct", e->mean > 0 ? 100 * e->sd / e->mean : 0, QK_GB_PLAIN);
+    qk_gb_counter(st, "calls_per_sample", row->calls, QK_GB_PLAIN);
+    qk_gb_counter(st, "GBps", row->bytes / e->median * 1e-9, QK_GB_PLAIN);
     qk_gb_counter(st, "bytes", row->bytes, QK_GB_PLAIN);
-    /* CPU rows' peak_GBps and pct_peak: json_peak_counters, once the peak rows have run */
-    if (row->v && row->v->gpu && g.gpu_copy_bps > 0) {
-        qk_gb_counter(st, "peak_GBps", g.gpu_copy_bps * 1e-9, QK_GB_PLAIN);
-        qk_gb_counter(st, "pct_peak", 100 * row->bytes / per_call / g.gpu_copy_bps, QK_GB_PLAIN);
+    if (row->peak_est.n) {
+        qk_gb_counter(st, "peak_us", row->peak_est.median * 1e6, QK_GB_PLAIN);
+        qk_gb_counter(st, "peak_GBps", row->bytes / row->peak_est.median * 1e-9, QK_GB_PLAIN);
+        qk_gb_counter(st, "pct_peak", 100 * row->peak_est.median / e->median, QK_GB_PLAIN);
+    }
+    if (row->kernel_s > 0) {
+        qk_gb_counter(st, "kernel_us", row->kernel_s * 1e6, QK_GB_PLAIN);
+        qk_gb_counter(st, "kernels_per_unit", row->kernels_per_unit, QK_GB_PLAIN);
     }
     variant *v = row->v;
     if (!v) return;
-    qk_gb_counter(st, "GOPps", row->ops / per_call * 1e-9, QK_GB_PLAIN);
+    qk_gb_counter(st, "GOPps", row->ops / e->median * 1e-9, QK_GB_PLAIN);
     qk_gb_counter(st, "rel_l2", v->dev.rel_l2, QK_GB_PLAIN);
     qk_gb_counter(st, "max_abs", v->dev.max_abs, QK_GB_PLAIN);
     qk_gb_counter(st, "max_rel", v->dev.max_rel, QK_GB_PLAIN);
@@ -237,7 +250,7 @@ static void report(qk_gb_state *st, bench_row *row, double elapsed, double best_
 
 /* The output of the last timed call must be the output checked before timing, bit for bit
  * (every variant is deterministic): a kernel that goes wrong only when warm, or only on a later
- * call, fails its row loudly. One hash of the outputs per repetition: cheap. */
+ * call, fails its row loudly. */
 static void check_last_output(qk_gb_state *st, bench_row *row, const float *y) {
     double h = hash52(y, g.o.n_ids * g.o.rows * sizeof *y);
     if (h == row->v->output_hash) return;
@@ -249,7 +262,7 @@ static void check_last_output(qk_gb_state *st, bench_row *row, const float *y) {
 
 static volatile unsigned long long read_sink;
 
-/* One CPU row's timed unit and, for cold rows, what must leave the caches before it. */
+/* One CPU row's unit and, for cold rows, what must leave the caches before it. */
 static void unit_variant(bench_row *row) {
     forward(row->v);
 }
@@ -262,78 +275,187 @@ static void unit_peak(bench_row *row) {
 static void evict_for_peak(bench_row *row) {
     qk_evict(g.peak_buf, (size_t)row->bytes);
 }
+static void wake_job(void *arg, int ti, int nt) {
+    (void)arg, (void)ti, (void)nt;
+}
 
-/* The CPU rows' loop: hot, the units back to back under Google Benchmark's clock; cold, each
- * unit timed alone after the eviction (manual time). Counters come from our own clock, which
- * also keeps the fastest single call: a shared machine's noise (another VM on the core, a
- * descheduled vCPU) arrives in bursts of milliseconds, so a repetition's best call is what the
- * code costs at the core's clock of the moment (the CI regression gate compares it). */
-static void time_cpu_row(qk_gb_state *st, bench_row *row, void (*unit)(bench_row *),
-                         void (*evict)(bench_row *)) {
-    double elapsed = 0, best = INFINITY;
-    if (row->cold) {
-        while (qk_gb_keep_running(st)) {
-            evict(row);
-            double t0 = now_s();
-            unit(row);
-            double t = now_s() - t0;
-            qk_gb_set_iteration_time(st, t);
-            elapsed += t;
-            best = fmin(best, t);
-        }
+/* One CPU sample. Hot: one untimed unit (the peak sample beside it used the caches), then
+ * `calls` units back to back, timed as one. Cold: the working set evicted, every pool thread
+ * woken by an empty job (so each spins on the start line, not asleep), then one unit. A
+ * sample during which any thread of the process was preempted, or the timing thread was off
+ * its CPU (a hypervisor's steal), is dropped. */
+static int sample_cpu(bench_row *row, double *t, unsigned char *why, double *kernel_s) {
+    void (*unit)(bench_row *) = row->v ? unit_variant : unit_peak;
+    if (row->temp == TEMP_COLD) {
+        (row->v ? evict_for_variant : evict_for_peak)(row);
+        qk_pool_run(g.pool, wake_job, NULL);
     } else {
-        double t0 = now_s(), last = t0;
-        while (qk_gb_keep_running(st)) {
-            unit(row);
-            double t = now_s();
-            best = fmin(best, t - last);
-            last = t;
-        }
-        elapsed = last - t0;
+        unit(row);
     }
-    if (row->v) check_last_output(st, row, row->v->y);
-    if (!row->failed) report(st, row, elapsed, best);
+    qk_sample_mark m;
+    double wall;
+    qk_sample_begin(&m);
+    for (int c = 0; c < row->calls; c++)
+        unit(row);
+    *why = (unsigned char)qk_sample_end(&m, &wall);
+    *t = wall / row->calls;
+    *kernel_s = NAN;
+    return 0;
 }
 
-static void run_variant(qk_gb_state *st, void *arg) {
-    time_cpu_row(st, arg, unit_variant, evict_for_variant);
-}
-static void run_peak(qk_gb_state *st, void *arg) {
-    time_cpu_row(st, arg, unit_peak, evict_for_peak);
+/* Units per hot CPU sample: about SAMPLE_SECONDS of them (the second of two calls timed). */
+static void calibrate_cpu(bench_row *row) {
+    if (row->calls) return;
+    row->calls = 1;
+    if (row->temp == TEMP_COLD) return;
+    void (*unit)(bench_row *) = row->v ? unit_variant : unit_peak;
+    unit(row);
+    double t0 = now_s();
+    unit(row);
+    double t = now_s() - t0;
+    double calls = t > 0 ? ceil(SAMPLE_SECONDS / t) : 1e5;
+    row->calls = calls > 1e5 ? 100000 : calls < 1 ? 1 : (int)calls;
 }
 
-/* GPU rows: each iteration times `count` units (hot: a CUDA graph of 100 back to back; cold:
- * one after an L2 flush) with CUDA events; CUPTI's kernel durations come from a second pass. */
-static void run_gpu(qk_gb_state *st, void *arg) {
+/* GPU rows: a hot sample is a CUDA graph of GPU_HOT_UNITS units back to back, timed by events
+ * around it; a cold one, the L2 flushed, then one unit. CUPTI's kernel time comes from a second
+ * pass of the same work. */
+static char gpu_error[512];
+static int sample_gpu(bench_row *row, double *t, unsigned char *why, double *kernel_s) {
+    qk_gpu_sample s;
+    if (qk_gpu_case_time(row->v->gpu, row->temp == TEMP_COLD, row->calls, &s, gpu_error,
+                         sizeof gpu_error))
+        return -1;
+    *t = s.event_s;
+    *kernel_s = s.kernels ? s.kernel_s : NAN;
+    *why = QK_SAMPLE_CLEAN;
+    if (s.kernels) row->kernels_per_unit = s.kernels;
+    return 0;
+}
+
+static int log_append(sample_log *l, double t, unsigned char why, double kernel_s, double peak,
+                      unsigned char peak_why) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 256;
+        double *nt = realloc(l->t, cap * sizeof *nt);
+        if (nt) l->t = nt;
+        double *np = realloc(l->peak, cap * sizeof *np);
+        if (np) l->peak = np;
+        double *nk = realloc(l->kernel, cap * sizeof *nk);
+        if (nk) l->kernel = nk;
+        unsigned char *nw = realloc(l->why, cap);
+        if (nw) l->why = nw;
+        unsigned char *npw = realloc(l->peak_why, cap);
+        if (npw) l->peak_why = npw;
+        if (!nt || !np || !nk || !nw || !npw) return -1;
+        l->cap = cap;
+    }
+    l->t[l->n] = t, l->why[l->n] = why, l->kernel[l->n] = kernel_s;
+    l->peak[l->n] = peak, l->peak_why[l->n] = peak_why;
+    l->n++;
+    return 0;
+}
+
+/* The estimates and marks of a row from its log. */
+static void summarize(bench_row *row) {
+    const sample_log *l = &row->log;
+    row->measured = !qk_estimate_of(l->t, l->why, l->n, &row->est);
+    row->dropped = 0;
+    memset(row->why_count, 0, sizeof row->why_count);
+    for (size_t i = 0; i < l->n; i++) {
+        row->dropped += l->why[i] != QK_SAMPLE_CLEAN;
+        row->why_count[l->why[i] < QK_SAMPLE_REASONS ? l->why[i] : 0]++;
+    }
+    if (row->peak && qk_estimate_of(l->peak, l->peak_why, l->n, &row->peak_est))
+        memset(&row->peak_est, 0, sizeof row->peak_est);
+    double *k = malloc((l->n ? l->n : 1) * sizeof *k);
+    size_t nk = 0;
+    for (size_t i = 0; k && i < l->n; i++)
+        if (l->why[i] == QK_SAMPLE_CLEAN && isfinite(l->kernel[i])) k[nk++] = l->kernel[i];
+    qk_estimate ke;
+    row->kernel_s = nk && !qk_estimate_of(k, NULL, nk, &ke) ? ke.median : 0;
+    free(k);
+    row->noisy = row->measured && ((double)row->dropped > QK_MAX_DROPPED_FRACTION * (double)l->n ||
+                                   row->state == QK_SAMPLING_CAPPED);
+}
+
+/* Samples a row until the stop rule says enough: at least --min-samples clean samples and
+ * --min-time seconds, then until the median's 95 % interval is within --target-ci, at most
+ * --max-time seconds. The peak row's samples are taken beside the row's, alternately before
+ * and after, so the %peak compares the same minutes; they also go to the peak row's own log. */
+static int sample_row(bench_row *row) {
+    qk_options *o = &g.o;
+    qk_stop_rule rule = {o->min_samples, o->min_time, o->max_time, o->target_ci / 100};
+    bench_row *peak = row->peak;
+    if (!row->v || !row->v->gpu) calibrate_cpu(row);
+    if (peak) calibrate_cpu(peak);
+    double t0 = now_s();
+    size_t next_check = 1;
+    row->state = QK_SAMPLING_GO_ON;
+    for (size_t i = 0; row->state == QK_SAMPLING_GO_ON; i++) {
+        double t, k, pt = NAN, pk;
+        unsigned char why, pwhy = 0;
+        int peak_first = peak && (i & 1);
+        if (peak_first && peak->sample(peak, &pt, &pwhy, &pk)) return -1;
+        if (row->sample(row, &t, &why, &k)) return -1;
+        if (peak && !peak_first && peak->sample(peak, &pt, &pwhy, &pk)) return -1;
+        if (log_append(&row->log, t, why, k, pt, pwhy) ||
+            (peak && log_append(&peak->log, pt, pwhy, NAN, NAN, 0))) {
+            snprintf(gpu_error, sizeof gpu_error, "out of memory keeping the samples");
+            return -1;
+        }
+        if (row->log.n < next_check) continue;
+        next_check = row->log.n + (row->log.n / 16 ? row->log.n / 16 : 1);
+        qk_estimate e;
+        if (qk_estimate_of(row->log.t, row->log.why, row->log.n, &e)) e.n = 0;
+        row->state = qk_sampling_check(&rule, &e, row->log.n, MAX_SAMPLES, now_s() - t0);
+    }
+    summarize(row);
+    return 0;
+}
+
+/* Why no sample of a row was clean, in words. */
+static void no_clean_sample(bench_row *row) {
+    snprintf(row->message, sizeof row->message,
+             "no clean sample among %zu (%zu preempted, %zu off the CPU, %zu at a low GPU clock, "
+             "%zu not held): the machine was too busy to measure",
+             row->log.n, row->why_count[QK_SAMPLE_PREEMPTED], row->why_count[QK_SAMPLE_OFF_CPU],
+             row->why_count[QK_SAMPLE_CLOCK_LOW], row->why_count[QK_SAMPLE_NOT_HELD]);
+}
+
+/* Every row's Google Benchmark function: one iteration, whose manual time is the estimate. */
+static void run_row(qk_gb_state *st, void *arg) {
     bench_row *row = arg;
-    double elapsed = 0, kernel[4096];
-    int n = 0;
-    char err[512];
     while (qk_gb_keep_running(st)) {
-        qk_gpu_sample s;
-        if (qk_gpu_case_time(row->v->gpu, row->cold, row->cold ? 1 : 100, &s, err, sizeof err)) {
-            qk_gb_skip(st, err);
+        if (!row->v && row->log.n) { /* a peak row: its samples were taken beside its rows' */
+            summarize(row);
+        } else if (sample_row(row)) {
+            row->skipped = 1;
+            snprintf(row->message, sizeof row->message, "%s", gpu_error);
+            qk_gb_skip(st, row->message);
             return;
         }
-        qk_gb_set_iteration_time(st, s.event_s);
-        elapsed += s.event_s;
-        if (s.kernels && n < 4096) kernel[n++] = s.kernel_s;
-        row->kernels_per_unit = s.kernels;
+        if (!row->measured) {
+            no_clean_sample(row);
+            row->skipped = 1;
+            qk_gb_skip(st, row->message);
+            return;
+        }
+        qk_gb_set_iteration_time(st, row->est.median);
     }
-    /* the device's output of the last timed unit, copied back without running it again */
-    if (qk_gpu_case_output(row->v->gpu, row->v->y, err, sizeof err)) {
-        qk_gb_skip(st, err);
-        return;
+    if (row->v) {
+        char err[512];
+        /* GPU: the device's output of the last timed unit, copied back without running it */
+        if (row->v->gpu && qk_gpu_case_output(row->v->gpu, row->v->y, err, sizeof err)) {
+            row->skipped = 1;
+            snprintf(row->message, sizeof row->message, "%s", err);
+            qk_gb_skip(st, row->message);
+            return;
+        }
+        check_last_output(st, row, row->v->y);
+        if (row->failed) return;
     }
-    check_last_output(st, row, row->v->y);
-    if (row->failed) return;
-    if (n && row->kernel_reps < MAX_REPS) {
-        double k = median_of(kernel, n);
-        row->kernel_seconds[row->kernel_reps++] = k;
-        qk_gb_counter(st, "kernel_us", k * 1e6, QK_GB_PLAIN);
-        qk_gb_counter(st, "kernels_per_unit", row->kernels_per_unit, QK_GB_PLAIN);
-    }
-    report(st, row, elapsed, 0);
+    report(st, row);
 }
 
 /* Google Benchmark hands each finished run here instead of printing it. */
@@ -343,16 +465,12 @@ static void on_result(const qk_gb_result *r, void *ctx) {
     for (size_t i = 0; i < g.n_rows && !row; i++)
         if (!strcmp(g.rows[i].name, r->name)) row = &g.rows[i];
     if (!row) return;
-    if (r->skipped) {
+    if (r->skipped && !row->skipped && !row->failed) {
         row->skipped = 1;
-        if (!row->failed) snprintf(row->message, sizeof row->message, "%s", r->message);
-    } else if (!*r->aggregate && row->reps < MAX_REPS) {
-        row->seconds[row->reps++] = r->seconds;
+        snprintf(row->message, sizeof row->message, "%s", r->message);
     }
-    if (!*r->aggregate && r->repetition == 0) { /* a row's runs arrive together */
-        g.n_done++;
-        if (g.progress) fprintf(stderr, "\r[%zu/%zu] %-60s", g.n_done, g.n_rows, row->name);
-    }
+    g.n_done++;
+    if (g.progress) fprintf(stderr, "\r[%zu/%zu] %-60s", g.n_done, g.n_rows, row->name);
 }
 
 /* A key of the JSON context. --benchmark_context's keys are in the context first, and Google
@@ -558,18 +676,65 @@ static void json_target(const char *path) {
     fchmod(fd, mode);
     close(fd);
 }
+/* Every row's samples as JSON (the value of the top-level key "qkbench_samples"): per row, each
+ * sample's time per unit in us, why it was dropped (0: clean), and the peak reference's and
+ * CUPTI's samples taken with it. */
+static void write_array(FILE *f, const char *key, const double *v, size_t n, int last) {
+    fprintf(f, "\"%s\": [", key);
+    for (size_t i = 0; i < n; i++) {
+        if (isfinite(v[i]))
+            fprintf(f, "%s%.7g", i ? ", " : "", v[i] * 1e6);
+        else
+            fprintf(f, "%snull", i ? ", " : "");
+    }
+    fprintf(f, "]%s", last ? "" : ", ");
+}
+static char *samples_json(void) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) qk_die("out of memory writing the samples");
+    fprintf(f, "{");
+    int first = 1;
+    for (size_t i = 0; i < g.n_rows; i++) {
+        const bench_row *row = &g.rows[i];
+        const sample_log *l = &row->log;
+        if (!l->n) continue;
+        fprintf(f, "%s\n    \"%s\": {", first ? "" : ",", row->name);
+        first = 0;
+        int gpu = row->v && row->v->gpu;
+        write_array(f, "time_us", l->t, l->n, 0);
+        fprintf(f, "\"dropped\": [");
+        for (size_t s = 0; s < l->n; s++)
+            fprintf(f, "%s%d", s ? ", " : "", l->why[s]);
+        fprintf(f, "]%s", row->peak || gpu ? ", " : "");
+        if (row->peak) write_array(f, "peak_us", l->peak, l->n, !gpu);
+        if (gpu) write_array(f, "kernel_us", l->kernel, l->n, 1);
+        fprintf(f, "}");
+    }
+    fprintf(f, "\n  }");
+    if (fclose(f)) qk_die("out of memory writing the samples");
+    return text;
+}
+
 static void finish_json(const char *path) {
     const char *text = qk_gb_json_text(), *target = json_tmp_live ? json_tmp : path;
     const char *kept = json_tmp_live ? "; an existing file is left as it was" : "";
     if (!*text) qk_die("--json: Google Benchmark wrote no JSON for %s", path);
+    /* Google Benchmark's object, with "qkbench_samples" added as its last key */
+    size_t n = strlen(text);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == ' ')) n--;
+    if (!n || text[n - 1] != '}') qk_die("--json: Google Benchmark's JSON does not end in '}'");
+    char *samples = samples_json();
     FILE *f = fopen(target, "w");
     if (!f) qk_die("--json: cannot write %s: %s%s", path, strerror(errno), kept);
-    size_t n = strlen(text);
     errno = 0;
-    int bad = fwrite(text, 1, n, f) != n;
+    int bad = fwrite(text, 1, n - 1, f) != n - 1;
+    bad = bad || fprintf(f, ",\n  \"qkbench_samples\": %s\n}\n", samples) < 0;
     bad = bad || fflush(f) != 0;
     int e = errno;
     bad = fclose(f) != 0 || bad;
+    free(samples);
     if (!e) e = errno;
     if (bad) qk_die("--json: writing %s failed: %s%s", path, e ? strerror(e) : "I/O error", kept);
     if (!json_tmp_live) return;
@@ -578,44 +743,16 @@ static void finish_json(const char *path) {
     json_tmp_live = 0;
 }
 
-/* peak_GBps and pct_peak of a CPU row's JSON entry, from the peak row's fastest repetition;
- * linear in GBps, so each aggregate scales with it (cv is unit-free: the same). */
-static int json_peak_counters(const char *name, const char *aggregate, double gbps,
-                              double *peak_gbps, double *pct_peak, void *ctx) {
-    (void)ctx;
-    const bench_row *row = NULL;
-    for (size_t i = 0; i < g.n_rows && !row; i++)
-        if (!strcmp(g.rows[i].name, name)) row = &g.rows[i];
-    if (!row || !row->v || row->v->gpu || !row->peak || !row->peak->reps) return 0;
-    double peak = row->peak->bytes / best_of(row->peak) * 1e-9;
-    if (!*aggregate || !strcmp(aggregate, "mean") || !strcmp(aggregate, "median")) {
-        *peak_gbps = peak, *pct_peak = 100 * gbps / peak;
-    } else if (!strcmp(aggregate, "stddev")) {
-        *peak_gbps = 0, *pct_peak = 100 * gbps / peak;
-    } else if (!strcmp(aggregate, "cv")) {
-        *peak_gbps = 0, *pct_peak = gbps;
-    } else {
-        return 0; /* a statistic whose scaling is unknown: absent rather than wrong */
-    }
-    return 1;
-}
-
-/* A row's name as Google Benchmark matches it: with "/iterations:N/manual_time" on the rows of
- * fixed counts. */
-static void full_name(const bench_row *row, int cold_iterations, int gpu_iterations, char *out,
-                      size_t size) {
-    if ((row->v && row->v->gpu) || row->cold)
-        snprintf(out, size, "%s/iterations:%d/manual_time", row->name,
-                 row->cold ? cold_iterations : gpu_iterations);
-    else
-        snprintf(out, size, "%s", row->name);
+/* A row's name as Google Benchmark matches it: every row runs one iteration, on manual time. */
+static void full_name(const bench_row *row, char *out, size_t size) {
+    snprintf(out, size, "%s/iterations:1/manual_time", row->name);
 }
 
 /* --benchmark_filter must select a row, checked before anything is printed. Google Benchmark
  * matches a POSIX extended regular expression (a leading '-' negates it) against each row's full
  * name. A variant's %peak needs its peak read row: the filter is replaced by the exact list of
  * the rows it selects plus the peak rows they need. */
-static void check_filter(int cold_iterations, int gpu_iterations) {
+static void check_filter(void) {
     const char *filter = qk_gb_filter();
     if (!*filter || !strcmp(filter, "all")) return;
     int negate = *filter == '-';
@@ -627,7 +764,7 @@ static void check_filter(int cold_iterations, int gpu_iterations) {
     size_t matched = 0;
     for (size_t i = 0; i < g.n_rows; i++) {
         char full[220];
-        full_name(&g.rows[i], cold_iterations, gpu_iterations, full, sizeof full);
+        full_name(&g.rows[i], full, sizeof full);
         run[i] = (regexec(&re, full, 0, NULL, 0) == 0) != negate;
         matched += run[i];
     }
@@ -778,16 +915,11 @@ static void prepare_outputs(void) {
         o->gb_argv[o->gb_argc++] = "--benchmark_out=/dev/null";
         o->gb_argv[o->gb_argc++] = "--benchmark_out_format=json";
     }
-    /* as flags, not per benchmark, so names do not change with them ("/repeats:N");
-     * --benchmark_repetitions and --benchmark_min_time were taken into these options (the last
-     * given wins, and the header says what is used) */
-    static char reps_flag[64], min_time_flag[64];
-    snprintf(reps_flag, sizeof reps_flag, "--benchmark_repetitions=%d", o->repetitions);
-    snprintf(min_time_flag, sizeof min_time_flag, "%s", qk_gb_min_time_flag(o->min_time));
-    memmove(o->gb_argv + 3, o->gb_argv + 1, (size_t)(o->gb_argc - 1) * sizeof *o->gb_argv);
-    o->gb_argv[1] = reps_flag;
-    o->gb_argv[2] = min_time_flag;
-    o->gb_argc += 2;
+    /* bench samples each row itself (one Google Benchmark iteration whose time is the row's
+     * estimate): one repetition, given as a flag so that names do not change with it */
+    memmove(o->gb_argv + 2, o->gb_argv + 1, (size_t)(o->gb_argc - 1) * sizeof *o->gb_argv);
+    o->gb_argv[1] = "--benchmark_repetitions=1";
+    o->gb_argc += 1;
     o->gb_argv[o->gb_argc] = NULL;
     if (qk_gb_init(o->gb_argc, o->gb_argv) > 1)
         qk_die("unknown Google Benchmark flag '%s'", o->gb_argv[1]);
@@ -928,64 +1060,74 @@ static void prepare_variants(void) {
     }
 }
 
-/* Step 8, the rows: a peak read row per distinct working-set size and temperature, registered
- * before the first variant that uses it (so its median is known when the variant finishes),
- * then each variant's hot and cold rows, all registered with Google Benchmark. */
+/* What one unit of v reads and writes: the weights in v's own layout (a packed layout's real
+ * size), the activations in v's format, the outputs; cold, a repeated expert once (its repeats
+ * are served from cache), hot, every call's bytes. */
+static double unit_bytes(const variant *v, temperature temp) {
+    double experts = temp == TEMP_COLD ? (double)g.n_distinct : (double)g.o.n_ids;
+    double expert_bytes = v->gpu ? (double)(g.per_expert * sizeof(qk_block_q4k))
+                                 : (double)v->w.expert_bytes;
+    return experts * expert_bytes + (double)v->xq_bytes + 4.0 * (double)g.n_out;
+}
+
+/* Step 8, the rows: each variant's hot and cold rows, and a peak read row per distinct
+ * working-set size and temperature, whose samples are taken beside the rows it serves. The
+ * variants' rows are registered first, the peak rows last (they report what was sampled). */
 static void register_rows(void) {
     qk_options *o = &g.o;
     g.rows = calloc(3 * 2 * (g.n_vars + 1), sizeof *g.rows);
     if (!g.rows) qk_die("out of memory");
     for (size_t vi = 0; vi < g.n_vars; vi++) {
         variant *v = &g.vars[vi];
-        for (int cold = 0; cold < 2; cold++) {
-            if (cold ? !o->cold : !o->hot) continue;
-            /* cold: what a unit reads from memory, a repeated expert once (its repeats are
-             * served from cache); hot: every call's bytes */
-            double experts = cold ? (double)g.n_distinct : (double)o->n_ids;
-            double bytes = experts * g.per_expert * sizeof(qk_block_q4k) + (double)v->xq_bytes +
-                           4.0 * (double)g.n_out;
+        for (temperature temp = TEMP_HOT; temp <= TEMP_COLD; temp++) {
+            if (temp == TEMP_COLD ? !o->cold : !o->hot) continue;
+            double bytes = unit_bytes(v, temp);
             bench_row *peak = NULL; /* GPU rows: the device copy bandwidth instead */
             for (size_t i = 0; i < g.n_rows && !peak && !v->gpu; i++)
-                if (!g.rows[i].v && g.rows[i].cold == cold && g.rows[i].bytes == bytes)
+                if (!g.rows[i].v && g.rows[i].temp == temp && g.rows[i].bytes == bytes)
                     peak = &g.rows[i];
             if (!peak && !v->gpu) {
                 peak = &g.rows[g.n_rows++];
                 peak->bytes = bytes;
-                peak->cold = cold;
+                peak->temp = temp;
+                peak->sample = sample_cpu;
                 snprintf(peak->name, sizeof peak->name, "peak_read/%.0fB/%s", bytes,
-                         cold ? "cold" : "hot");
+                         temp_name[temp]);
                 if ((size_t)bytes > g.peak_buf_bytes) g.peak_buf_bytes = (size_t)bytes;
             }
             bench_row *row = &g.rows[g.n_rows++];
             row->v = v;
-            row->cold = cold;
+            row->temp = temp;
             row->bytes = bytes;
             row->ops = 2.0 * (double)o->rows * (double)o->cols * (double)o->n_ids;
             row->peak = peak;
+            row->sample = v->gpu ? sample_gpu : sample_cpu;
+            if (v->gpu) row->calls = temp == TEMP_HOT ? GPU_HOT_UNITS : 1;
             snprintf(row->name, sizeof row->name, "%s/%zux%zu/k%zu/%s", v->k->name, o->rows,
-                     o->cols, o->n_ids, cold ? "cold" : "hot");
+                     o->cols, o->n_ids, temp_name[temp]);
         }
     }
     g.peak_buf = xmalloc(g.peak_buf_bytes, "the peak read buffer");
     memset(g.peak_buf, 0x5a, g.peak_buf_bytes);
-    for (size_t i = 0; i < g.n_rows; i++) {
-        bench_row *row = &g.rows[i];
-        qk_gb_bench *b = qk_gb_register(row->name,
-                                        !row->v       ? run_peak
-                                        : row->v->gpu ? run_gpu
-                                                      : run_variant,
-                                        row);
-        qk_gb_set_unit_us(b);
-        qk_gb_report_aggregates_only(b, o->gb_report_aggregates_only);
-        if (row->v && row->v->gpu) { /* fixed counts: each iteration is a graph of 100 units */
+    for (int peaks = 0; peaks < 2; peaks++)
+        for (size_t i = 0; i < g.n_rows; i++) {
+            bench_row *row = &g.rows[i];
+            if ((row->v == NULL) != peaks) continue;
+            qk_gb_bench *b = qk_gb_register(row->name, run_row, row);
+            qk_gb_set_unit_us(b);
             qk_gb_use_manual_time(b);
-            qk_gb_set_iterations(b, row->cold ? o->cold_iterations : o->gpu_iterations);
-        } else if (row->cold) {
-            qk_gb_use_manual_time(b);
-            qk_gb_set_iterations(b, o->cold_iterations);
+            qk_gb_set_iterations(b, 1);
         }
-    }
-    check_filter(o->cold_iterations, o->gpu_iterations);
+    check_filter();
+}
+
+/* The stop rule in words, for the header and the JSON. */
+static void stop_rule_text(char *out, size_t size) {
+    const qk_options *o = &g.o;
+    snprintf(out, size,
+             "at least %zu clean samples and %g s per row, then until the median's 95 %% interval "
+             "is within +-%g %%, at most %g s",
+             o->min_samples, o->min_time, o->target_ci, o->max_time);
 }
 
 /* Step 9, what ran where: the fingerprint and the run's parameters into the JSON context, and
@@ -993,7 +1135,7 @@ static void register_rows(void) {
 static void describe_run(void) {
     qk_options *o = &g.o;
     char v[1024];
-    add_context("qkbench_schema", "1");
+    add_context("qkbench_schema", "2");
     add_context("git_commit", QK_GIT_COMMIT);
     add_context("compiler", QK_COMPILER);
     add_context("c_flags", QK_C_FLAGS);
@@ -1030,7 +1172,19 @@ static void describe_run(void) {
     add_context("cpus_allowed", g.allowed);
     add_context("weights", g.weights);
     add_context("q8k_quantizer", g.q8k_quant ? g.q8k_quant->name : "none");
-    add_context("cold_method", "clflush of the working set before each sample");
+    add_context("cold_method", "clflush of the working set before each sample, then every pool "
+                               "thread woken by an empty job before the clock starts");
+    char rule[512];
+    stop_rule_text(rule, sizeof rule);
+    add_context("stop_rule", rule);
+    snprintf(v, sizeof v,
+             "hot CPU: a sample is a batch of units lasting about %.0f ms after one untimed unit; "
+             "dropped: any involuntary context switch of the process (getrusage) or the timing "
+             "thread's CPU time below %.0f %% of the wall time; noisy: more than %.0f %% dropped, "
+             "or the interval missed its target; %%peak: the peak read row's median over the "
+             "row's median, the peak samples taken alternately before and after the row's",
+             SAMPLE_SECONDS * 1e3, 100 * QK_MIN_CPU_FRACTION, 100 * QK_MAX_DROPPED_FRACTION);
+    add_context("sampling", v);
     len = 0;
     v[0] = 0;
     for (size_t i = 0; i < g.n_skipped; i++)
@@ -1042,9 +1196,9 @@ static void describe_run(void) {
     printf("# weights %s\n# shape %zux%zu (%s), experts", g.weights, o->rows, o->cols, o->shape);
     for (size_t i = 0; i < o->n_ids; i++)
         printf("%s%d", i ? "," : " ", o->ids[i]);
-    printf("; activations %s; seed %llu; %d threads (%s); %d repetitions\n",
+    printf("; activations %s; seed %llu; %d threads (%s)\n# sampling: %s\n",
            o->activations ? o->activations : qk_act_name(o->act), (unsigned long long)o->seed,
-           o->threads, g.pinning, o->repetitions);
+           o->threads, g.pinning, rule);
     fflush(stdout);
 }
 
@@ -1052,7 +1206,7 @@ static void describe_run(void) {
 static void run_timing(void) {
     qk_options *o = &g.o;
     g.progress = isatty(2);
-    if (o->json) qk_gb_set_json_patch(json_peak_counters, NULL);
+    if (o->json) qk_gb_capture_json();
     qk_gb_run(on_result, NULL);
     if (g.progress) fprintf(stderr, "\r%-80s\r", "");
     if (!g.n_done) { /* e.g. a --benchmark_filter that matches no row: say so, in one line */
@@ -1072,7 +1226,7 @@ static void print_row(const bench_row *row) {
     if (row->v)
         snprintf(label, sizeof label, "%s", row->v->k->name);
     else
-        snprintf(label, sizeof label, "peak read %.2f MB", row->bytes * 1e-6);
+        snprintf(label, sizeof label, "peak read %.2f MiB", row->bytes / 1048576.0);
     if (row->failed) {
         printf("%-26s FAILED: %s\n", label, row->message);
         return;
@@ -1081,29 +1235,29 @@ static void print_row(const bench_row *row) {
         printf("%-26s skipped: %s\n", label, row->message);
         return;
     }
-    if (!row->reps) return; /* filtered out by --benchmark_filter */
-    double med = median_of(row->seconds, row->reps), mean = 0, var = 0;
-    for (int r = 0; r < row->reps; r++)
-        mean += row->seconds[r] / row->reps;
-    for (int r = 0; r < row->reps; r++)
-        var += (row->seconds[r] - mean) * (row->seconds[r] - mean) / row->reps;
-    printf("%-26s %10.2f %10.2f %6.1f %8.1f", label, med * 1e6, best_of(row) * 1e6,
-           100 * sqrt(var) / mean, row->bytes / med * 1e-9);
+    if (!row->measured) return; /* filtered out by --benchmark_filter */
+    const qk_estimate *e = &row->est;
+    double med = e->median;
+    char ci[16], n[24];
+    snprintf(ci, sizeof ci, "%s%.1f", e->exact ? "" : "~", 100 * qk_estimate_rel_halfwidth(e));
+    snprintf(n, sizeof n, "%zu/%zu", e->n, row->dropped);
+    printf("%-26s %10.2f %6s %10.2f %9s %8.1f", label, med * 1e6, ci, e->min * 1e6, n,
+           row->bytes / med * 1e-9);
+    const char *noisy = row->noisy ? "  noisy" : "";
     if (!row->v) {
-        printf(" %8s %6s  (the reference: its fastest repetition is 100%%)\n", "-", "-");
+        printf(" %8s %6s  (the reference: 100%%)%s\n", "-", "-", noisy);
         return;
     }
     char pct[16] = "-", exact[16] = "-", kern[16] = "-";
     const variant *vv = row->v;
     if (vv->gpu && g.gpu_copy_bps > 0)
         snprintf(pct, sizeof pct, "%.0f", 100 * row->bytes / med / g.gpu_copy_bps);
-    else if (row->peak && row->peak->reps)
-        snprintf(pct, sizeof pct, "%.0f", 100 * best_of(row->peak) / med);
+    else if (row->peak_est.n)
+        snprintf(pct, sizeof pct, "%.0f", 100 * row->peak_est.median / med);
     if (vv->k->act_format != QK_FMT_F32) snprintf(exact, sizeof exact, "%.2e", vv->exact.rel_l2);
-    if (row->kernel_reps)
-        snprintf(kern, sizeof kern, "%.2f", 1e6 * median_of(row->kernel_seconds, row->kernel_reps));
-    printf(" %8.1f %6s %9.2e %9.2e %9.2e %9s %9s\n", row->ops / med * 1e-9, pct, vv->dev.rel_l2,
-           vv->dev.max_rel, vv->dev.one_minus_cos, exact, kern);
+    if (row->kernel_s > 0) snprintf(kern, sizeof kern, "%.2f", 1e6 * row->kernel_s);
+    printf(" %8.1f %6s %9.2e %9.2e %9.2e %9s %9s%s\n", row->ops / med * 1e-9, pct, vv->dev.rel_l2,
+           vv->dev.max_rel, vv->dev.one_minus_cos, exact, kern, noisy);
 }
 
 /* Step 11, the report: hot rows, then cold rows, each after its peak reference; then what was
@@ -1117,16 +1271,27 @@ static size_t print_report(void) {
                cold ? "cold: the working set is flushed from every cache before each sample "
                       "(bytes: a repeated expert once)"
                     : "hot: caches warm, calls back to back");
-        printf("%-26s %10s %10s %6s %8s %8s %6s %9s %9s %9s %9s %9s\n", "variant", "median_us",
-               "min_us", "cv_%", "GB/s", "GOP/s", "%peak", "rel_l2", "max_rel", "1-cos", "exact_l2",
-               "kernel_us");
+        printf("%-26s %10s %6s %10s %9s %8s %8s %6s %9s %9s %9s %9s %9s\n", "variant", "median_us",
+               "+-%", "min_us", "n/drop", "GB/s", "GOP/s", "%peak", "rel_l2", "max_rel", "1-cos",
+               "exact_l2", "kernel_us");
         if (g.any_gpu)
-            printf("%-26s %10s %10s %6s %8.1f  (GPU rows' peak: device-to-device copy of 1 GiB, "
+            printf("%-26s %10s %6s %10s %9s %8.1f  (GPU rows' peak: device-to-device copy of 1 GiB, "
                    "read + write)\n",
-                   "peak copy (GPU)", "-", "-", "-", g.gpu_copy_bps * 1e-9);
+                   "peak copy (GPU)", "-", "-", "-", "-", g.gpu_copy_bps * 1e-9);
         for (size_t i = 0; i < g.n_rows; i++)
-            if (g.rows[i].cold == cold) print_row(&g.rows[i]);
+            if ((int)g.rows[i].temp == cold) print_row(&g.rows[i]);
     }
+    size_t n_noisy = 0;
+    for (size_t i = 0; i < g.n_rows; i++)
+        n_noisy += g.rows[i].noisy;
+    printf("\n# +-%%: half-width of the median's 95 %% interval (~: fewer than 6 samples, [min, "
+           "max]); n/drop: clean and dropped samples\n");
+    if (n_noisy)
+        printf("# noisy (%zu row%s): more than %.0f %% of samples dropped (preempted or off the "
+               "CPU) or the interval missed +-%g %% within %g s; its figure is less certain than "
+               "it looks\n",
+               n_noisy, n_noisy == 1 ? "" : "s", 100 * QK_MAX_DROPPED_FRACTION, o->target_ci,
+               o->max_time);
     for (size_t i = 0; i < g.n_skipped; i++)
         printf("%-26s skipped: %s\n", g.skipped[i]->name, unsupported(g.skipped[i]));
     for (size_t i = 0; i < g.n_vars; i++) { /* e.g. weights whose fp16 scale is inf or NaN */
@@ -1168,6 +1333,10 @@ static size_t print_report(void) {
 /* Step 12: everything handed back (so leak checkers see a clean exit). */
 static void release_all(void) {
     qk_gb_shutdown();
+    for (size_t i = 0; i < g.n_rows; i++) {
+        sample_log *l = &g.rows[i].log;
+        free(l->t), free(l->peak), free(l->kernel), free(l->why), free(l->peak_why);
+    }
     for (size_t i = 0; i < g.n_vars; i++) {
         qk_weights_release(&g.vars[i].w);
         qk_gpu_case_destroy(g.vars[i].gpu);

@@ -42,13 +42,17 @@ static long parse_int(const char *opt, const char *s, long lo, long hi) {
     return v;
 }
 
-static double parse_seconds(const char *opt, const char *s, double lo, double hi) {
+/* A decimal number of `what` (seconds, percent) in lo..hi. */
+static double parse_real(const char *opt, const char *s, double lo, double hi, const char *what) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
     if (!*s || *end || errno || !(v >= lo && v <= hi))
-        qk_die("%s: '%s' is not a number of seconds in %g..%g", opt, s, lo, hi);
+        qk_die("%s: '%s' is not a number of %s in %g..%g", opt, s, what, lo, hi);
     return v;
+}
+static double parse_seconds(const char *opt, const char *s, double lo, double hi) {
+    return parse_real(opt, s, lo, hi, "seconds");
 }
 
 static void parse_shape(qk_options *o, const char *s) {
@@ -109,8 +113,8 @@ void qk_print_usage(void) {
     printf(
         "usage: bench [--list] [--kernel NAME[,NAME...]] [--shape gate|up|down|RxC]\n"
         "             [--top K | --experts 0-7|3,9|all] [--act PROFILE | --activations F.npy]\n"
-        "             [--seed N] [--threads N] [--hot] [--cold] [--repetitions N]\n"
-        "             [--min-time S] [--cold-iterations N] [--gpu-iterations N]\n"
+        "             [--seed N] [--threads N] [--hot] [--cold] [--min-samples N]\n"
+        "             [--min-time S] [--max-time S] [--target-ci PCT]\n"
         "             [--json FILE] [--dump-output DIR] [--benchmark_* flags of Google Benchmark]\n"
         "       bench --model FILE.gguf (--layer L --proj gate|up|down | --tensor NAME) [...]\n"
         "       bench --model FILE.gguf --inspect\n"
@@ -119,9 +123,10 @@ void qk_print_usage(void) {
         "activations once for Q8 variants, then the selected experts' matvecs) for each\n"
         "variant, hot (caches warm, back to back) and cold (working set flushed from every\n"
         "cache before each sample), beside a read-bandwidth loop over the same number of\n"
-        "bytes timed the same way (%%peak; GPU rows: a device-to-device copy). Prints one table: "
-        "median time, min, CV over the\n"
-        "repetitions, GB/s, GOP/s, %%peak, and the deviation from the f64 oracle (rel_l2,\n"
+        "bytes, sampled alternately with it (%%peak; GPU rows: a device-to-device copy). Each\n"
+        "row samples until its median is precise enough; samples during which the process was\n"
+        "preempted are dropped and counted. Prints one table: the median time per unit, its\n"
+        "95%% interval, min, samples, GB/s, GOP/s, %%peak, and the deviation from the f64 oracle (rel_l2,\n"
         "max_rel, 1-cos; for Q8 variants also rel_l2 from the algorithm-exact oracle).\n"
         "\n"
         "  --list             every variant, its formats, and whether this machine runs it\n"
@@ -139,11 +144,12 @@ void qk_print_usage(void) {
         "  --threads N        worker threads, pinned to distinct cores (default: every CPU\n"
         "                     this process may run on, as taskset or cgroups allow)\n"
         "  --hot, --cold      run only those rows (default both)\n"
-        "  --repetitions N    repetitions per row (default 5); median, min and CV over them\n"
-        "  --min-time S       seconds per hot repetition (default 0.1)\n"
-        "  --cold-iterations N  flushed samples per cold repetition (default 20)\n"
-        "  --gpu-iterations N   GPU hot samples per repetition, each a CUDA graph of 100\n"
-        "                     units back to back (default 50)\n"
+        "  --min-samples N    clean samples per row at least (default 10)\n"
+        "  --min-time S       seconds of sampling per row at least (default 0.5)\n"
+        "  --target-ci PCT    then sample until the median's 95%% interval is within +-PCT %%\n"
+        "                     (default 1)\n"
+        "  --max-time S       ... or S seconds have passed (default 5, or --min-time if\n"
+        "                     longer): the row is then marked noisy\n"
         "  --json FILE        Google Benchmark JSON (compare.py reads it) with the deviation\n"
         "                     counters and the machine fingerprint in its context\n"
         "  --dump-output DIR  each variant's output as DIR/<variant>.npy (f32) and the oracles'\n"
@@ -185,15 +191,6 @@ static int gb_flag(const char *arg, const char *name, const char **value) {
     if (strncmp(arg, "--", 2) || strncmp(arg + 2, name, n) || (arg[2 + n] && arg[2 + n] != '='))
         return 0;
     *value = arg[2 + n] ? arg + 3 + n : "";
-    return 1;
-}
-
-/* A boolean flag's value as Google Benchmark reads it (IsTruthyFlagValue): "" is true; 0, f, n,
- * false, no, off (any case) are false; anything else is true. */
-static int gb_truthy(const char *v) {
-    static const char *const falsy[] = {"0", "f", "n", "false", "no", "off"};
-    for (size_t i = 0; i < sizeof falsy / sizeof falsy[0]; i++)
-        if (!strcasecmp(v, falsy[i])) return 0;
     return 1;
 }
 
@@ -247,12 +244,22 @@ static int take_gb_flag(qk_options *o, const char *a) {
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         if (gb_flag(a, refused[i].name, &v))
             qk_die("%s: not supported by bench (%s)", a, refused[i].why);
-    /* the same settings as --repetitions and --min-time: whichever comes last wins, and the
-     * header says what was used */
-    if (gb_flag(a, "benchmark_repetitions", &v)) {
-        o->repetitions = (int)parse_int("--benchmark_repetitions", v, 1, QK_MAX_REPS);
-        return 1;
-    }
+    static const struct {
+        const char *name, *why;
+    } replaced[] = {
+        {"benchmark_repetitions", "each row samples until its median is precise enough: "
+                                  "--min-samples, --min-time, --target-ci and --max-time set how"},
+        {"benchmark_enable_random_interleaving",
+         "bench interleaves each row's samples with its peak reference's itself"},
+        {"benchmark_min_warmup_time", "bench warms each row up itself"},
+        {"benchmark_report_aggregates_only",
+         "bench writes one entry per row, its estimate, with every sample beside it"},
+        {"benchmark_display_aggregates_only", "bench prints one line per row"},
+    };
+    for (size_t i = 0; i < sizeof replaced / sizeof replaced[0]; i++)
+        if (gb_flag(a, replaced[i].name, &v))
+            qk_die("%s: not supported by bench (%s)", a, replaced[i].why);
+    /* the same setting as --min-time: whichever comes last wins */
     if (gb_flag(a, "benchmark_min_time", &v)) {
         /* seconds, with the "s" that Google Benchmark 1.8 reads (its "Nx" is an iteration
          * count, which 1.7 does not know: refused) */
@@ -272,18 +279,6 @@ static int take_gb_flag(qk_options *o, const char *a) {
         o->gb_context = v;
         return 0; /* passed through */
     }
-    /* Google Benchmark's complaint about a bad value would be a second line: checked here */
-    if (gb_flag(a, "benchmark_min_warmup_time", &v)) {
-        (void)parse_seconds("--benchmark_min_warmup_time", v, 0, 60);
-        return 0; /* passed through */
-    }
-    if (gb_flag(a, "benchmark_report_aggregates_only", &v)) {
-        o->gb_report_aggregates_only = gb_truthy(v);
-        return 1;
-    }
-    /* bench's table shows per-row statistics already; the flag would hide the repetitions
-     * from it (and leave it empty), so it is taken and has nothing more to do */
-    if (gb_flag(a, "benchmark_display_aggregates_only", &v)) return 1;
     return 0;
 }
 
@@ -293,14 +288,14 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
                       .act = QK_ACT_NORMAL,
                       .seed = 1,
                       .threads = 0, /* bench: the CPUs this process may run on */
-                      .repetitions = 5,
-                      .min_time = 0.1,
-                      .cold_iterations = 20,
-                      .gpu_iterations = 50,
+                      .min_samples = 10,
+                      .min_time = 0.5,
+                      .max_time = 5,
+                      .target_ci = 1,
                       .layer = -1};
     parse_shape(o, "gate");
     o->gb_argv[o->gb_argc++] = argv[0];
-    int hot = 0, cold = 0, top_given = 0, act_given = 0, shape_given = 0;
+    int hot = 0, cold = 0, top_given = 0, act_given = 0, shape_given = 0, max_time_given = 0;
     const char *unused_by_inspect = NULL; /* the first option --inspect would ignore */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -334,15 +329,19 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
             continue;
         }
         static const char *const with_value[] = {
-            "--kernel",          "--shape",       "--top",
-            "--experts",         "--act",         "--seed",
-            "--threads",         "--repetitions", "--json",
-            "--dump-output",     "--activations", "--min-time",
-            "--cold-iterations", "--model",       "--tensor",
-            "--layer",           "--proj",        "--gpu-iterations"};
+            "--kernel",  "--shape",       "--top",      "--experts",   "--act",
+            "--seed",    "--threads",     "--json",     "--dump-output", "--activations",
+            "--min-time", "--max-time",   "--min-samples", "--target-ci", "--model",
+            "--tensor",  "--layer",       "--proj"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known |= !strcmp(a, with_value[k]);
+        /* options of earlier versions, replaced by the stop rule */
+        if (!strcmp(a, "--repetitions") || !strcmp(a, "--cold-iterations") ||
+            !strcmp(a, "--gpu-iterations"))
+            qk_die("%s: bench no longer runs a fixed count; each row samples until its median is "
+                   "precise enough (--min-samples, --min-time, --target-ci, --max-time)",
+                   a);
         if (!known) qk_die("unknown option '%s' (bench --help lists them)", a);
         if (i + 1 >= argc) qk_die("%s needs a value", a);
         const char *v = argv[++i];
@@ -382,14 +381,15 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
         } else if (!strcmp(a, "--threads")) {
             /* bench checks it against the CPUs this process may run on (affinity) */
             o->threads = (int)parse_int(a, v, 1, QK_MAX_THREADS);
-        } else if (!strcmp(a, "--repetitions")) {
-            o->repetitions = (int)parse_int(a, v, 1, QK_MAX_REPS);
+        } else if (!strcmp(a, "--min-samples")) {
+            o->min_samples = (size_t)parse_int(a, v, 1, 100000);
         } else if (!strcmp(a, "--min-time")) {
             o->min_time = parse_seconds(a, v, 0.001, 60);
-        } else if (!strcmp(a, "--gpu-iterations")) {
-            o->gpu_iterations = (int)parse_int(a, v, 1, 100000);
-        } else if (!strcmp(a, "--cold-iterations")) {
-            o->cold_iterations = (int)parse_int(a, v, 1, 100000);
+        } else if (!strcmp(a, "--max-time")) {
+            o->max_time = parse_seconds(a, v, 0.001, 600);
+            max_time_given = 1;
+        } else if (!strcmp(a, "--target-ci")) {
+            o->target_ci = parse_real(a, v, 0.01, 100, "percent");
         } else if (!strcmp(a, "--json")) {
             if (!*v) qk_die("--json: empty file name");
             o->json = v;
@@ -399,6 +399,11 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
         }
     }
     if (top_given && o->explicit_ids) qk_die("--top and --experts both given: choose one");
+    if (o->max_time < o->min_time) {
+        if (max_time_given)
+            qk_die("--max-time %g is below --min-time %g", o->max_time, o->min_time);
+        o->max_time = o->min_time; /* a longer --min-time alone raises the cap with it */
+    }
     if (act_given && o->activations) qk_die("--act and --activations both given: choose one");
     o->hot = hot || !cold;
     o->cold = cold || !hot;

@@ -11,8 +11,7 @@ enum {
     QK_MAX_EXPERTS = 4096,
     QK_MAX_IDS = 4096,
     QK_MAX_GB_ARGS = 64,
-    QK_MAX_THREADS = 256, /* bench's per-thread tables */
-    QK_MAX_REPS = 1000    /* repetitions a row holds */
+    QK_MAX_THREADS = 256 /* bench's per-thread tables */
 };
 
 typedef struct {
@@ -33,16 +32,15 @@ typedef struct {
     const char *activations; /* --activations FILE.npy, or NULL */
     uint64_t seed;
     int threads; /* 0: every CPU this process may run on (bench resolves it) */
-    int repetitions;
-    int hot, cold;   /* which rows to run */
-    double min_time; /* seconds per hot repetition */
-    int cold_iterations;
-    int gpu_iterations;   /* GPU hot samples (graphs of 100 units) per repetition */
+    int hot, cold; /* which rows to run */
+    /* when a row has sampled enough (bench/sampling.h) */
+    size_t min_samples;
+    double min_time, max_time; /* seconds of sampling per row */
+    double target_ci;          /* percent: the median's 95 % interval half-width to reach */
     const char *json;     /* --json FILE, or NULL */
     const char *dump_dir; /* --dump-output DIR, or NULL */
     int list, help;
     const char *gb_context;        /* --benchmark_context=K=V,...: the user's context keys */
-    int gb_report_aggregates_only; /* --benchmark_report_aggregates_only: JSON aggregates only */
     /* --benchmark_* flags, passed to Google Benchmark (gb_argv[0] is the program) */
     int gb_argc;
     char *gb_argv[QK_MAX_GB_ARGS];

@@ -48,18 +48,13 @@ void qk_gb_fail(qk_gb_state *st, const char *msg);
  * only the aggregates (Google Benchmark's report_aggregates_only, for the file alone). */
 void qk_gb_report_aggregates_only(qk_gb_bench *b, int json_aggregates_only);
 
-/* Fills counters of the JSON file's entries once every run has finished: called for each entry
- * that has a GBps counter with its name as registered, its aggregate ("" for a repetition) and
- * that value; returns 1 with peak_GBps and pct_peak to add, else 0. */
-typedef int (*qk_gb_patch_fn)(const char *name, const char *aggregate, double gbps,
-                              double *peak_gbps, double *pct_peak, void *ctx);
-/* Set before qk_gb_run, and only with --benchmark_out given (the JSON file). */
-void qk_gb_set_json_patch(qk_gb_patch_fn fn, void *ctx);
+/* Before qk_gb_run: the JSON reporter writes to memory (qk_gb_json_text), not to a file. */
+void qk_gb_capture_json(void);
 
 /* The value of --benchmark_filter ("" when none); a new one, before qk_gb_run. */
 const char *qk_gb_filter(void);
 void qk_gb_set_filter(const char *filter);
-/* After qk_gb_run with a JSON patch set: the JSON text Google Benchmark's reporter made, with
+/* After qk_gb_run with the JSON captured: the JSON text Google Benchmark's reporter made, with
  * non-finite numbers written as null (the file of --benchmark_out is left empty: the caller
  * writes this text where it belongs, checking each write). */
 const char *qk_gb_json_text(void);

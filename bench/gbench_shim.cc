@@ -65,7 +65,7 @@ class Collector : public benchmark::BenchmarkReporter {
     void *ctx_;
 };
 
-std::string json_text; // the JSON file's text, once PatchedJson has finished
+std::string json_text; // the JSON file's text, once CapturedJson has finished
 
 // The length of the well-formed UTF-8 sequence at in[i] (a lead byte >= 0x80), or 0.
 size_t utf8_length(const std::string &in, size_t i) {
@@ -130,47 +130,27 @@ std::string finite_only(const std::string &in) {
     return out;
 }
 
-// The JSON file's reporter: Google Benchmark's own, fed only at the end, after bench has filled
-// in the counters that need every row to have run (%peak needs the peak row, which random
-// interleaving may run last).
-class PatchedJson : public benchmark::BenchmarkReporter {
+// The JSON file's reporter: Google Benchmark's own, writing to memory so that bench writes the
+// file itself (checking every write) after adding its samples.
+class CapturedJson : public benchmark::BenchmarkReporter {
   public:
-    PatchedJson(qk_gb_patch_fn fn, void *ctx) : fn_(fn), ctx_(ctx) {}
     bool ReportContext(const Context &c) override {
-        json_.SetOutputStream(&text_); // bench writes the file itself, checking every write
+        json_.SetOutputStream(&text_);
         json_.SetErrorStream(&GetErrorStream());
         return json_.ReportContext(c);
     }
-    void ReportRuns(const std::vector<Run> &runs) override {
-        runs_.insert(runs_.end(), runs.begin(), runs.end());
-    }
+    void ReportRuns(const std::vector<Run> &runs) override { json_.ReportRuns(runs); }
     void Finalize() override {
-        for (Run &r : runs_) {
-            auto gbps = r.counters.find("GBps");
-            if (gbps == r.counters.end()) continue;
-            double peak = 0, pct = 0;
-            const char *aggregate = r.run_type == Run::RT_Aggregate ? r.aggregate_name.c_str() : "";
-            if (fn_(r.run_name.function_name.c_str(), aggregate, gbps->second.value, &peak, &pct,
-                    ctx_)) {
-                r.counters["peak_GBps"] = benchmark::Counter(peak);
-                r.counters["pct_peak"] = benchmark::Counter(pct);
-            }
-        }
-        if (!runs_.empty()) json_.ReportRuns(runs_);
         json_.Finalize();
         json_text = finite_only(text_.str());
     }
 
   private:
-    qk_gb_patch_fn fn_;
-    void *ctx_;
-    std::vector<Run> runs_;
     benchmark::JSONReporter json_;
     std::ostringstream text_;
 };
 
-qk_gb_patch_fn json_patch;
-void *json_patch_ctx;
+bool capture_json;
 std::string run_errors;
 } // namespace
 
@@ -242,9 +222,8 @@ void qk_gb_report_aggregates_only(qk_gb_bench *b, int json_aggregates_only) {
     B(b)->ReportAggregatesOnly(json_aggregates_only != 0);
     B(b)->DisplayAggregatesOnly(false);
 }
-void qk_gb_set_json_patch(qk_gb_patch_fn fn, void *ctx) {
-    json_patch = fn;
-    json_patch_ctx = ctx;
+void qk_gb_capture_json(void) {
+    capture_json = true;
 }
 const char *qk_gb_filter(void) {
     static std::string filter;
@@ -274,8 +253,8 @@ size_t qk_gb_run(qk_gb_result_fn on_result, void *ctx) {
     std::ostringstream errors; // the library's complaints, for bench to say in one line
     collector.SetErrorStream(&errors);
     size_t ran;
-    if (json_patch) {
-        PatchedJson json(json_patch, json_patch_ctx);
+    if (capture_json) {
+        CapturedJson json;
         ran = benchmark::RunSpecifiedBenchmarks(&collector, &json);
     } else {
         ran = benchmark::RunSpecifiedBenchmarks(&collector);

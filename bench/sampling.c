@@ -1,0 +1,108 @@
+#define _GNU_SOURCE /* RUSAGE_THREAD is not needed: RUSAGE_SELF counts every thread */
+#include "sampling.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double clock_s(clockid_t id) {
+    struct timespec t;
+    clock_gettime(id, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static long involuntary_switches(void) {
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u)) return -1;
+    return u.ru_nivcsw;
+}
+
+void qk_sample_begin(qk_sample_mark *m) {
+    m->nivcsw = involuntary_switches();
+    m->cpu = clock_s(CLOCK_THREAD_CPUTIME_ID);
+    m->wall = clock_s(CLOCK_MONOTONIC);
+}
+
+int qk_sample_end(const qk_sample_mark *m, double *wall_s) {
+    double wall = clock_s(CLOCK_MONOTONIC) - m->wall;
+    double cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - m->cpu;
+    long switches = involuntary_switches();
+    *wall_s = wall;
+    if (switches < 0 || m->nivcsw < 0 || switches != m->nivcsw) return QK_SAMPLE_PREEMPTED;
+    /* a hypervisor's steal, or a sleep: the thread was not on a CPU for the whole sample */
+    if (cpu < QK_MIN_CPU_FRACTION * wall) return QK_SAMPLE_OFF_CPU;
+    return QK_SAMPLE_CLEAN;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void qk_median_interval_ranks(size_t n, size_t *lo, size_t *hi) {
+    /* the largest j with P(Bin(n, 1/2) <= j - 1) <= 0.025 gives [x_(j), x_(n-j+1)] (1-based);
+     * the sum starts 8 standard deviations below n/2, where the tail is below 1e-15 */
+    double sd = 0.5 * sqrt((double)n), start = 0.5 * (double)n - 8 * sd;
+    size_t i = start > 0 ? (size_t)start : 0;
+    double cum = 0, log_half_n = (double)n * log(0.5);
+    size_t j = 0; /* 1-based; 0: none found yet */
+    for (; i <= n / 2; i++) {
+        double p = exp(lgamma((double)n + 1) - lgamma((double)i + 1) - lgamma((double)(n - i) + 1) +
+                       log_half_n);
+        if (cum + p > 0.025) break;
+        cum += p;
+        j = i + 1; /* P(B <= j - 1) = cum <= 0.025 */
+    }
+    if (!j) j = 1;
+    *lo = j - 1;
+    *hi = n - j;
+}
+
+int qk_estimate_of(const double *v, const unsigned char *why, size_t n, qk_estimate *e) {
+    memset(e, 0, sizeof *e);
+    double *s = malloc((n ? n : 1) * sizeof *s);
+    if (!s) return -1;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!why || why[i] == QK_SAMPLE_CLEAN) s[m++] = v[i];
+    if (!m) {
+        free(s);
+        return -1;
+    }
+    qsort(s, m, sizeof *s, cmp_double);
+    e->n = m;
+    e->median = m % 2 ? s[m / 2] : 0.5 * (s[m / 2 - 1] + s[m / 2]);
+    e->min = s[0];
+    double sum = 0;
+    for (size_t i = 0; i < m; i++)
+        sum += s[i];
+    e->mean = sum / (double)m;
+    double ss = 0;
+    for (size_t i = 0; i < m; i++)
+        ss += (s[i] - e->mean) * (s[i] - e->mean);
+    e->sd = m > 1 ? sqrt(ss / (double)(m - 1)) : 0;
+    if (m >= 6) {
+        size_t lo, hi;
+        qk_median_interval_ranks(m, &lo, &hi);
+        e->low = s[lo], e->high = s[hi], e->exact = 1;
+    } else {
+        e->low = s[0], e->high = s[m - 1], e->exact = 0;
+    }
+    free(s);
+    return 0;
+}
+
+double qk_estimate_rel_halfwidth(const qk_estimate *e) {
+    if (!e->n || e->median <= 0) return INFINITY;
+    return fmax(e->median - e->low, e->high - e->median) / e->median;
+}
+
+qk_sampling_state qk_sampling_check(const qk_stop_rule *r, const qk_estimate *e, size_t n_total,
+                                    size_t cap, double elapsed) {
+    if (e->n >= r->min_samples && elapsed >= r->min_time && e->exact &&
+        qk_estimate_rel_halfwidth(e) <= r->target)
+        return QK_SAMPLING_PRECISE;
+    if (elapsed >= r->max_time || n_total >= cap) return QK_SAMPLING_CAPPED;
+    return QK_SAMPLING_GO_ON;
+}

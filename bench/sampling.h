@@ -1,0 +1,64 @@
+/* How bench samples a row: what makes a sample clean, the estimate of a row's time and its
+ * interval, and when to stop sampling (nvbench's rule: at least N samples and T seconds, then
+ * until the estimate is precise enough, with a time cap). */
+#ifndef QK_SAMPLING_H
+#define QK_SAMPLING_H
+#include <stddef.h>
+
+/* Why a sample was dropped (0: clean). The codes are the JSON's "dropped" values. */
+enum {
+    QK_SAMPLE_CLEAN = 0,
+    QK_SAMPLE_PREEMPTED = 1, /* an involuntary context switch of any of the process's threads */
+    QK_SAMPLE_OFF_CPU = 2,   /* the timing thread's CPU time below 95 % of the wall time */
+    QK_SAMPLE_CLOCK_LOW = 3, /* GPU: the SM clock below QK_MIN_CLOCK_FRACTION of its maximum */
+    QK_SAMPLE_NOT_HELD = 4,  /* GPU: the blocking kernel gave up before the launch was queued */
+    QK_SAMPLE_REASONS = 5
+};
+#define QK_MIN_CPU_FRACTION 0.95
+#define QK_MIN_CLOCK_FRACTION 0.90
+#define QK_MAX_DROPPED_FRACTION 0.25 /* more dropped than this: the row is marked noisy */
+
+/* Around a timed CPU sample: the process's involuntary context switches (every thread's,
+ * getrusage) and the calling thread's CPU time, with the wall clock innermost. */
+typedef struct {
+    long nivcsw;
+    double cpu, wall;
+} qk_sample_mark;
+void qk_sample_begin(qk_sample_mark *m);
+/* The sample's wall seconds in *wall_s; returns QK_SAMPLE_CLEAN, _PREEMPTED or _OFF_CPU. */
+int qk_sample_end(const qk_sample_mark *m, double *wall_s);
+
+/* A row's estimate from its clean samples: the median, and the distribution-free 95 %
+ * interval of the median from order statistics (the exact binomial rule; with fewer than 6
+ * samples no such interval exists and [min, max] is given, with `exact` 0). */
+typedef struct {
+    size_t n;            /* clean samples */
+    double median;       /* the true median (mean of the middle two for an even count) */
+    double low, high;    /* the interval */
+    double min, mean, sd; /* sd with n - 1 */
+    int exact;           /* the interval covers the median with at least 95 % */
+} qk_estimate;
+/* Over the values whose why[i] is QK_SAMPLE_CLEAN (why may be NULL: all). 0 on success, -1 when
+ * no value is clean (e is zeroed) or memory runs out. */
+int qk_estimate_of(const double *v, const unsigned char *why, size_t n, qk_estimate *e);
+/* The interval's half-width relative to the median: max(median - low, high - median) / median. */
+double qk_estimate_rel_halfwidth(const qk_estimate *e);
+/* 0-based ranks [lo, hi] of the sorted sample that bound the median's 95 % interval, n >= 6. */
+void qk_median_interval_ranks(size_t n, size_t *lo, size_t *hi);
+
+/* When a row has sampled enough. */
+typedef struct {
+    size_t min_samples; /* clean samples at least */
+    double min_time;    /* seconds of sampling (wall) at least */
+    double max_time;    /* seconds of sampling at most: the cap */
+    double target;      /* the interval's relative half-width to reach, e.g. 0.01 */
+} qk_stop_rule;
+typedef enum {
+    QK_SAMPLING_GO_ON,
+    QK_SAMPLING_PRECISE, /* the target was reached */
+    QK_SAMPLING_CAPPED   /* max_time or the sample cap came first */
+} qk_sampling_state;
+qk_sampling_state qk_sampling_check(const qk_stop_rule *r, const qk_estimate *e, size_t n_total,
+                                    size_t cap, double elapsed);
+
+#endif
