@@ -78,18 +78,18 @@ struct bench_row {
     char name[160];
     variant *v; /* NULL for a peak row */
     temperature temp;
-    double bytes, ops;   /* per unit */
-    bench_row *peak;     /* the read row of the same bytes and temperature, sampled beside it */
-    sample_fn sample;    /* takes one sample of this row */
-    int calls;           /* units per sample (0: not calibrated yet) */
-    sample_log log;      /* a peak row's: the samples taken beside every row it serves */
-    qk_estimate est;     /* from the clean samples */
+    double bytes, ops;    /* per unit */
+    bench_row *peak;      /* the read row of the same bytes and temperature, sampled beside it */
+    sample_fn sample;     /* takes one sample of this row */
+    int calls;            /* units per sample (0: not calibrated yet) */
+    sample_log log;       /* a peak row's: the samples taken beside every row it serves */
+    qk_estimate est;      /* from the clean samples */
     qk_estimate peak_est; /* the clean peak samples taken beside this row's */
     qk_sampling_state state;
     size_t dropped, why_count[QK_SAMPLE_REASONS];
-    int noisy;           /* too many dropped samples, or the interval missed its target */
-    int measured;        /* the estimate exists */
-    double kernel_s;     /* GPU rows: median CUPTI kernel time per unit (0: none) */
+    int noisy;       /* too many dropped samples, or the interval missed its target */
+    int measured;    /* the estimate exists */
+    double kernel_s; /* GPU rows: median CUPTI kernel time per unit (0: none) */
     int kernels_per_unit;
     int skipped;
     int failed; /* the last timed call's output differed from the checked one */
@@ -723,7 +723,8 @@ static void finish_json(const char *path) {
     if (!*text) qk_die("--json: Google Benchmark wrote no JSON for %s", path);
     /* Google Benchmark's object, with "qkbench_samples" added as its last key */
     size_t n = strlen(text);
-    while (n && (text[n - 1] == '\n' || text[n - 1] == ' ')) n--;
+    while (n && (text[n - 1] == '\n' || text[n - 1] == ' '))
+        n--;
     if (!n || text[n - 1] != '}') qk_die("--json: Google Benchmark's JSON does not end in '}'");
     char *samples = samples_json();
     FILE *f = fopen(target, "w");
@@ -1065,8 +1066,8 @@ static void prepare_variants(void) {
  * are served from cache), hot, every call's bytes. */
 static double unit_bytes(const variant *v, temperature temp) {
     double experts = temp == TEMP_COLD ? (double)g.n_distinct : (double)g.o.n_ids;
-    double expert_bytes = v->gpu ? (double)(g.per_expert * sizeof(qk_block_q4k))
-                                 : (double)v->w.expert_bytes;
+    double expert_bytes =
+        v->gpu ? (double)(g.per_expert * sizeof(qk_block_q4k)) : (double)v->w.expert_bytes;
     return experts * expert_bytes + (double)v->xq_bytes + 4.0 * (double)g.n_out;
 }
 
@@ -1275,9 +1276,10 @@ static size_t print_report(void) {
                "+-%", "min_us", "n/drop", "GB/s", "GOP/s", "%peak", "rel_l2", "max_rel", "1-cos",
                "exact_l2", "kernel_us");
         if (g.any_gpu)
-            printf("%-26s %10s %6s %10s %9s %8.1f  (GPU rows' peak: device-to-device copy of 1 GiB, "
-                   "read + write)\n",
-                   "peak copy (GPU)", "-", "-", "-", "-", g.gpu_copy_bps * 1e-9);
+            printf(
+                "%-26s %10s %6s %10s %9s %8.1f  (GPU rows' peak: device-to-device copy of 1 GiB, "
+                "read + write)\n",
+                "peak copy (GPU)", "-", "-", "-", "-", g.gpu_copy_bps * 1e-9);
         for (size_t i = 0; i < g.n_rows; i++)
             if ((int)g.rows[i].temp == cold) print_row(&g.rows[i]);
     }

@@ -126,7 +126,8 @@ void qk_print_usage(void) {
         "bytes, sampled alternately with it (%%peak; GPU rows: a device-to-device copy). Each\n"
         "row samples until its median is precise enough; samples during which the process was\n"
         "preempted are dropped and counted. Prints one table: the median time per unit, its\n"
-        "95%% interval, min, samples, GB/s, GOP/s, %%peak, and the deviation from the f64 oracle (rel_l2,\n"
+        "95%% interval, min, samples, GB/s, GOP/s, %%peak, and the deviation from the f64 oracle "
+        "(rel_l2,\n"
         "max_rel, 1-cos; for Q8 variants also rel_l2 from the algorithm-exact oracle).\n"
         "\n"
         "  --list             every variant, its formats, and whether this machine runs it\n"
@@ -329,10 +330,10 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
             continue;
         }
         static const char *const with_value[] = {
-            "--kernel",  "--shape",       "--top",      "--experts",   "--act",
-            "--seed",    "--threads",     "--json",     "--dump-output", "--activations",
-            "--min-time", "--max-time",   "--min-samples", "--target-ci", "--model",
-            "--tensor",  "--layer",       "--proj"};
+            "--kernel",   "--shape",    "--top",         "--experts",     "--act",
+            "--seed",     "--threads",  "--json",        "--dump-output", "--activations",
+            "--min-time", "--max-time", "--min-samples", "--target-ci",   "--model",
+            "--tensor",   "--layer",    "--proj"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known |= !strcmp(a, with_value[k]);

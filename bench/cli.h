@@ -31,16 +31,16 @@ typedef struct {
     int act;                 /* qk_act_profile */
     const char *activations; /* --activations FILE.npy, or NULL */
     uint64_t seed;
-    int threads; /* 0: every CPU this process may run on (bench resolves it) */
+    int threads;   /* 0: every CPU this process may run on (bench resolves it) */
     int hot, cold; /* which rows to run */
     /* when a row has sampled enough (bench/sampling.h) */
     size_t min_samples;
     double min_time, max_time; /* seconds of sampling per row */
     double target_ci;          /* percent: the median's 95 % interval half-width to reach */
-    const char *json;     /* --json FILE, or NULL */
-    const char *dump_dir; /* --dump-output DIR, or NULL */
+    const char *json;          /* --json FILE, or NULL */
+    const char *dump_dir;      /* --dump-output DIR, or NULL */
     int list, help;
-    const char *gb_context;        /* --benchmark_context=K=V,...: the user's context keys */
+    const char *gb_context; /* --benchmark_context=K=V,...: the user's context keys */
     /* --benchmark_* flags, passed to Google Benchmark (gb_argv[0] is the program) */
     int gb_argc;
     char *gb_argv[QK_MAX_GB_ARGS];

@@ -32,11 +32,11 @@ int qk_sample_end(const qk_sample_mark *m, double *wall_s);
  * interval of the median from order statistics (the exact binomial rule; with fewer than 6
  * samples no such interval exists and [min, max] is given, with `exact` 0). */
 typedef struct {
-    size_t n;            /* clean samples */
-    double median;       /* the true median (mean of the middle two for an even count) */
-    double low, high;    /* the interval */
+    size_t n;             /* clean samples */
+    double median;        /* the true median (mean of the middle two for an even count) */
+    double low, high;     /* the interval */
     double min, mean, sd; /* sd with n - 1 */
-    int exact;           /* the interval covers the median with at least 95 % */
+    int exact;            /* the interval covers the median with at least 95 % */
 } qk_estimate;
 /* Over the values whose why[i] is QK_SAMPLE_CLEAN (why may be NULL: all). 0 on success, -1 when
  * no value is clean (e is zeroed) or memory runs out. */
