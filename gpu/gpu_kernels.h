@@ -63,15 +63,58 @@ int qk_gpu_case_run(qk_gpu_case *c, void *out_host, char *err, size_t err_size);
 /* Copies y (n_ids * rows floats) of the last unit run or timed back, without running it. 0, or
  * -1 with the reason. */
 int qk_gpu_case_output(qk_gpu_case *c, float *out_host, char *err, size_t err_size);
+/* What a timed sample stands for.
+ * HOT: `count` units back to back in a CUDA graph (captured once per count), timed as one:
+ *   launches and data warm (the weights stay in L2 when they fit).
+ * COLD: the L2 flushed (a read of twice its size), then one unit; the stream is held by a
+ *   blocking kernel while the start event, the unit and the stop event are queued, so that the
+ *   events time the GPU's work, not the host's launch.
+ * DECODE: warm launches, cold weights: a CUDA graph of units each reading a different copy of
+ *   the weights (more than 3x the L2 in all, like decoding through successive layers), after
+ *   one L2 flush, held like COLD. At least `count` units, and at least as many as copies.
+ * QK_GPU_HOT = 0 and QK_GPU_COLD = 1: a caller's `cold` flag is a valid temperature. */
+typedef enum { QK_GPU_HOT, QK_GPU_COLD, QK_GPU_DECODE } qk_gpu_temp;
 typedef struct {
-    double event_s;  /* CUDA events: per unit */
-    double kernel_s; /* CUPTI: the unit's kernels' own durations, per unit (0: no CUPTI) */
-    int kernels;     /* kernel records per unit */
+    double event_s;      /* CUDA events: per unit */
+    double kernel_s;     /* CUPTI: the unit's kernels' own durations, per unit (0: no CUPTI) */
+    int kernels;         /* kernel records per unit */
+    double sm_clock_mhz; /* NVML SM clock read right after the timed part (0: NVML unavailable) */
+    int held;            /* cold/decode: 1 when the start event was recorded while a blocking kernel
+                            held the stream and the host released it after queuing everything;
+                            0 when the blocking kernel timed out (the sample is not clean), when
+                            holding is off (qk_gpu_set_hold), and for hot samples */
+    int units;  /* units timed together (hot: count; cold: 1; decode: max(count, copies)) */
+    int copies; /* different weight copies the units read (decode: > 3x L2; else 1) */
 } qk_gpu_sample;
-/* Hot: `count` units back to back in a CUDA graph (captured once per case), timed as one;
- * cold: the L2 flushed (a write of twice its size), then one unit. Per-unit times. */
-int qk_gpu_case_time(qk_gpu_case *c, int cold, int count, qk_gpu_sample *out, char *err,
+/* One sample of the case at a temperature; per-unit times in out. 0, or -1 with the reason
+ * (decode: a quantizer reads no weights; a unit too small for the copies 3x L2 takes). */
+int qk_gpu_case_time(qk_gpu_case *c, qk_gpu_temp temp, int count, qk_gpu_sample *out, char *err,
                      size_t err_size);
+/* The weight bytes one unit reads (each distinct expert once): what a decode copy holds. */
+size_t qk_gpu_case_weight_bytes(const qk_gpu_case *c);
+/* The device's L2 size in bytes (0 when no device is open). */
+size_t qk_gpu_l2_bytes(void);
+/* Whether cold and decode samples hold the stream with the blocking kernel (on by default).
+ * Off reproduces the timing before issue 13 (flush, start event, unit, stop event), for
+ * comparison only. Returns the previous setting. */
+int qk_gpu_set_hold(int on);
+
+/* The SM clock from NVML (libnvidia-ml.so.1, opened at run time), MHz: now, and its maximum; 0
+ * when NVML is unavailable (never an error). */
+double qk_gpu_sm_clock_mhz(void);
+double qk_gpu_sm_clock_max_mhz(void);
+
+/* The read-only roof: a stream over `bytes` bytes of device memory (its own buffer, 16-byte
+ * loads through L2, several in flight per thread, a grid that fills the GPU), with the same
+ * three temperatures as a case (decode: different copies of the buffer, > 3x L2 in all). */
+typedef struct qk_gpu_read qk_gpu_read;
+qk_gpu_read *qk_gpu_read_create(size_t bytes, char *err, size_t err_size);
+void qk_gpu_read_destroy(qk_gpu_read *r);
+int qk_gpu_read_time(qk_gpu_read *r, qk_gpu_temp temp, int count, qk_gpu_sample *out, char *err,
+                     size_t err_size);
+/* For the tuning measurement only: 16-byte loads in flight per thread (1, 2, 4 or 8) and blocks
+ * of 256 threads per SM (1..8); 0 keeps a setting. Drops the captured graphs. 0, or -1. */
+int qk_gpu_read_shape(qk_gpu_read *r, int loads_per_thread, int blocks_per_sm);
 QK_EXTERN_C_END
 
 #endif

@@ -2,6 +2,7 @@
  * listed and skipped with this reason; their emulations still run. */
 #include "gpu_kernels.h"
 #include <stdio.h>
+#include <string.h>
 
 static const char *const reason = "built without CUDA (nvcc was not found at configure time)";
 
@@ -39,9 +40,48 @@ int qk_gpu_case_output(qk_gpu_case *c, float *out_host, char *err, size_t err_si
     snprintf(err, err_size, "%s", reason);
     return -1;
 }
-int qk_gpu_case_time(qk_gpu_case *c, int cold, int count, qk_gpu_sample *out, char *err,
+int qk_gpu_case_time(qk_gpu_case *c, qk_gpu_temp temp, int count, qk_gpu_sample *out, char *err,
                      size_t err_size) {
-    (void)c, (void)cold, (void)count, (void)out;
+    (void)c, (void)temp, (void)count;
+    if (out) memset(out, 0, sizeof *out);
     snprintf(err, err_size, "%s", reason);
+    return -1;
+}
+size_t qk_gpu_case_weight_bytes(const qk_gpu_case *c) {
+    (void)c;
+    return 0;
+}
+size_t qk_gpu_l2_bytes(void) {
+    return 0;
+}
+int qk_gpu_set_hold(int on) {
+    static int hold = 1; /* kept, so that the setting reads back as with CUDA */
+    const int was = hold;
+    hold = on != 0;
+    return was;
+}
+double qk_gpu_sm_clock_mhz(void) {
+    return 0;
+}
+double qk_gpu_sm_clock_max_mhz(void) {
+    return 0;
+}
+qk_gpu_read *qk_gpu_read_create(size_t bytes, char *err, size_t err_size) {
+    (void)bytes;
+    snprintf(err, err_size, "%s", reason);
+    return NULL;
+}
+void qk_gpu_read_destroy(qk_gpu_read *r) {
+    (void)r;
+}
+int qk_gpu_read_time(qk_gpu_read *r, qk_gpu_temp temp, int count, qk_gpu_sample *out, char *err,
+                     size_t err_size) {
+    (void)r, (void)temp, (void)count;
+    if (out) memset(out, 0, sizeof *out);
+    snprintf(err, err_size, "%s", reason);
+    return -1;
+}
+int qk_gpu_read_shape(qk_gpu_read *r, int loads_per_thread, int blocks_per_sm) {
+    (void)r, (void)loads_per_thread, (void)blocks_per_sm;
     return -1;
 }
