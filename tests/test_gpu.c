@@ -1,8 +1,14 @@
 /* On a machine with a CUDA GPU: every GPU variant's real kernel against its C emulation, bit
  * for bit (multi-expert launches with repeated ids, shapes with 1..56 super-blocks per row,
  * every activation profile), the fused e2e against quantize + matvec, and the GPU quantizers
- * against the references on the edge-case series. Without a GPU it says why and runs nothing:
- * the emulations are judged by the kernels and quantizers suites on every machine. */
+ * against the references on the edge-case series; then the timing (issue 13): cold samples
+ * held by the blocking kernel and within 1 us of CUPTI's kernel time, decode between hot and
+ * cold over more than 3x the L2, the read-only roof not slower than the unit, NVML's clock.
+ * Without a GPU it says why and runs nothing: the emulations are judged by the kernels and
+ * quantizers suites on every machine.
+ * QK_GPU_TEST_REPORT=N (e.g. 200) adds the figures of bench/gpu_rigor_check.sh, N samples a
+ * median. */
+#define _POSIX_C_SOURCE 200809L
 #include "qk_test.h"
 #include "test_util.h"
 #include "../gpu/gpu_kernels.h"
@@ -10,6 +16,7 @@
 #include "../kernels/qk_quant.h"
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Runs k on the GPU over the experts `ids` and compares with the emulation; returns the number
  * of outputs that differ in any bit (-1 when the GPU run failed). */
@@ -180,6 +187,322 @@ static void test_fastdiv(void) {
     CHECK(bad == 0, "fast division: %ld of %ld quotients wrong", bad, checked);
 }
 
+/* ---- timing (issue 13) ---- */
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double median(const double *v, int n) {
+    if (n < 1) return 0;
+    double *t = malloc((size_t)n * sizeof *t);
+    memcpy(t, v, (size_t)n * sizeof *t);
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    const double m = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    free(t);
+    return m;
+}
+
+/* n samples of one temperature: medians of the event and CUPTI times, how many were held, the
+ * SM clock's range over them. */
+typedef struct {
+    double event, kernel, clock_min, clock_med, clock_max;
+    int held, n, units, copies, kernels;
+} series;
+typedef int (*time_fn)(void *obj, qk_gpu_temp temp, int count, qk_gpu_sample *out, char *err,
+                       size_t err_size);
+static int time_case(void *c, qk_gpu_temp t, int n, qk_gpu_sample *s, char *e, size_t es) {
+    return qk_gpu_case_time(c, t, n, s, e, es);
+}
+static int time_read(void *r, qk_gpu_temp t, int n, qk_gpu_sample *s, char *e, size_t es) {
+    return qk_gpu_read_time(r, t, n, s, e, es);
+}
+static int take(time_fn f, void *obj, qk_gpu_temp temp, int count, int n, series *out) {
+    double *ev = malloc((size_t)n * sizeof *ev), *ke = malloc((size_t)n * sizeof *ke),
+           *cl = malloc((size_t)n * sizeof *cl);
+    char err[512];
+    memset(out, 0, sizeof *out);
+    qk_gpu_sample s;
+    int rc = 0;
+    for (int w = 0; w < 3 && !rc; w++) /* warm-up: graphs, copies, clocks */
+        rc = f(obj, temp, count, &s, err, sizeof err);
+    for (int i = 0; i < n && !rc; i++) {
+        rc = f(obj, temp, count, &s, err, sizeof err);
+        ev[i] = s.event_s, ke[i] = s.kernel_s, cl[i] = s.sm_clock_mhz;
+        out->held += s.held;
+    }
+    if (rc) {
+        printf("  timing: %s\n", err);
+    } else {
+        out->n = n;
+        out->event = median(ev, n), out->kernel = median(ke, n);
+        out->clock_med = median(cl, n);
+        out->clock_min = out->clock_max = cl[0];
+        for (int i = 1; i < n; i++) {
+            if (cl[i] < out->clock_min) out->clock_min = cl[i];
+            if (cl[i] > out->clock_max) out->clock_max = cl[i];
+        }
+        out->units = s.units, out->copies = s.copies, out->kernels = s.kernels;
+    }
+    free(ev), free(ke), free(cl);
+    return rc;
+}
+
+/* The issue's unit: top-8 experts of the 768x2048 gate projection, all different. */
+enum { T_ROWS = 768, T_COLS = 2048, T_E = 8 };
+static qk_gpu_case *timing_case(const char *name, qk_block_q4k *w, const float *x) {
+    static const int32_t ids[T_E] = {5, 2, 7, 0, 3, 6, 1, 4};
+    char err[512];
+    qk_gpu_case *c = qk_gpu_case_create(qk_gpu_kernel(name), w, T_ROWS, T_COLS, T_E, ids, T_E, x,
+                                        err, sizeof err);
+    CHECK(c, "%s: %s", name, err);
+    return c;
+}
+/* What one unit moves (bench's byte count): the weights, f32 x, y. */
+static size_t unit_bytes(const qk_gpu_case *c) {
+    return qk_gpu_case_weight_bytes(c) + T_COLS * sizeof(float) +
+           (size_t)T_E * T_ROWS * sizeof(float);
+}
+
+static void test_timing(void) {
+    const int n = 50;
+    qk_rng r;
+    qk_rng_seed(&r, 13);
+    qk_block_q4k *w = malloc((size_t)T_E * T_ROWS * (T_COLS / QK_K) * sizeof *w);
+    make_random_q4k(&r, w, (size_t)T_E * T_ROWS * (T_COLS / QK_K));
+    float x[T_COLS];
+    qk_act_fill(&r, QK_ACT_NORMAL, x, T_COLS);
+    qk_gpu_case *c = timing_case("dp4a_q4k_q8_e2e", w, x);
+    char err[512];
+    if (!c) goto done;
+    const size_t l2 = qk_gpu_l2_bytes(), wb = qk_gpu_case_weight_bytes(c);
+    CHECK(wb == (size_t)T_E * T_ROWS * (T_COLS / QK_K) * sizeof(qk_block_q4k),
+          "weight bytes of a unit: %zu", wb);
+
+    series cold, hot, decode;
+    CHECK(qk_gpu_set_hold(1) == 1, "holding is on by default");
+    if (take(time_case, c, QK_GPU_COLD, 1, n, &cold) ||
+        take(time_case, c, QK_GPU_HOT, 100, n, &hot) ||
+        take(time_case, c, QK_GPU_DECODE, 1, n, &decode)) {
+        CHECK(0, "timing the e2e unit failed");
+        goto done;
+    }
+    printf("  e2e top-8 768x2048: cold %.2f us (kernel %.2f, %d/%d held), hot %.2f us, decode "
+           "%.2f us (%d units over %d copies of %zu bytes, L2 %zu)\n",
+           cold.event * 1e6, cold.kernel * 1e6, cold.held, n, hot.event * 1e6, decode.event * 1e6,
+           decode.units, decode.copies, wb, l2);
+    CHECK(cold.held >= n - n / 10, "cold: only %d of %d samples held by the blocking kernel",
+          cold.held, n);
+    CHECK(cold.units == 1 && hot.units == 100 && cold.copies == 1, "units: cold %d, hot %d",
+          cold.units, hot.units);
+    if (cold.kernel > 0) /* the flush's and the blocking kernel's records are not the unit's */
+        CHECK(cold.kernels == 1 && hot.kernels == 1 && decode.kernels == 1,
+              "e2e: %d, %d, %d kernel records a unit (cold, hot, decode)", cold.kernels,
+              hot.kernels, decode.kernels);
+    if (cold.kernel > 0)
+        CHECK(cold.event >= cold.kernel - 0.2e-6,
+              "cold: events %.2f us, shorter than CUPTI's kernel time %.2f us", cold.event * 1e6,
+              cold.kernel * 1e6);
+    if (cold.kernel > 0)
+        CHECK(cold.event - cold.kernel <= 1e-6,
+              "cold: events %.2f us, CUPTI kernel %.2f us: more than 1 us apart", cold.event * 1e6,
+              cold.kernel * 1e6);
+    else
+        printf("  no CUPTI: the 1 us bar is not checked\n");
+    CHECK(decode.held >= n - n / 10, "decode: only %d of %d samples held", decode.held, n);
+    CHECK((double)decode.copies * (double)wb > 3.0 * (double)l2 && decode.units >= decode.copies,
+          "decode: %d units over %d copies of %zu bytes: not more than 3x the L2 (%zu)",
+          decode.units, decode.copies, wb, l2);
+    CHECK(decode.event >= 0.9 * hot.event && decode.event <= 1.2 * cold.event,
+          "decode %.2f us a unit: not between hot %.2f and cold %.2f", decode.event * 1e6,
+          hot.event * 1e6, cold.event * 1e6);
+
+    /* the read-only roof over the unit's bytes */
+    qk_gpu_read *rd = qk_gpu_read_create(unit_bytes(c), err, sizeof err);
+    CHECK(rd, "read roof: %s", err);
+    series rcold, rhot, rdecode;
+    if (rd && !take(time_read, rd, QK_GPU_COLD, 1, n, &rcold) &&
+        !take(time_read, rd, QK_GPU_HOT, 100, n, &rhot) &&
+        !take(time_read, rd, QK_GPU_DECODE, 1, n, &rdecode)) {
+        printf("  read roof over %zu bytes: cold %.2f us, hot %.2f us, decode %.2f us\n",
+               unit_bytes(c), rcold.event * 1e6, rhot.event * 1e6, rdecode.event * 1e6);
+        CHECK(rcold.event <= cold.event,
+              "read roof cold %.2f us: slower than the cold e2e unit (%.2f us)", rcold.event * 1e6,
+              cold.event * 1e6);
+        CHECK(rdecode.event <= decode.event,
+              "read roof decode %.2f us: slower than the e2e decode unit (%.2f us)",
+              rdecode.event * 1e6, decode.event * 1e6);
+        if (rcold.kernel > 0)
+            CHECK(rcold.kernels == 1 && rhot.kernels == 1 && rdecode.kernels == 1,
+                  "read: %d, %d, %d kernel records a unit (cold, hot, decode)", rcold.kernels,
+                  rhot.kernels, rdecode.kernels);
+    } else {
+        CHECK(0, "timing the read roof failed");
+    }
+    qk_gpu_read_destroy(rd);
+
+    /* NVML: the clock of each sample, and now, within the maximum */
+    const double max = qk_gpu_sm_clock_max_mhz();
+    if (max > 0) {
+        const double now = qk_gpu_sm_clock_mhz();
+        CHECK(now > 0 && now <= max, "NVML SM clock %.0f MHz, maximum %.0f", now, max);
+        CHECK(cold.clock_min > 0 && cold.clock_max <= max && hot.clock_min > 0 &&
+                  hot.clock_max <= max,
+              "SM clock during samples %.0f..%.0f MHz, maximum %.0f", cold.clock_min, hot.clock_max,
+              max);
+        printf("  SM clock during cold samples %.0f..%.0f MHz, hot %.0f..%.0f, maximum %.0f\n",
+               cold.clock_min, cold.clock_max, hot.clock_min, hot.clock_max, max);
+    } else {
+        printf("  NVML unavailable: the clock checks are skipped\n");
+        CHECK(qk_gpu_sm_clock_mhz() == 0 && cold.clock_max == 0, "no NVML: clocks read 0");
+    }
+
+    /* holding off: the timing before issue 13, never called held */
+    qk_gpu_sample s;
+    CHECK(qk_gpu_set_hold(0) == 1, "set_hold returns the previous setting");
+    CHECK(!qk_gpu_case_time(c, QK_GPU_COLD, 1, &s, err, sizeof err) && !s.held && s.event_s > 0,
+          "cold without holding: %s", err);
+    CHECK(qk_gpu_set_hold(1) == 0, "set_hold returns the previous setting");
+
+    /* decode needs weights */
+    {
+        int32_t id = 0;
+        qk_block_q4k dummy;
+        memset(&dummy, 0, sizeof dummy);
+        qk_gpu_case *q = qk_gpu_case_create(qk_gpu_kernel("gpu_quant_q8k"), &dummy, 0, T_COLS, 0,
+                                            &id, 1, x, err, sizeof err);
+        CHECK(q && qk_gpu_case_time(q, QK_GPU_DECODE, 1, &s, err, sizeof err) == -1 &&
+                  strstr(err, "no weights"),
+              "decode of a quantizer: '%s'", err);
+        qk_gpu_case_destroy(q);
+    }
+    /* the timed unit still computes the same y */
+    {
+        float *a = alloc_poisoned(T_E * T_ROWS), *b = alloc_poisoned(T_E * T_ROWS);
+        CHECK(!qk_gpu_case_run(c, a, err, sizeof err) &&
+                  !qk_gpu_case_time(c, QK_GPU_DECODE, 1, &s, err, sizeof err) &&
+                  !qk_gpu_case_output(c, b, err, sizeof err) &&
+                  !memcmp(a, b, (size_t)T_E * T_ROWS * sizeof *a),
+              "y after decode (over weight copies) differs from y of one run: %s", err);
+        free(a), free(b);
+    }
+done:
+    qk_gpu_case_destroy(c);
+    free(w);
+}
+
+/* ---- the figures of bench/gpu_rigor_check.sh (QK_GPU_TEST_REPORT=N) ---- */
+static void keep_name(const char *key, const char *value, void *ctx) {
+    if (!strcmp(key, "gpu_name")) snprintf(ctx, 128, "%s", value);
+}
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+static void row(const char *what, const series *s, double bytes) {
+    printf("%-44s %9.2f %9.2f %8.2f %5d/%-4d %5d %6d", what, s->event * 1e6, s->kernel * 1e6,
+           (s->event - s->kernel) * 1e6, s->held, s->n, s->units, s->copies);
+    if (bytes > 0)
+        printf(" %8.0f %8.0f", bytes / s->event * 1e-9,
+               s->kernel > 0 ? bytes / s->kernel * 1e-9 : 0);
+    else
+        printf(" %8s %8s", "", "");
+    printf("  %4.0f..%4.0f\n", s->clock_min, s->clock_max);
+}
+
+static void report(int n) {
+    char name[128] = "?", err[512];
+    qk_gpu_fingerprint(keep_name, name);
+    const size_t l2 = qk_gpu_l2_bytes();
+    printf("\n== issue 13 figures: %s, L2 %zu bytes, medians of %d samples ==\n", name, l2, n);
+    qk_rng r;
+    qk_rng_seed(&r, 13);
+    qk_block_q4k *w = malloc((size_t)T_E * T_ROWS * (T_COLS / QK_K) * sizeof *w);
+    make_random_q4k(&r, w, (size_t)T_E * T_ROWS * (T_COLS / QK_K));
+    float x[T_COLS];
+    qk_act_fill(&r, QK_ACT_NORMAL, x, T_COLS);
+    printf("%-44s %9s %9s %8s %10s %5s %6s %8s %8s  %s\n", "what (top-8 768x2048)", "event_us",
+           "kernel_us", "gap_us", "held", "units", "copies", "GB/s_ev", "GB/s_ker", "SM MHz");
+    static const char *names[] = {"dp4a_q4k_q8_e2e", "dp4a_q4k_q8"};
+    size_t bytes = 0;
+    for (int v = 0; v < 2; v++) {
+        qk_gpu_case *c = timing_case(names[v], w, x);
+        if (!c) continue;
+        bytes = unit_bytes(c);
+        series s;
+        char what[96];
+        for (int round = 0; round < 2; round++) /* before, after, and again: the drift */
+            for (int hold = 0; hold < 2; hold++) {
+                qk_gpu_set_hold(hold);
+                if (take(time_case, c, QK_GPU_COLD, 1, n, &s)) break;
+                snprintf(what, sizeof what, "%s cold, %s", names[v],
+                         hold ? "held (after)" : "not held (main)");
+                row(what, &s, (double)bytes);
+            }
+        qk_gpu_set_hold(1);
+        if (!take(time_case, c, QK_GPU_HOT, 100, n, &s)) {
+            snprintf(what, sizeof what, "%s hot (graph of 100)", names[v]);
+            row(what, &s, (double)bytes);
+        }
+        if (!take(time_case, c, QK_GPU_DECODE, 1, n, &s)) {
+            snprintf(what, sizeof what, "%s decode", names[v]);
+            row(what, &s, (double)bytes);
+        }
+        qk_gpu_case_destroy(c);
+    }
+    free(w);
+
+    /* the read-only roof: the unit's bytes and 1 GiB, beside the copy */
+    const size_t sizes[] = {bytes, (size_t)1 << 30, 16};
+    const char *labels[] = {"read roof, the e2e unit's bytes", "read roof, 1 GiB",
+                            "read roof, 16 bytes (the launch floor)"};
+    for (int z = 0; z < 3; z++) {
+        qk_gpu_read *rd = qk_gpu_read_create(sizes[z], err, sizeof err);
+        if (!rd) {
+            printf("%s: %s\n", labels[z], err);
+            continue;
+        }
+        const int m = sizes[z] > ((size_t)64 << 20) ? 20 : n;
+        static const char *tn[] = {"hot", "cold", "decode"};
+        for (int t = 0; t < (z == 2 ? 2 : 3); t++) { /* 16 bytes: no decode (copies) */
+            series s;
+            if (take(time_read, rd, (qk_gpu_temp)t,
+                     t == QK_GPU_HOT ? (sizes[z] > l2 ? 10 : 100) : 1, m, &s))
+                continue;
+            char what[96];
+            snprintf(what, sizeof what, "%s %s", labels[z], tn[t]);
+            row(what, &s, (double)sizes[z]);
+        }
+        if (z == 0 || z == 1) { /* the kernel's shape: loads in flight per thread x blocks per SM */
+            printf("  shape sweep (%s, event GB/s, median of 20): loads x blocks/SM:",
+                   z ? "hot" : "cold");
+            for (int u = 1; u <= 8; u *= 2)
+                for (int b = 2; b <= 8; b *= 2) {
+                    series s;
+                    qk_gpu_read_shape(rd, u, b);
+                    if (!take(time_read, rd, z ? QK_GPU_HOT : QK_GPU_COLD, z ? 10 : 1, 20, &s))
+                        printf(" %dx%d %.0f", u, b, (double)sizes[z] / s.event * 1e-9);
+                }
+            printf("\n");
+            qk_gpu_read_shape(rd, 4, 8);
+        }
+        qk_gpu_read_destroy(rd);
+    }
+    printf("device-to-device copy, 1 GiB, read+write counted, best of 10: %.0f GB/s\n",
+           qk_gpu_copy_bandwidth((size_t)1 << 30, 10) * 1e-9);
+
+    /* NVML */
+    const double max = qk_gpu_sm_clock_max_mhz();
+    const int reads = 1000;
+    double t0 = now_s(), sum = 0;
+    for (int i = 0; i < reads; i++)
+        sum += qk_gpu_sm_clock_mhz();
+    const double per = (now_s() - t0) / reads;
+    printf("NVML: SM clock read %.1f us a call (mean of %d), now %.0f MHz (mean %.0f), maximum "
+           "%.0f MHz\n",
+           per * 1e6, reads, qk_gpu_sm_clock_mhz(), sum / reads, max);
+}
+
 int main(void) {
     test_fastdiv();
     const char *why = qk_gpu_unsupported();
@@ -194,5 +517,8 @@ int main(void) {
     test_matvecs();
     test_quantizers();
     test_e2e_equals_two_launches();
+    if (!quick) test_timing();
+    const char *rep = getenv("QK_GPU_TEST_REPORT");
+    if (rep && atoi(rep) > 0) report(atoi(rep));
     return qk_test_finish("gpu");
 }
