@@ -58,8 +58,9 @@ typedef struct {
     int checked;             /* the output was checked (deviation, hash) */
 } variant;
 
-typedef enum { TEMP_HOT, TEMP_COLD } temperature;
-static const char *const temp_name[] = {"hot", "cold"};
+/* QK_GPU_HOT, _COLD, _DECODE have the same values. */
+typedef enum { TEMP_HOT, TEMP_COLD, TEMP_DECODE, TEMP_COUNT } temperature;
+static const char *const temp_name[] = {"hot", "cold", "decode"};
 
 /* Every sample a row took, in order: its time per unit, why it was dropped (0: clean), and the
  * peak reference's sample taken beside it (NAN when the row has none) and, for GPU rows, the
@@ -76,7 +77,8 @@ typedef int (*sample_fn)(bench_row *row, double *t, unsigned char *why, double *
 /* One registered benchmark: a variant's hot or cold row, or a peak read row. */
 struct bench_row {
     char name[160];
-    variant *v; /* NULL for a peak row */
+    variant *v;            /* NULL for a peak row */
+    qk_gpu_read *gpu_read; /* a GPU peak row's read-only stream */
     temperature temp;
     double bytes, ops;    /* per unit */
     bench_row *peak;      /* the read row of the same bytes and temperature, sampled beside it */
@@ -128,7 +130,7 @@ static struct {
     size_t peak_buf_bytes;
     double gpu_copy_bps; /* device-to-device copy, read + write counted: GPU rows' peak */
     bench_row *rows;
-    size_t n_rows, n_done;
+    size_t n_rows, n_done, n_gpu_rows;
     int progress;
 } g;
 
@@ -318,18 +320,30 @@ static void calibrate_cpu(bench_row *row) {
 }
 
 /* GPU rows: a hot sample is a CUDA graph of GPU_HOT_UNITS units back to back, timed by events
- * around it; a cold one, the L2 flushed, then one unit. CUPTI's kernel time comes from a second
- * pass of the same work. */
+ * around it; a cold one, the L2 flushed, then one unit queued behind a kernel that holds the
+ * stream until the stop event is queued too; a decode one, a graph of units over different
+ * copies of the weights (more than 3x the L2), held the same way. CUPTI's kernel time comes from
+ * a second pass of the same work. A GPU peak row reads the same bytes the same way. Dropped: a
+ * sample whose SM clock (NVML, read after it) is below QK_MIN_CLOCK_FRACTION of its maximum,
+ * and a cold or decode sample whose hold gave up before the launch was queued. */
 static char gpu_error[512];
 static int sample_gpu(bench_row *row, double *t, unsigned char *why, double *kernel_s) {
     qk_gpu_sample s;
-    if (qk_gpu_case_time(row->v->gpu, row->temp == TEMP_COLD, row->calls, &s, gpu_error,
-                         sizeof gpu_error))
-        return -1;
+    int r = row->v ? qk_gpu_case_time(row->v->gpu, (qk_gpu_temp)row->temp, row->calls, &s,
+                                      gpu_error, sizeof gpu_error)
+                   : qk_gpu_read_time(row->gpu_read, (qk_gpu_temp)row->temp, row->calls, &s,
+                                      gpu_error, sizeof gpu_error);
+    if (r) return -1;
     *t = s.event_s;
     *kernel_s = s.kernels ? s.kernel_s : NAN;
     *why = QK_SAMPLE_CLEAN;
+    double max_mhz = qk_gpu_sm_clock_max_mhz();
+    if (row->temp != TEMP_HOT && !s.held)
+        *why = QK_SAMPLE_NOT_HELD;
+    else if (max_mhz > 0 && s.sm_clock_mhz > 0 && s.sm_clock_mhz < QK_MIN_CLOCK_FRACTION * max_mhz)
+        *why = QK_SAMPLE_CLOCK_LOW;
     if (s.kernels) row->kernels_per_unit = s.kernels;
+    row->calls = s.units; /* decode: at least as many units as weight copies */
     return 0;
 }
 
@@ -387,8 +401,8 @@ static int sample_row(bench_row *row) {
     qk_options *o = &g.o;
     qk_stop_rule rule = {o->min_samples, o->min_time, o->max_time, o->target_ci / 100};
     bench_row *peak = row->peak;
-    if (!row->v || !row->v->gpu) calibrate_cpu(row);
-    if (peak) calibrate_cpu(peak);
+    if (row->sample == sample_cpu) calibrate_cpu(row);
+    if (peak && peak->sample == sample_cpu) calibrate_cpu(peak);
     double t0 = now_s();
     size_t next_check = 1;
     row->state = QK_SAMPLING_GO_ON;
@@ -1062,10 +1076,10 @@ static void prepare_variants(void) {
 }
 
 /* What one unit of v reads and writes: the weights in v's own layout (a packed layout's real
- * size), the activations in v's format, the outputs; cold, a repeated expert once (its repeats
- * are served from cache), hot, every call's bytes. */
+ * size), the activations in v's format, the outputs; cold and decode, a repeated expert once
+ * (its repeats are served from cache), hot, every call's bytes. */
 static double unit_bytes(const variant *v, temperature temp) {
-    double experts = temp == TEMP_COLD ? (double)g.n_distinct : (double)g.o.n_ids;
+    double experts = temp != TEMP_HOT ? (double)g.n_distinct : (double)g.o.n_ids;
     double expert_bytes =
         v->gpu ? (double)(g.per_expert * sizeof(qk_block_q4k)) : (double)v->w.expert_bytes;
     return experts * expert_bytes + (double)v->xq_bytes + 4.0 * (double)g.n_out;
@@ -1076,25 +1090,42 @@ static double unit_bytes(const variant *v, temperature temp) {
  * variants' rows are registered first, the peak rows last (they report what was sampled). */
 static void register_rows(void) {
     qk_options *o = &g.o;
-    g.rows = calloc(3 * 2 * (g.n_vars + 1), sizeof *g.rows);
+    g.rows = calloc(2 * TEMP_COUNT * (g.n_vars + 1), sizeof *g.rows);
     if (!g.rows) qk_die("out of memory");
     for (size_t vi = 0; vi < g.n_vars; vi++) {
         variant *v = &g.vars[vi];
-        for (temperature temp = TEMP_HOT; temp <= TEMP_COLD; temp++) {
-            if (temp == TEMP_COLD ? !o->cold : !o->hot) continue;
+        for (temperature temp = TEMP_HOT; temp < TEMP_COUNT; temp++) {
+            int wanted = temp == TEMP_HOT ? o->hot : temp == TEMP_COLD ? o->cold : o->decode;
+            if (!wanted || (temp == TEMP_DECODE && !v->gpu)) continue;
             double bytes = unit_bytes(v, temp);
-            bench_row *peak = NULL; /* GPU rows: the device copy bandwidth instead */
-            for (size_t i = 0; i < g.n_rows && !peak && !v->gpu; i++)
-                if (!g.rows[i].v && g.rows[i].temp == temp && g.rows[i].bytes == bytes)
+            bench_row *peak = NULL; /* the same bytes on the same device */
+            for (size_t i = 0; i < g.n_rows && !peak; i++)
+                if (!g.rows[i].v && g.rows[i].temp == temp && g.rows[i].bytes == bytes &&
+                    (g.rows[i].gpu_read != NULL) == (v->gpu != NULL))
                     peak = &g.rows[i];
-            if (!peak && !v->gpu) {
+            if (!peak) {
                 peak = &g.rows[g.n_rows++];
                 peak->bytes = bytes;
                 peak->temp = temp;
-                peak->sample = sample_cpu;
-                snprintf(peak->name, sizeof peak->name, "peak_read/%.0fB/%s", bytes,
-                         temp_name[temp]);
-                if ((size_t)bytes > g.peak_buf_bytes) g.peak_buf_bytes = (size_t)bytes;
+                if (v->gpu) {
+                    char err[512];
+                    for (size_t i = 0; i < g.n_rows - 1 && !peak->gpu_read; i++)
+                        if (g.rows[i].gpu_read && g.rows[i].bytes == bytes)
+                            peak->gpu_read = g.rows[i].gpu_read; /* shared across temperatures */
+                    if (!peak->gpu_read)
+                        peak->gpu_read = qk_gpu_read_create((size_t)bytes, err, sizeof err);
+                    if (!peak->gpu_read)
+                        qk_die("GPU: the read-only stream of %.0f bytes: %s", bytes, err);
+                    peak->sample = sample_gpu;
+                    peak->calls = temp == TEMP_HOT ? GPU_HOT_UNITS : 1;
+                    snprintf(peak->name, sizeof peak->name, "peak_read_gpu/%.0fB/%s", bytes,
+                             temp_name[temp]);
+                } else {
+                    peak->sample = sample_cpu;
+                    snprintf(peak->name, sizeof peak->name, "peak_read/%.0fB/%s", bytes,
+                             temp_name[temp]);
+                    if ((size_t)bytes > g.peak_buf_bytes) g.peak_buf_bytes = (size_t)bytes;
+                }
             }
             bench_row *row = &g.rows[g.n_rows++];
             row->v = v;
@@ -1104,10 +1135,17 @@ static void register_rows(void) {
             row->peak = peak;
             row->sample = v->gpu ? sample_gpu : sample_cpu;
             if (v->gpu) row->calls = temp == TEMP_HOT ? GPU_HOT_UNITS : 1;
+            g.n_gpu_rows += v->gpu != NULL;
             snprintf(row->name, sizeof row->name, "%s/%zux%zu/k%zu/%s", v->k->name, o->rows,
                      o->cols, o->n_ids, temp_name[temp]);
         }
     }
+    int any_decode = 0;
+    for (size_t i = 0; i < g.n_rows; i++)
+        any_decode |= g.rows[i].temp == TEMP_DECODE;
+    if (o->decode_asked && !any_decode)
+        qk_die("--decode: decode rows are GPU rows, and no GPU variant runs here%s",
+               g.n_skipped ? " (bench --list says why)" : "");
     g.peak_buf = xmalloc(g.peak_buf_bytes, "the peak read buffer");
     memset(g.peak_buf, 0x5a, g.peak_buf_bytes);
     for (int peaks = 0; peaks < 2; peaks++)
@@ -1148,9 +1186,15 @@ static void describe_run(void) {
         qk_gpu_fingerprint(emit_context, NULL);
         snprintf(v, sizeof v, "%.1f", g.gpu_copy_bps * 1e-9);
         add_context("gpu_copy_peak_GBps", v);
-        add_context("gpu_timing", "hot: CUDA graph of 100 units back to back, events around "
-                                  "it / 100; cold: L2 flushed (2x L2 written), one unit; "
-                                  "kernel_us: CUPTI kernel records of a second pass");
+        add_context("gpu_timing",
+                    "hot: a CUDA graph of 100 units back to back, events around it / 100; cold: "
+                    "the L2 flushed (twice its size read), then start event, one unit, stop event "
+                    "queued behind a kernel holding the stream; decode: a graph of units over "
+                    "different weight copies (more than 3x the L2), held the same way; kernel_us: "
+                    "CUPTI kernel records of a second pass; %peak: against a read-only stream over "
+                    "the row's bytes, sampled alternately with it");
+        snprintf(v, sizeof v, "%.0f", qk_gpu_sm_clock_max_mhz());
+        add_context("gpu_sm_clock_max_mhz", v);
     }
     uint32_t isa = qk_cpu_isa();
     snprintf(v, sizeof v, "%s%s%s", isa & QK_ISA_AVX2 ? "avx2 " : "",
@@ -1227,7 +1271,8 @@ static void print_row(const bench_row *row) {
     if (row->v)
         snprintf(label, sizeof label, "%s", row->v->k->name);
     else
-        snprintf(label, sizeof label, "peak read %.2f MiB", row->bytes / 1048576.0);
+        snprintf(label, sizeof label, "peak read%s %.2f MiB", row->gpu_read ? " (GPU)" : "",
+                 row->bytes / 1048576.0);
     if (row->failed) {
         printf("%-26s FAILED: %s\n", label, row->message);
         return;
@@ -1251,10 +1296,7 @@ static void print_row(const bench_row *row) {
     }
     char pct[16] = "-", exact[16] = "-", kern[16] = "-";
     const variant *vv = row->v;
-    if (vv->gpu && g.gpu_copy_bps > 0)
-        snprintf(pct, sizeof pct, "%.0f", 100 * row->bytes / med / g.gpu_copy_bps);
-    else if (row->peak_est.n)
-        snprintf(pct, sizeof pct, "%.0f", 100 * row->peak_est.median / med);
+    if (row->peak_est.n) snprintf(pct, sizeof pct, "%.0f", 100 * row->peak_est.median / med);
     if (vv->k->act_format != QK_FMT_F32) snprintf(exact, sizeof exact, "%.2e", vv->exact.rel_l2);
     if (row->kernel_s > 0) snprintf(kern, sizeof kern, "%.2f", 1e6 * row->kernel_s);
     printf(" %8.1f %6s %9.2e %9.2e %9.2e %9s %9s%s\n", row->ops / med * 1e-9, pct, vv->dev.rel_l2,
@@ -1266,23 +1308,28 @@ static void print_row(const bench_row *row) {
  * Returns the number of failed rows. */
 static size_t print_report(void) {
     qk_options *o = &g.o;
-    for (int cold = 0; cold < 2; cold++) {
-        if (cold ? !o->cold : !o->hot) continue;
-        printf("\n%s\n",
-               cold ? "cold: the working set is flushed from every cache before each sample "
-                      "(bytes: a repeated expert once)"
-                    : "hot: caches warm, calls back to back");
+    static const char *const section[] = {
+        "hot: caches warm, calls back to back",
+        "cold: the working set is flushed from every cache before each sample (bytes: a repeated "
+        "expert once)",
+        "decode (GPU): warm launches, cold weights: a graph of units, each over another copy of "
+        "the weights (more than 3x the L2 in all)"};
+    for (temperature temp = TEMP_HOT; temp < TEMP_COUNT; temp++) {
+        int any = 0;
+        for (size_t i = 0; i < g.n_rows; i++)
+            any |= g.rows[i].temp == temp;
+        if (!any) continue;
+        printf("\n%s\n", section[temp]);
         printf("%-26s %10s %6s %10s %9s %8s %8s %6s %9s %9s %9s %9s %9s\n", "variant", "median_us",
                "+-%", "min_us", "n/drop", "GB/s", "GOP/s", "%peak", "rel_l2", "max_rel", "1-cos",
                "exact_l2", "kernel_us");
-        if (g.any_gpu)
-            printf(
-                "%-26s %10s %6s %10s %9s %8.1f  (GPU rows' peak: device-to-device copy of 1 GiB, "
-                "read + write)\n",
-                "peak copy (GPU)", "-", "-", "-", "-", g.gpu_copy_bps * 1e-9);
         for (size_t i = 0; i < g.n_rows; i++)
-            if ((int)g.rows[i].temp == cold) print_row(&g.rows[i]);
+            if (g.rows[i].temp == temp) print_row(&g.rows[i]);
     }
+    if (g.any_gpu)
+        printf("\n# GPU: a device-to-device copy of 1 GiB moves %.1f GB/s (read + write); the GPU "
+               "rows' %%peak is against the read-only stream over their own bytes\n",
+               g.gpu_copy_bps * 1e-9);
     size_t n_noisy = 0;
     for (size_t i = 0; i < g.n_rows; i++)
         n_noisy += g.rows[i].noisy;
@@ -1336,6 +1383,10 @@ static size_t print_report(void) {
 static void release_all(void) {
     qk_gb_shutdown();
     for (size_t i = 0; i < g.n_rows; i++) {
+        int shared = 0; /* one stream serves every temperature of its size */
+        for (size_t j = 0; j < i; j++)
+            shared |= g.rows[j].gpu_read == g.rows[i].gpu_read;
+        if (!shared) qk_gpu_read_destroy(g.rows[i].gpu_read);
         sample_log *l = &g.rows[i].log;
         free(l->t), free(l->peak), free(l->kernel), free(l->why), free(l->peak_why);
     }

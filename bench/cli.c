@@ -113,7 +113,7 @@ void qk_print_usage(void) {
     printf(
         "usage: bench [--list] [--kernel NAME[,NAME...]] [--shape gate|up|down|RxC]\n"
         "             [--top K | --experts 0-7|3,9|all] [--act PROFILE | --activations F.npy]\n"
-        "             [--seed N] [--threads N] [--hot] [--cold] [--min-samples N]\n"
+        "             [--seed N] [--threads N] [--hot] [--cold] [--decode] [--min-samples N]\n"
         "             [--min-time S] [--max-time S] [--target-ci PCT]\n"
         "             [--json FILE] [--dump-output DIR] [--benchmark_* flags of Google Benchmark]\n"
         "       bench --model FILE.gguf (--layer L --proj gate|up|down | --tensor NAME) [...]\n"
@@ -144,7 +144,8 @@ void qk_print_usage(void) {
         "  --seed N           seeds weights, activations and the expert draw (default 1)\n"
         "  --threads N        worker threads, pinned to distinct cores (default: every CPU\n"
         "                     this process may run on, as taskset or cgroups allow)\n"
-        "  --hot, --cold      run only those rows (default both)\n"
+        "  --hot, --cold, --decode  run only those rows (default all); decode (GPU rows):\n"
+        "                     warm launches, cold weights, as decoding through layers does\n"
         "  --min-samples N    clean samples per row at least (default 10)\n"
         "  --min-time S       seconds of sampling per row at least (default 0.5)\n"
         "  --target-ci PCT    then sample until the median's 95%% interval is within +-PCT %%\n"
@@ -296,7 +297,8 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
                       .layer = -1};
     parse_shape(o, "gate");
     o->gb_argv[o->gb_argc++] = argv[0];
-    int hot = 0, cold = 0, top_given = 0, act_given = 0, shape_given = 0, max_time_given = 0;
+    int hot = 0, cold = 0, decode = 0, top_given = 0, act_given = 0, shape_given = 0,
+        max_time_given = 0;
     const char *unused_by_inspect = NULL; /* the first option --inspect would ignore */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -327,6 +329,10 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
         }
         if (!strcmp(a, "--cold")) {
             cold = 1;
+            continue;
+        }
+        if (!strcmp(a, "--decode")) {
+            decode = 1;
             continue;
         }
         static const char *const with_value[] = {
@@ -406,8 +412,10 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
         o->max_time = o->min_time; /* a longer --min-time alone raises the cap with it */
     }
     if (act_given && o->activations) qk_die("--act and --activations both given: choose one");
-    o->hot = hot || !cold;
-    o->cold = cold || !hot;
+    o->hot = hot || (!cold && !decode);
+    o->cold = cold || (!hot && !decode);
+    o->decode = decode || (!hot && !cold);
+    o->decode_asked = decode;
     if (!o->model && (o->tensor || o->layer >= 0 || o->proj || o->inspect))
         qk_die("%s needs --model FILE.gguf", o->tensor       ? "--tensor"
                                              : o->layer >= 0 ? "--layer"

@@ -31,8 +31,9 @@ typedef struct {
     int act;                 /* qk_act_profile */
     const char *activations; /* --activations FILE.npy, or NULL */
     uint64_t seed;
-    int threads;   /* 0: every CPU this process may run on (bench resolves it) */
-    int hot, cold; /* which rows to run */
+    int threads;           /* 0: every CPU this process may run on (bench resolves it) */
+    int hot, cold, decode; /* which rows to run (decode: GPU rows only) */
+    int decode_asked;      /* --decode given */
     /* when a row has sampled enough (bench/sampling.h) */
     size_t min_samples;
     double min_time, max_time; /* seconds of sampling per row */
