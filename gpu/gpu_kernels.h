@@ -66,9 +66,9 @@ int qk_gpu_case_output(qk_gpu_case *c, float *out_host, char *err, size_t err_si
 /* What a timed sample stands for.
  * HOT: `count` units back to back in a CUDA graph (captured once per count), timed as one:
  *   launches and data warm (the weights stay in L2 when they fit).
- * COLD: the L2 flushed (a read of twice its size), then one unit; the stream is held by a
- *   blocking kernel while the start event, the unit and the stop event are queued, so that the
- *   events time the GPU's work, not the host's launch.
+ * COLD: every unit reads cold memory: a graph of 8 (L2 flush, unit) pairs less a graph of 8
+ *   flushes, per unit (events around a lone launch would add the device's own start and end of
+ *   it, 2.3 us on an H200); both graphs are queued behind a blocking kernel holding the stream.
  * DECODE: warm launches, cold weights: a CUDA graph of units each reading a different copy of
  *   the weights (more than 3x the L2 in all, like decoding through successive layers), after
  *   one L2 flush, held like COLD. At least `count` units, and at least as many as copies.

@@ -121,6 +121,8 @@ volatile hold_flags *hold_host;
 hold_flags *hold_dev;
 int hold_on = 1;
 constexpr unsigned long long kHoldTimeoutNs = 100000000ull; // 100 ms
+// A cold sample: a graph of this many (L2 flush, unit) pairs less a graph of as many flushes.
+constexpr int kColdPairs = 8;
 
 // Decode: a unit must not need more weight copies than this to read 3x the L2 in all.
 constexpr size_t kMaxCopies = 4096;
@@ -229,12 +231,12 @@ double nvml_clock(int type, int max) {
 
 // What the timing of a case or a read keeps: a graph per count for hot and decode, the events.
 struct qk_timer {
-    cudaGraphExec_t graph[2]; // hot, decode
-    int graph_units[2];
+    cudaGraphExec_t graph[4]; // hot, decode, cold (flush + unit pairs), cold's flushes alone
+    int graph_units[4];
     cudaEvent_t t0, t1;
 };
 void timer_destroy(qk_timer &t) {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 4; i++)
         if (t.graph[i]) cudaGraphExecDestroy(t.graph[i]), t.graph[i] = nullptr;
     if (t.t0) cudaEventDestroy(t.t0), t.t0 = nullptr;
     if (t.t1) cudaEventDestroy(t.t1), t.t1 = nullptr;
@@ -577,11 +579,14 @@ cudaError_t launch_read(const qk_gpu_read *r, int copy) {
     return cudaErrorInvalidValue;
 }
 
-int flush_l2(char *err, size_t err_size) {
+cudaError_t launch_flush() {
     qk_flush_l2_kernel<<<flush_blocks, 512, 0, stream>>>(
         static_cast<const uint4 *>(flush_buf), flush_bytes / 16,
         reinterpret_cast<unsigned *>(static_cast<char *>(flush_buf) + flush_bytes));
-    QK_CUDA(cudaGetLastError());
+    return cudaGetLastError();
+}
+int flush_l2(char *err, size_t err_size) {
+    QK_CUDA(launch_flush());
     return 0;
 }
 
@@ -682,14 +687,50 @@ int time_units(qk_timer &t, Launch launch, int copies, qk_gpu_temp temp, int cou
     }
     if (temp != QK_GPU_COLD && temp != QK_GPU_DECODE)
         return fail(err, err_size, "unknown temperature %d", (int)temp);
-    const int units = temp == QK_GPU_COLD ? 1 : count > copies ? count : copies;
-    if (temp == QK_GPU_DECODE &&
-        capture(
+    if (temp == QK_GPU_COLD) {
+        // Events around one unit alone add the device's own start and end of a lone launch
+        // (2.3 us on an H200, the same for a 16-byte read and whether or not the launch was
+        // queued before the start event). So a cold sample is a graph of kColdPairs (L2 flush,
+        // unit) pairs less a graph of as many flushes, per unit: every unit reads cold memory,
+        // launched as a decoder's graph launches it.
+        if (capture(
+                t, 2, 2 * kColdPairs, [&](int i) { return i % 2 ? launch(0) : launch_flush(); },
+                err, err_size) ||
+            capture(
+                t, 3, kColdPairs, [&](int) { return launch_flush(); }, err, err_size))
+            return -1;
+        double both[2];
+        int held[2];
+        for (int which = 0; which < 2; which++) {
+            cudaGraphExec_t graph = t.graph[2 + which];
+            if (timed_held(
+                    t, [&]() { return cudaGraphLaunch(graph, stream); }, &held[which], err,
+                    err_size))
+                return -1;
+            QK_CUDA(cudaEventElapsedTime(&ms, t.t0, t.t1));
+            both[which] = ms * 1e-3;
+        }
+        out->sm_clock_mhz = qk_gpu_sm_clock_mhz();
+        out->event_s = (both[0] - both[1]) / kColdPairs;
+        out->held = held[0] && held[1];
+        if (window_open()) { // the flushes' records are skipped
+            cudaError_t e = cudaGraphLaunch(t.graph[2], stream);
+            if (e == cudaSuccess) e = cudaStreamSynchronize(stream);
+            window_close();
+            if (e != cudaSuccess)
+                return fail(err, err_size, "replay for CUPTI: %s", cudaGetErrorString(e));
+            out->kernel_s = window_ns * 1e-9 / kColdPairs;
+            out->kernels = (int)(window_kernels / (unsigned long long)kColdPairs);
+        }
+        out->units = 1;
+        out->copies = 1;
+        return 0;
+    }
+    const int units = count > copies ? count : copies;
+    if (capture(
             t, 1, units, [&](int i) { return launch(i % copies); }, err, err_size))
         return -1;
-    auto queue = [&]() -> cudaError_t {
-        return temp == QK_GPU_COLD ? launch(0) : cudaGraphLaunch(t.graph[1], stream);
-    };
+    auto queue = [&]() -> cudaError_t { return cudaGraphLaunch(t.graph[1], stream); };
     for (int pass = 0; pass < 2; pass++) {      // events, then CUPTI records
         if (pass == 1 && !window_open()) break; // the flush's and the hold's records are skipped
         int held = 0;
@@ -709,7 +750,7 @@ int time_units(qk_timer &t, Launch launch, int copies, qk_gpu_temp temp, int cou
         out->held = held;
     }
     out->units = units;
-    out->copies = temp == QK_GPU_DECODE ? copies : 1;
+    out->copies = copies;
     return 0;
 }
 
@@ -875,7 +916,7 @@ int qk_gpu_read_shape(qk_gpu_read *r, int loads_per_thread, int blocks_per_sm) {
     if (blocks_per_sm < 0 || blocks_per_sm > 8) return -1;
     if (loads_per_thread) r->loads = loads_per_thread;
     if (blocks_per_sm) r->blocks_per_sm = blocks_per_sm;
-    for (int i = 0; i < 2; i++) // captured with the old shape
+    for (int i = 0; i < 4; i++) // captured with the old shape
         if (r->t.graph[i]) cudaGraphExecDestroy(r->t.graph[i]), r->t.graph[i] = nullptr;
     return 0;
 }
