@@ -1190,11 +1190,9 @@ static void describe_run(void) {
                     "hot: a CUDA graph of 100 units back to back, events around it / 100; cold: "
                     "a graph of 8 (L2 flush, unit) pairs less a graph of 8 flushes, per unit, "
                     "queued behind a kernel holding the stream; decode: a graph of units over "
-"different weight copies (more than 3x the L2), held the same way; kernel_us: "
+                    "different weight copies (more than 3x the L2), held the same way; kernel_us: "
                     "CUPTI kernel records of a second pass; %peak: against a read-only stream over "
                     "the row's bytes, sampled alternately with it");
-        snprintf(v, sizeof v, "%.0f", qk_gpu_sm_clock_max_mhz());
-        add_context("gpu_sm_clock_max_mhz", v);
     }
     uint32_t isa = qk_cpu_isa();
     snprintf(v, sizeof v, "%s%s%s", isa & QK_ISA_AVX2 ? "avx2 " : "",
