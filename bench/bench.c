@@ -16,6 +16,7 @@
 #include "test_hooks.h"
 #include "../cpu/cpu_features.h"
 #include "../cpu/cpu_kernels.h"
+#include "../cpu/huge_alloc.h"
 #include "../cpu/matvec.h"
 #include "../gpu/gpu_kernels.h"
 #include "../kernels/qk_oracle.h"
@@ -568,6 +569,13 @@ static int all_finite(const double *v, size_t n) {
     return 1;
 }
 
+/* The weights and the peak read buffer: huge pages (cpu/huge_alloc.h says why). */
+static void *xmalloc_huge(size_t bytes, const char *what) {
+    void *p = qk_alloc_huge(bytes);
+    if (!p) qk_die("out of memory allocating %zu bytes for %s", bytes, what);
+    return p;
+}
+
 static void *xmalloc(size_t bytes, const char *what) {
     void *p = NULL;
     if (posix_memalign(&p, 64, bytes ? bytes : 64))
@@ -963,7 +971,7 @@ static void make_weights_and_oracle(void) {
     g.ids = g.local_ids;
     g.per_expert = o->rows * (o->cols / QK_K);
     g.n_out = o->n_ids * o->rows;
-    g.w = xmalloc(g.n_distinct * g.per_expert * sizeof *g.w, "weights");
+    g.w = xmalloc_huge(g.n_distinct * g.per_expert * sizeof *g.w, "weights");
     if (o->model) {
         for (size_t e = 0; e < g.n_distinct; e++)
             memcpy(g.w + e * g.per_expert, qk_model_expert(&g.model, (size_t)g.distinct[e]),
@@ -1146,7 +1154,7 @@ static void register_rows(void) {
     if (o->decode_asked && !any_decode)
         qk_die("--decode: decode rows are GPU rows, and no GPU variant runs here%s",
                g.n_skipped ? " (bench --list says why)" : "");
-    g.peak_buf = xmalloc(g.peak_buf_bytes, "the peak read buffer");
+    g.peak_buf = xmalloc_huge(g.peak_buf_bytes, "the peak read buffer");
     memset(g.peak_buf, 0x5a, g.peak_buf_bytes);
     for (int peaks = 0; peaks < 2; peaks++)
         for (size_t i = 0; i < g.n_rows; i++) {

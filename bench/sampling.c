@@ -59,6 +59,27 @@ void qk_median_interval_ranks(size_t n, size_t *lo, size_t *hi) {
     *hi = n - j;
 }
 
+static double median_sorted(const double *s, size_t m) {
+    return m % 2 ? s[m / 2] : 0.5 * (s[m / 2 - 1] + s[m / 2]);
+}
+
+/* The batch-medians half-width over the clean samples s[0..m) in time order (sorts each block
+ * in place). */
+static double block_halfwidth(double *s, size_t m) {
+    static const double t975_9 = 2.262157; /* Student's t, 0.975 quantile, 9 degrees of freedom */
+    _Static_assert(QK_BLOCKS == 10, "t975_9 is for 10 blocks");
+    double med[QK_BLOCKS], mean = 0, ss = 0;
+    for (size_t b = 0; b < QK_BLOCKS; b++) {
+        size_t lo = b * m / QK_BLOCKS, hi = (b + 1) * m / QK_BLOCKS;
+        qsort(s + lo, hi - lo, sizeof *s, cmp_double);
+        med[b] = median_sorted(s + lo, hi - lo);
+        mean += med[b] / QK_BLOCKS;
+    }
+    for (size_t b = 0; b < QK_BLOCKS; b++)
+        ss += (med[b] - mean) * (med[b] - mean);
+    return t975_9 * sqrt(ss / (QK_BLOCKS - 1)) / sqrt((double)QK_BLOCKS);
+}
+
 int qk_estimate_of(const double *v, const unsigned char *why, size_t n, qk_estimate *e) {
     memset(e, 0, sizeof *e);
     double *s = malloc((n ? n : 1) * sizeof *s);
@@ -70,9 +91,10 @@ int qk_estimate_of(const double *v, const unsigned char *why, size_t n, qk_estim
         free(s);
         return -1;
     }
+    if (m >= QK_MIN_BLOCK_SAMPLES) e->block_halfwidth = block_halfwidth(s, m);
     qsort(s, m, sizeof *s, cmp_double);
     e->n = m;
-    e->median = m % 2 ? s[m / 2] : 0.5 * (s[m / 2 - 1] + s[m / 2]);
+    e->median = median_sorted(s, m);
     e->min = s[0];
     double sum = 0;
     for (size_t i = 0; i < m; i++)
@@ -85,7 +107,9 @@ int qk_estimate_of(const double *v, const unsigned char *why, size_t n, qk_estim
     if (m >= 6) {
         size_t lo, hi;
         qk_median_interval_ranks(m, &lo, &hi);
-        e->low = s[lo], e->high = s[hi], e->exact = 1;
+        e->low = fmin(s[lo], e->median - e->block_halfwidth);
+        e->high = fmax(s[hi], e->median + e->block_halfwidth);
+        e->exact = 1;
     } else {
         e->low = s[0], e->high = s[m - 1], e->exact = 0;
     }

@@ -28,18 +28,26 @@ void qk_sample_begin(qk_sample_mark *m);
 /* The sample's wall seconds in *wall_s; returns QK_SAMPLE_CLEAN, _PREEMPTED or _OFF_CPU. */
 int qk_sample_end(const qk_sample_mark *m, double *wall_s);
 
-/* A row's estimate from its clean samples: the median, and the distribution-free 95 %
- * interval of the median from order statistics (the exact binomial rule; with fewer than 6
- * samples no such interval exists and [min, max] is given, with `exact` 0). */
+/* A row's estimate from its clean samples: the median, and a 95 % interval for it that holds
+ * when the machine drifts during the row, not only for independent samples. It is the hull of
+ * the distribution-free interval from order statistics (the exact binomial rule) and, with at
+ * least QK_MIN_BLOCK_SAMPLES clean samples, the batch-medians interval: the clean samples in
+ * time order cut into QK_BLOCKS blocks, median +- t(0.975, QK_BLOCKS - 1) * sd(block medians) /
+ * sqrt(QK_BLOCKS). Independent samples give both about the same width; a drift (a neighbour
+ * arriving, a clock changing) makes the blocks disagree and widens the interval. With fewer
+ * than 6 samples no 95 % interval exists: [min, max] is given, with `exact` 0. */
+#define QK_BLOCKS 10
+#define QK_MIN_BLOCK_SAMPLES 30
 typedef struct {
-    size_t n;             /* clean samples */
-    double median;        /* the true median (mean of the middle two for an even count) */
-    double low, high;     /* the interval */
-    double min, mean, sd; /* sd with n - 1 */
-    int exact;            /* the interval covers the median with at least 95 % */
+    size_t n;               /* clean samples */
+    double median;          /* the true median (mean of the middle two for an even count) */
+    double low, high;       /* the interval */
+    double min, mean, sd;   /* sd with n - 1 */
+    int exact;              /* the interval covers the median with at least 95 % */
+    double block_halfwidth; /* the batch-medians interval's half-width (0: too few samples) */
 } qk_estimate;
-/* Over the values whose why[i] is QK_SAMPLE_CLEAN (why may be NULL: all). 0 on success, -1 when
- * no value is clean (e is zeroed) or memory runs out. */
+/* Over the values whose why[i] is QK_SAMPLE_CLEAN (why may be NULL: all), in time order. 0 on
+ * success, -1 when no value is clean (e is zeroed) or memory runs out. */
 int qk_estimate_of(const double *v, const unsigned char *why, size_t n, qk_estimate *e);
 /* The interval's half-width relative to the median: max(median - low, high - median) / median. */
 double qk_estimate_rel_halfwidth(const qk_estimate *e);

@@ -1,4 +1,5 @@
 #include "matvec.h"
+#include "huge_alloc.h"
 #include <stdlib.h>
 
 int qk_weights_prepare(const qk_kernel *k, const qk_block_q4k *plain, size_t rows, size_t cols,
@@ -14,7 +15,7 @@ int qk_weights_prepare(const qk_kernel *k, const qk_block_q4k *plain, size_t row
         return 0;
     }
     out->expert_bytes = k->packed_size(rows, cols);
-    out->data = aligned_alloc(64, (out->expert_bytes * n_experts + 63) / 64 * 64);
+    out->data = qk_alloc_huge(out->expert_bytes * n_experts);
     if (!out->data) return -1;
     out->owned = 1;
     for (size_t e = 0; e < n_experts; e++)

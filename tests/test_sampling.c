@@ -100,6 +100,37 @@ static void coverage_and_shrinking(void) {
     free(v);
 }
 
+/* A machine that drifts during a row (a neighbour arrives halfway: +10 %) makes the blocks
+ * disagree: the interval widens to cover both halves' medians' gap; independent samples keep it
+ * about as narrow as the order statistics alone give; coverage holds with blocks too. */
+static void drift_widens(void) {
+    enum { N = 2000 };
+    double *v = malloc(N * sizeof *v);
+    qk_estimate e;
+    for (int i = 0; i < N; i++)
+        v[i] = skewed();
+    qk_estimate_of(v, NULL, N, &e);
+    double steady = qk_estimate_rel_halfwidth(&e);
+    CHECK(e.block_halfwidth > 0 && e.block_halfwidth < 2.5 * (e.high - e.low),
+          "independent samples: blocks %.4f, interval [%g, %g]", e.block_halfwidth, e.low, e.high);
+    for (int i = N / 2; i < N; i++)
+        v[i] *= 1.10;
+    qk_estimate_of(v, NULL, N, &e);
+    double drifting = qk_estimate_rel_halfwidth(&e);
+    CHECK(drifting > 1.5 * steady && drifting > 0.03,
+          "a 10 %% step halfway widens the interval: %.4f (steady %.4f)", drifting, steady);
+    int covered = 0, trials = 1000;
+    const double truth = 1.0 + 0.25 * log(2.0);
+    for (int t = 0; t < trials; t++) {
+        for (int i = 0; i < 60; i++)
+            v[i] = skewed();
+        qk_estimate_of(v, NULL, 60, &e);
+        covered += e.low <= truth && truth <= e.high;
+    }
+    CHECK(covered >= 0.94 * trials, "n=60 (blocks): covered %d of %d", covered, trials);
+    free(v);
+}
+
 static void stop_rule(void) {
     qk_stop_rule r = {.min_samples = 10, .min_time = 0.5, .max_time = 5, .target = 0.01};
     qk_estimate tight = {.n = 100, .median = 1, .low = 0.995, .high = 1.004, .exact = 1};
@@ -173,6 +204,7 @@ int main(void) {
     interval_ranks();
     estimates();
     coverage_and_shrinking();
+    drift_widens();
     stop_rule();
     dropped_samples();
     return qk_test_finish("sampling");
