@@ -123,7 +123,7 @@ void qk_print_usage(void) {
         "activations once for Q8 variants, then the selected experts' matvecs) for each\n"
         "variant, hot (caches warm, back to back) and cold (working set flushed from every\n"
         "cache before each sample), beside a read-bandwidth loop over the same number of\n"
-        "bytes, sampled alternately with it (%%peak; GPU rows: a device-to-device copy). Each\n"
+        "bytes, sampled alternately with it (%%peak; GPU rows: a read-only stream on the device). Each\n"
         "row samples until its median is precise enough; samples during which the process was\n"
         "preempted are dropped and counted. Prints one table: the median time per unit, its\n"
         "95%% interval, min, samples, GB/s, GOP/s, %%peak, and the deviation from the f64 oracle "
