@@ -3,7 +3,8 @@
 own peak (measured in the same run on that machine) and speedup against a base machine, as
 markdown; with --chart DIR also a chart of the speedups (generations_<temperature>.png/.svg).
 
-usage: generations.py RESULT.json... [--base MACHINE]... [--temperature hot|cold|both]
+usage: generations.py RESULT.json... [--base MACHINE]...
+                      [--temperature hot|cold|decode|both|all]
                       [--shape gate] [--top 8] [--act normal] [--chart DIR]
    e.g. plot/generations.py results/*/*.json --base nvidia-h100-80gb-hbm3 --base intel-xeon-2c
 
@@ -18,7 +19,11 @@ depend on the order of the command line. When several files of one machine were 
 list says which was taken, why, and how many were left out (the files' fingerprints cannot tell
 two hosts of one CPU model apart: pass the one you mean). Files with no rows of the shape, top-K
 and profile asked are named on stderr, one line each.
-Each time is the true median of the row's repetitions, with their range (min-max) beside it; a
+Each time is the true median of the row's repetitions, with their range (min-max) beside it (a
+schema-2 file, qkbench_schema "2": the median of its clean samples, with the file's 95 % interval
+of that median beside it, and `(noisy)` after the range when bench marked the row noisy: many
+samples dropped, or the interval short of its target); the temperatures are hot, cold and
+decode (schema-2 GPU rows: warm launches, cold weights; --temperature all shows the three); a
 speedup whose two ranges overlap is marked `~` (not significant), and between two runs of one
 CPU the rows of code that no instruction set changes (q4k_q8k_ref, q4k_f32_ref) give the
 run-to-run noise: a speedup within it is marked `~` too and the table says by how much they
@@ -26,13 +31,15 @@ differ. A % of own peak above 100 is marked `!` (the peak measure and the row di
 The speedup is the base machine's median time over this machine's for the same variant; each
 device kind has its own base (the first --base of that kind; default: nvidia-h100-80gb-hbm3 and
 intel-xeon-2c when present, else the first machine of the kind), since no GPU variant runs on a
-CPU. The last table compares each machine's fastest variant with the base's fastest. Exit 2 on
-unusable input or when no file has matching rows."""
+CPU. % of own peak: schema 1, the row's GB/s over the fastest repetition of the same run's
+peak row (GPU: the device copy); schema 2, the file's pct_peak (the medians of the row's samples
+and of the peak samples interleaved with them). The last table compares each machine's fastest
+variant with the base's fastest. Exit 2 on unusable input or when no file has matching rows."""
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qkresults import ISA_ORDER, OneLineParser, Result, machine_of  # noqa: E402
+from qkresults import ISA_ORDER, TEMPERATURES, OneLineParser, Result, machine_of  # noqa: E402
 
 SAME_CODE = ("q4k_q8k_ref", "q4k_f32_ref")  # no instruction set changes their code
 
@@ -48,10 +55,13 @@ class Entry:
         self.kind = kind_of((machine, isa))
         self.variant = row.variant
         self.seconds = row.median
-        self.lo, self.hi = min(row.seconds), max(row.seconds)
+        # schema 1: the repetitions' range; schema 2 (hundreds of samples, whose range is the
+        # machine's noise): the 95 % interval of the median
+        self.lo, self.hi = row.interval() if row.schema == 2 else (min(row.seconds),
+                                                                   max(row.seconds))
+        self.noisy = row.noisy
         self.gbps = row.gbps()
-        peak = result.peak_for(row)
-        self.pct = 100 * self.gbps * 1e9 / peak if peak else None
+        self.pct = result.pct_of_peak(row)
 
     @property
     def key(self):
@@ -215,7 +225,10 @@ def markdown(table, files, bases, temperature, shape, top, act):
              f"{act} activations", "",
              f"Speedup = the base machine's median time / this machine's ({base_txt}); "
              "% of own peak = GB/s over the peak that machine measured in the same run. "
-             "median µs is the median of the repetitions, (min-max) their range. `~` marks a "
+             "median µs is the median of the repetitions, (min-max) their range"
+             + ("; for a file of qkbench_schema 2 the median of its clean samples and the 95 % "
+                "interval of that median, `(noisy)` where bench marked the row noisy"
+                if any(files[k].schema == 2 for k in keys) else "") + ". `~` marks a "
              "speedup that is not significant: the two ranges overlap, or it is within the "
              "run-to-run noise that rows of identical code show between the two runs; `!` a % "
              "of own peak above 100 (the peak measure and the row disagree).", ""]
@@ -239,7 +252,8 @@ def markdown(table, files, bases, temperature, shape, top, act):
             if not significant(e, base, s, nz.get(e.key)):
                 s_txt += " ~"
         pct = "-" if e.pct is None else f"{e.pct:.0f}" + (" !" if e.pct > 100 else "")
-        return f"{fmt_us(e.seconds)} ({fmt_us(e.lo)}-{fmt_us(e.hi)}) | {e.gbps:.1f} | " \
+        noisy = " (noisy)" if e.noisy else ""
+        return f"{fmt_us(e.seconds)} ({fmt_us(e.lo)}-{fmt_us(e.hi)}){noisy} | {e.gbps:.1f} | " \
                f"{pct} | {s_txt} |"
     for v in variants:
         for k in keys:
@@ -368,13 +382,14 @@ def main():
     ap.add_argument("--base", action="append", default=[],
                     help="a machine (slug, or `slug isa` / `slug:isa` for a CPU limited by "
                          "QK_DISABLE_ISA); once per device kind")
-    ap.add_argument("--temperature", choices=("hot", "cold", "both"), default="hot")
+    ap.add_argument("--temperature", choices=("hot", "cold", "decode", "both", "all"),
+                    default="hot", help="both: hot and cold; all: hot, cold and decode")
     ap.add_argument("--shape", default="gate")
     ap.add_argument("--top", type=int, default=8)
     ap.add_argument("--act", default="normal")
     ap.add_argument("--chart", metavar="DIR", help="also draw generations_<temperature>.png/.svg")
     a = ap.parse_args()
-    temps = ("hot", "cold") if a.temperature == "both" else (a.temperature,)
+    temps = {"both": ("hot", "cold"), "all": TEMPERATURES}.get(a.temperature, (a.temperature,))
     if a.chart:
         from deps import need
         need("matplotlib.pyplot")

@@ -2,7 +2,9 @@
 """Writes results/README.md: one line per result file (machine, date, commit, activations, the
 fastest variant of its top-8 hot rows with its GB/s and % of the same run's peak), grouped by
 machine; then the hardware generations (plot/generations.py over the newest file of each
-machine, hot and cold). usage: plot/index.py [RESULTS_DIR]"""
+machine, hot, cold and, where schema-2 GPU files have them, decode). The % of peak is the
+file's pct_peak for a schema-2 file, else recomputed against the run's peak row
+(plot/qkresults.py). usage: plot/index.py [RESULTS_DIR]"""
 import glob
 import os
 import sys
@@ -39,8 +41,8 @@ def main():
         if not rows:
             continue
         best = max(rows, key=lambda x: x.gbps())
-        peak = r.peak_for(best)
-        pct = f"{100 * best.gbps() * 1e9 / peak:.0f}" if peak else "-"
+        pct = r.pct_of_peak(best)
+        pct = f"{pct:.0f}" if pct is not None else "-"
         rel = os.path.relpath(path, root)
         k = next((p for p in best.name.split("/") if p.startswith("k") and p[1:].isdigit()), "")
         lines.append(f"| {r.machine} | [{os.path.basename(path)}]({rel}) | {r.date} | "
@@ -48,7 +50,8 @@ def main():
                      f"{best.gbps():.1f} | {pct} |")
     files = len(lines) - 6
     try:
-        gen, _, _ = generations.report(results, temperatures=("hot", "cold"), root=root)
+        gen, _, _ = generations.report(results, temperatures=("hot", "cold", "decode"),
+                                       root=root)
     except ValueError:  # no top-8 gate rows of the normal profile: no generations section
         gen = []
     if gen:

@@ -3,7 +3,11 @@
 machine's own measured peak), error vs speed, a roofline against each machine's measured
 bandwidth, error by activation profile, and the hardware generations (speedup of each machine
 against a base machine per variant, from the newest file of each machine: plot/generations.py).
-PNG and SVG.
+PNG and SVG. Reads both result schemas (plot/qkresults.py): for a schema-2 file the time of a
+row is the median of its clean samples, its % of peak the file's pct_peak (row and peak samples
+of one window), and its throughput bar carries an error bar over the 95 % interval of that
+median (ci_low_us..ci_high_us); its decode rows (GPU: warm launches, cold weights) get
+throughput_decode.png/.svg.
 
 usage: plot.py RESULT.json... [-o OUT_DIR] [--base MACHINE]...
        (e.g. plot/plot.py results/*/*.json -o plots/)"""
@@ -55,15 +59,14 @@ def best_rows(results, temperature="hot", experts="k8"):
                                                       r.machine == res.machine for r in results):
                 continue
             gbps = row.gbps()
-            peak = res.peak_for(row)
             key = (res.machine, row.variant)
             if key not in best or gbps > best[key][0]:
-                best[key] = (gbps, 100 * gbps * 1e9 / peak if peak else None, row, res)
+                best[key] = (gbps, res.pct_of_peak(row), row, res)
     return best
 
 
 def throughput(results, out):
-    for temp in ("hot", "cold"):
+    for temp in ("hot", "cold", "decode"):  # decode: schema-2 GPU rows (cold weights)
         best = best_rows(results, temp)
         if not best:
             continue
@@ -73,14 +76,21 @@ def throughput(results, out):
                                         5.5))
         width = 0.8 / len(machines)
         for i, m in enumerate(machines):
-            xs, ys, labels = [], [], []
+            xs, ys, labels, err = [], [], [], [[], []]
             for j, v in enumerate(variants):
                 if (m, v) in best:
-                    g, pct, _, _ = best[(m, v)]
+                    g, pct, row, _ = best[(m, v)]
                     xs.append(j + (i - (len(machines) - 1) / 2) * width)
                     ys.append(g)
                     labels.append(f"{pct:.0f}%" if pct is not None else "")
-            bars = ax.bar(xs, ys, width, label=m)
+                    lo = hi = g  # schema 2: GB/s at the ends of the median's 95 % interval
+                    if row.ci and row.counters.get("bytes"):
+                        lo, hi = (row.counters["bytes"] / t * 1e-9 for t in reversed(row.ci))
+                    err[0].append(max(0.0, g - lo))
+                    err[1].append(max(0.0, hi - g))
+            bars = ax.bar(xs, ys, width, label=m,
+                          yerr=err if any(err[0] + err[1]) else None, capsize=2,
+                          error_kw={"elinewidth": 0.8})
             for b, lab in zip(bars, labels):
                 ax.annotate(lab, (b.get_x() + b.get_width() / 2, b.get_height()),
                             ha="center", va="bottom", fontsize=7, rotation=90,
@@ -89,8 +99,11 @@ def throughput(results, out):
         ax.set_xticks(range(len(variants)))
         ax.set_xticklabels(variants, rotation=35, ha="right")
         ax.set_ylabel("GB/s (decimal), log scale")
+        bars_txt = "; whiskers: the median's 95 % interval (sampled files)" if any(
+            row.ci for _, _, row, _ in best.values()) else ""
         ax.set_title(f"Qwen3-30B-A3B gate, top-8 experts, one token, {temp}: throughput per "
-                     f"variant\n(labels: % of the same machine's peak measured in the same run)")
+                     f"variant\n(labels: % of the same machine's peak measured in the same run"
+                     f"{bars_txt})")
         ax.legend(title="machine", fontsize=8)
         ax.grid(axis="y", which="both", alpha=0.3)
         save(fig, out, f"throughput_{temp}")
@@ -215,7 +228,7 @@ def main():
     error_vs_speed(results, a.out)
     roofline(results, a.out)
     error_by_profile(results, a.out)
-    for temp in ("hot", "cold"):
+    for temp in ("hot", "cold", "decode"):
         name = generations.chart(table, bases, a.out, temp) if table else None
         if name:
             print(f"plot: {name}.png/.svg")

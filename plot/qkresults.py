@@ -1,5 +1,29 @@
 """Reading qkbench result files (Google Benchmark JSON written by `bench --json`): the runs of
-each benchmark row, their times and counters, the fingerprint, and the machine's slug."""
+each benchmark row, their times and counters, the fingerprint, and the machine's slug.
+
+Two schemas (the context's `qkbench_schema`; any other value is refused):
+
+- "1": Google Benchmark's repetitions (5 by default) and their aggregates. A Row's `seconds` are
+  its repetitions' real_time per call, `best` each repetition's best_call_us (CPU rows), its
+  %peak is recomputed against the fastest repetition of the peak_read row over the same bytes
+  at the same temperature (GPU rows: the counter peak_GBps, the 1 GiB device copy).
+- "2" (issue 13, nvbench-style sampling): one entry per row, named
+  `<row>/iterations:1/manual_time`, and a top-level `qkbench_samples` object keyed by `<row>`
+  holding `time_us` (every sample in order, per call), `dropped` (0 clean, else a reason code
+  1-4: involuntary context switch, cpu/wall below 0.95, GPU SM clock low, GPU blocking kernel
+  timed out), and where present `peak_us` (the peak samples interleaved with the row's) and
+  `kernel_us` (GPU rows, CUPTI), all of one length. A Row's `seconds` are its CLEAN samples
+  (code 0), in order; its median must equal the entry's real_time within 0.01 % or 0.001 us
+  (else the file is refused: its summary and its samples disagree); `noisy` is the entry's
+  counter, or more than 25 % of its samples dropped; `ci_low`/`ci_high` (seconds) the entry's
+  95 % interval of the median; `pct_peak` the entry's counter (row and peak medians of the same
+  sampling window). The counters `samples` and `dropped`, where present, must equal the counts
+  in the arrays. Temperatures: hot, cold, decode (GPU: warm launches, cold weights); peak rows:
+  peak_read (CPU) and peak_read_gpu.
+
+A file that is unusable (not JSON, not bench's, a time that is not a positive finite number, a
+malformed qkbench_samples) raises ValueError with one line naming the file and the problem; the
+tools print it and exit 2."""
 import argparse
 import json
 import math
@@ -8,6 +32,18 @@ import statistics
 import sys
 
 UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+SCHEMAS = {"1": 1, "2": 2}
+PEAK_VARIANTS = ("peak_read", "peak_read_gpu")
+TEMPERATURES = ("hot", "cold", "decode")
+DROP_REASONS = {1: "involuntary context switch", 2: "cpu/wall below 0.95",
+                3: "GPU SM clock below its stated fraction of max",
+                4: "GPU blocking kernel timed out"}
+NOISY_DROPPED = 0.25  # a row with more than this fraction of its samples dropped is noisy
+MEDIAN_RTOL, MEDIAN_ATOL_US = 1e-4, 1e-3  # real_time against the samples' median
+# Google Benchmark's suffixes of a run name (schema 1 cold and GPU rows carry
+# /iterations:N/manual_time, schema 2 every row /iterations:1/manual_time)
+GB_SUFFIX = re.compile(r"^(iterations|repeats|min_time|min_warmup_time|threads):|"
+                       r"^(manual_time|real_time|process_time)$")
 
 
 def finite(x):
@@ -21,6 +57,64 @@ def median(values):
     return statistics.median(values)
 
 
+def lower_tail(values):
+    """The fastest fifth (ceil(n/5), at least one) of the values, fastest first: the series of
+    --statistic best for sampled (schema 2) rows; its median is their 10th percentile."""
+    v = sorted(values)
+    return v[:max(1, -(-len(v) // 5))]
+
+
+def p10(values):
+    """The 10th percentile as the tools define it: the median of the fastest fifth."""
+    return median(lower_tail(values))
+
+
+def row_key(name):
+    """A run name without Google Benchmark's suffixes: the row as schema 2 names it
+    (q4k_q8k_vnni_r8/768x2048/k8/cold/iterations:20/manual_time -> .../k8/cold)."""
+    parts = name.split("/")
+    while len(parts) > 1 and GB_SUFFIX.search(parts[-1]):
+        parts.pop()
+    return "/".join(parts)
+
+
+def _binom_cdf(n, q):
+    """[P(B <= k) for k in 0..n], B ~ Binomial(n, q), in log space (n up to ~10^6)."""
+    lq, l1q = math.log(q), math.log1p(-q)
+    lg = math.lgamma(n + 1)
+    out, acc = [], 0.0
+    for k in range(n + 1):
+        acc += math.exp(lg - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * lq + (n - k) * l1q)
+        out.append(min(acc, 1.0))
+    return out
+
+
+def order_interval(values, q=0.5, level=0.95):
+    """The distribution-free interval of the q-quantile from order statistics: (X(l), X(u)) with
+    B ~ Binomial(n, q), l the largest rank with P(B < l) <= (1-level)/2 and u the smallest with
+    P(B >= u) <= (1-level)/2; clamped to the extremes (min, max) when n is too small to reach
+    the level (n <= 5 for the median: the interval is then the range)."""
+    v = sorted(values)
+    n = len(v)
+    if n == 0:
+        return None
+    tail = (1 - level) / 2
+    cdf = _binom_cdf(n, q)
+    lo = 1
+    for rank in range(1, n + 1):  # P(B < rank) = cdf[rank-1]
+        if cdf[rank - 1] <= tail:
+            lo = rank
+        else:
+            break
+    hi = n
+    for rank in range(n, 0, -1):  # P(B >= rank) = 1 - cdf[rank-1]
+        if 1 - cdf[rank - 1] <= tail:
+            hi = rank
+        else:
+            break
+    return v[lo - 1], v[hi - 1]
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse whose errors are one line on stderr, exit 2 (not usage plus an error)."""
 
@@ -30,14 +124,30 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 class Row:
-    """One benchmark row of one file: its repetitions (not the aggregates)."""
+    """One benchmark row of one file: its repetitions (schema 1, not the aggregates) or its
+    clean samples (schema 2)."""
 
-    def __init__(self, name):
-        self.name = name  # the run_name, e.g. q4k_q8k_vnni_r8/768x2048/k8/hot/min_time:0.100
-        self.seconds = []  # per repetition, per call
-        self.best = []  # per repetition, its fastest single call (CPU rows; best_call_us)
+    def __init__(self, name, schema=1):
+        self.name = name  # schema 1: the run_name, e.g. .../k8/cold/iterations:20/manual_time;
+        #                   schema 2: the row, e.g. q4k_q8k_vnni_r8/768x2048/k8/cold
+        self.schema = schema
+        self.seconds = []  # schema 1: per repetition, per call; schema 2: clean samples, per call
+        self.best = []  # schema 1: per repetition, its fastest single call (CPU rows; best_call_us)
         self.counters = {}  # of the first repetition (the deviation counters do not vary)
         self.skipped = None
+        # schema 2 (None / empty for schema 1 rows)
+        self.samples = {}  # the qkbench_samples record: time_us, dropped, peak_us, kernel_us
+        self.peak_seconds = []  # the peak samples interleaved with the clean samples, per call
+        self.kernel_seconds = []  # CUPTI per clean sample (GPU rows)
+        self.dropped = 0  # samples dropped as unclean
+        self.noisy = False
+        self.ci = None  # (low, high) in seconds: the 95 % interval of the median
+        self.pct_peak = None  # the entry's counter (schema 2: row and peak of the same window)
+
+    @property
+    def key(self):
+        """The name without Google Benchmark's suffixes (schema 2 names are already so)."""
+        return row_key(self.name)
 
     @property
     def variant(self):
@@ -46,11 +156,11 @@ class Row:
     @property
     def temperature(self):
         parts = self.name.split("/")
-        return "cold" if "cold" in parts else "hot"
+        return next((t for t in ("cold", "decode") if t in parts), "hot")
 
     @property
     def is_peak(self):
-        return self.variant == "peak_read"
+        return self.variant in PEAK_VARIANTS
 
     @property
     def median(self):
@@ -58,6 +168,11 @@ class Row:
 
     def gbps(self):
         return (self.counters.get("bytes") or 0) / self.median * 1e-9
+
+    def interval(self):
+        """(low, high) seconds: the 95 % interval of the median (schema 2: the file's; schema 1:
+        order statistics over the repetitions, their range for five)."""
+        return self.ci or order_interval(self.seconds)
 
 
 def load(path):
@@ -78,7 +193,53 @@ def load(path):
             raise ValueError(f"{path}: benchmarks[{i}] has no name")
     if "qkbench_schema" not in doc["context"]:
         raise ValueError(f"{path}: no qkbench_schema in the context (not written by bench)")
+    schema_of(doc, path)
     return doc
+
+
+def schema_of(doc, path="?"):
+    """1 or 2, from the context's qkbench_schema ("1" or "2"; a number is taken too)."""
+    v = doc["context"].get("qkbench_schema")
+    s = SCHEMAS.get(str(v) if not isinstance(v, float) or not v.is_integer() else str(int(v)))
+    if s is None or isinstance(v, bool):
+        raise ValueError(f"{path}: qkbench_schema {json.dumps(v)} is not one these tools read "
+                         "(1 or 2)")
+    return s
+
+
+def sample_record(path, name, rec, skipped):
+    """The checked qkbench_samples record of one row: {time_us, dropped, peak_us?, kernel_us?}
+    as lists of equal length."""
+    where = f"{path}: qkbench_samples[{json.dumps(name)}]"
+    if not isinstance(rec, dict):
+        raise ValueError(f"{where} is not an object")
+    for key in ("time_us", "dropped"):
+        if key not in rec:
+            raise ValueError(f"{where} has no {key}")
+    n = None
+    for key in ("time_us", "dropped", "peak_us", "kernel_us"):
+        if key not in rec:
+            continue
+        arr = rec[key]
+        if not isinstance(arr, list):
+            raise ValueError(f"{where}.{key} is not an array")
+        if n is None:
+            n = len(arr)
+        elif len(arr) != n:
+            raise ValueError(f"{where}: {key} has {len(arr)} values, time_us {n} (the arrays "
+                             "must be of one length)")
+        for i, x in enumerate(arr):
+            if key == "dropped":
+                if not finite(x) or x != int(x) or not 0 <= x <= 4:
+                    raise ValueError(f"{where}.dropped[{i}] = {json.dumps(x)} is not a reason "
+                                     "code (an integer 0-4)")
+            elif not finite(x) or x <= 0:
+                raise ValueError(f"{where}.{key}[{i}] = {json.dumps(x)} is not a positive "
+                                 "finite time")
+    codes = [int(c) for c in rec["dropped"]]
+    if not skipped and codes.count(0) == 0:
+        raise ValueError(f"{where}: no clean sample ({len(codes)} samples, all dropped)")
+    return dict(rec, dropped=codes)
 
 
 class Result:
@@ -86,8 +247,12 @@ class Result:
         self.path = path
         doc = load(path)
         self.context = doc["context"]
+        self.schema = schema_of(doc, path)
         self.rows = {}
         self.errors = {}  # run_name: bench's error message (error_occurred: a failed check)
+        if self.schema == 2:
+            self._read_schema2(doc)
+            return
         for b in doc["benchmarks"]:
             if b.get("run_type") == "aggregate":
                 continue
@@ -98,30 +263,107 @@ class Result:
                 if b.get("error_occurred"):
                     self.errors.setdefault(name, str(row.skipped))
                 continue
-            t, unit = b.get("real_time"), b.get("time_unit", "ns")
-            if not finite(t) or t <= 0 or unit not in UNIT:
-                raise ValueError(f"{path}: {name}: real_time {json.dumps(t)} {unit} is not a "
-                                 "positive finite time")
-            row.seconds.append(t * UNIT[unit])
+            row.seconds.append(self._real_time(b, name))
             if "best_call_us" in b:
                 if not finite(b["best_call_us"]) or b["best_call_us"] <= 0:
                     raise ValueError(f"{path}: {name}: best_call_us "
                                      f"{json.dumps(b['best_call_us'])} is not a positive time")
                 row.best.append(b["best_call_us"] * 1e-6)
-            for key in ("bytes", "peak_GBps"):
-                if key in b and b[key] is not None and (not finite(b[key]) or b[key] < 0):
-                    raise ValueError(f"{path}: {name}: {key} {json.dumps(b[key])} is not a "
-                                     "finite count")
+            self._check_counts(b, name)
             if not row.counters:
                 row.counters = {k: v for k, v in b.items() if isinstance(v, (int, float))}
+        self.rows = {k: v for k, v in self.rows.items() if v.seconds}
+
+    def _real_time(self, b, name):
+        t, unit = b.get("real_time"), b.get("time_unit", "ns")
+        if not finite(t) or t <= 0 or unit not in UNIT:
+            raise ValueError(f"{self.path}: {name}: real_time {json.dumps(t)} {unit} is not a "
+                             "positive finite time")
+        return t * UNIT[unit]
+
+    def _check_counts(self, b, name):
+        for key in ("bytes", "peak_GBps"):
+            if key in b and b[key] is not None and (not finite(b[key]) or b[key] < 0):
+                raise ValueError(f"{self.path}: {name}: {key} {json.dumps(b[key])} is not a "
+                                 "finite count")
+
+    def _read_schema2(self, doc):
+        path = self.path
+        samples = doc.get("qkbench_samples")
+        if not isinstance(samples, dict):
+            raise ValueError(f"{path}: qkbench_schema 2 without a qkbench_samples object")
+        for b in doc["benchmarks"]:
+            if b.get("run_type") == "aggregate":
+                continue
+            name = row_key(b.get("run_name", b["name"]))
+            if name in self.rows:
+                raise ValueError(f"{path}: two entries for the row {name} (schema 2 has one "
+                                 "per row)")
+            row = self.rows[name] = Row(name, schema=2)
+            skipped = bool(b.get("error_occurred") or b.get("skipped"))
+            if skipped:
+                row.skipped = b.get("error_message") or b.get("skip_message") or "skipped"
+                if b.get("error_occurred"):
+                    self.errors.setdefault(name, str(row.skipped))
+                if name in samples:
+                    sample_record(path, name, samples[name], True)
+                continue
+            real = self._real_time(b, name)
+            self._check_counts(b, name)
+            if name not in samples:
+                raise ValueError(f"{path}: qkbench_samples has no record of the row {name}")
+            rec = row.samples = sample_record(path, name, samples[name], False)
+            clean = [i for i, c in enumerate(rec["dropped"]) if c == 0]
+            row.seconds = [rec["time_us"][i] * 1e-6 for i in clean]
+            row.peak_seconds = [rec["peak_us"][i] * 1e-6 for i in clean] if "peak_us" in rec \
+                else []
+            row.kernel_seconds = [rec["kernel_us"][i] * 1e-6 for i in clean] \
+                if "kernel_us" in rec else []
+            row.dropped = len(rec["dropped"]) - len(clean)
+            row.counters = {k: v for k, v in b.items() if finite(v)}
+            cnt = row.counters
+            for key, have in (("samples", len(clean)), ("dropped", row.dropped)):
+                if key in b and (not finite(b[key]) or b[key] != have):
+                    raise ValueError(f"{path}: {name}: the counter {key} is "
+                                     f"{json.dumps(b[key])}, qkbench_samples has {have}")
+            got = row.median
+            if abs(got - real) > max(MEDIAN_RTOL * real, MEDIAN_ATOL_US * 1e-6):
+                raise ValueError(f"{path}: {name}: real_time {real * 1e6:.6g} us is not the "
+                                 f"median of its clean samples ({got * 1e6:.6g} us)")
+            for key in ("ci_low_us", "ci_high_us", "pct_peak", "peak_us", "noisy"):
+                if key in b and not finite(b[key]):
+                    raise ValueError(f"{path}: {name}: {key} {json.dumps(b[key])} is not a "
+                                     "finite number")
+            if "ci_low_us" in cnt and "ci_high_us" in cnt:
+                lo, hi = cnt["ci_low_us"] * 1e-6, cnt["ci_high_us"] * 1e-6
+                if not 0 < lo <= hi:
+                    raise ValueError(f"{path}: {name}: ci_low_us {cnt['ci_low_us']} and "
+                                     f"ci_high_us {cnt['ci_high_us']} are not an interval")
+                row.ci = (lo, hi)
+            row.pct_peak = cnt.get("pct_peak")
+            total = len(rec["dropped"])
+            row.noisy = bool(cnt.get("noisy")) or row.dropped > NOISY_DROPPED * total
+        extra = sorted(set(samples) - set(self.rows))
+        if extra:
+            raise ValueError(f"{path}: qkbench_samples[{json.dumps(extra[0])}] names no row "
+                             "of benchmarks")
         self.rows = {k: v for k, v in self.rows.items() if v.seconds}
 
     def variants(self):
         return [r for r in self.rows.values() if not r.is_peak]
 
     def peak_for(self, row):
-        """The row's peak in bytes per second: the GPU copy counter, or the fastest repetition
-        of the CPU read loop over the same bytes at the same temperature."""
+        """The row's peak in bytes per second. Schema 2: the median of the peak samples
+        interleaved with the row's own (the counter peak_GBps, else bytes / peak_us). Schema 1:
+        the GPU copy counter, or the fastest repetition of the CPU read loop over the same bytes
+        at the same temperature."""
+        if self.schema == 2:
+            if finite(row.counters.get("peak_GBps")) and row.counters["peak_GBps"] > 0:
+                return row.counters["peak_GBps"] * 1e9
+            if row.counters.get("bytes") and finite(row.counters.get("peak_us")) and \
+                    row.counters["peak_us"] > 0:
+                return row.counters["bytes"] / (row.counters["peak_us"] * 1e-6)
+            return None
         if "peak_GBps" in row.counters and self.context.get("gpu_name") and row.counters.get(
                 "kernel_us") is not None:
             return row.counters["peak_GBps"] * 1e9
@@ -132,6 +374,15 @@ class Result:
         if "peak_GBps" in row.counters:
             return row.counters["peak_GBps"] * 1e9
         return None
+
+    def pct_of_peak(self, row):
+        """The row's GB/s at its median as % of its run's peak (None without one): schema 2 the
+        entry's pct_peak (the medians of the row's and its interleaved peak's samples), schema
+        1 recomputed against peak_for (the peak's fastest repetition)."""
+        if self.schema == 2 and finite(row.pct_peak):
+            return row.pct_peak
+        peak = self.peak_for(row)
+        return 100 * row.gbps() * 1e9 / peak if peak else None
 
     def is_gpu_row(self, row):
         return "kernel_us" in row.counters
