@@ -9,7 +9,11 @@
 #   base; a QK_DISABLE_ISA run is a row named by the instruction set it ran; its chart;
 # - index.py puts the generations tables in results/README.md;
 # - the tools, run by a python3 without scipy / matplotlib / numpy: one line naming the package
-#   and how to install it, exit 2.
+#   and how to install it, exit 2;
+# - schema 2 (issue 13, sampled rows; files written by tests/fixtures/schema2.py): a clean
+#   comparison, slower / faster rows, a significant change below the threshold, noisy rows,
+#   dropped samples, --statistic best and min, schema 1 against schema 2, decode rows, pool.py,
+#   and malformed qkbench_samples (one line, exit 2, in every tool).
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
@@ -277,5 +281,262 @@ for order in "$tmp/later.json $tmp/pooled.json" "$tmp/pooled.json $tmp/later.jso
   expect_rc 0 "generations pooled vs run" $py $G $order
   grep -q "^- intel-xeon-2c avx512_vnni: \`$tmp/pooled.json\`" "$tmp/out.txt" && ok || bad "the pooled file not preferred ($order)"
 done
+
+# --- schema 2 (issue 13: nvbench-style sampling), on small files tests/fixtures/schema2.py writes
+# from the committed schema-1 files: their rows, medians and counters, 40 seeded samples each
+S2="$py $src/tests/fixtures/schema2.py"
+xeon29=$src/results/intel-xeon-2c/2026-11-29-gate-top8.json
+cpu2="--like $xeon29 --only q4k_q8k_ref,q4k_q8k_vnni_r8,q4k_f32_ref"
+$S2 "$tmp/s2a.json" $cpu2 && $S2 "$tmp/s2b.json" $cpu2 --seed 2 &&
+  $S2 "$tmp/s2slow.json" $cpu2 --seed 3 --scale q4k_q8k_ref/768x2048/k8/hot=1.2 &&
+  $S2 "$tmp/s2fast.json" $cpu2 --seed 4 --scale q4k_q8k_ref/768x2048/k8/cold=0.8 &&
+  $S2 "$tmp/s2tiny0.json" $cpu2 --samples 400 --spread 0.002 &&
+  $S2 "$tmp/s2tiny.json" $cpu2 --samples 400 --spread 0.002 --seed 5 --scale q4k_q8k_ref/=1.01 &&
+  ok || bad "tests/fixtures/schema2.py could not write the schema-2 files"
+# a clean comparison: the same code, other samples
+expect_rc 0 "schema 2: two runs of the same code" $py $C "$tmp/s2a.json" "$tmp/s2b.json"
+grep -q "^compare: 6 benchmarks paired, 0 slower" "$tmp/out.txt" && ok || bad "schema 2: not 6 rows paired"
+grep -qE "SLOWER|faster|unsure|noisy" "$tmp/out.txt" && bad "schema 2: a verdict on unchanged code" || ok
+expect_rc 0 "schema 2: a file against itself" $py $C "$tmp/s2a.json" "$tmp/s2a.json"
+# the gate's contract in both directions: slower exits 1 and is named, faster exits 0
+expect_rc 1 "schema 2: q4k_q8k_ref hot 1.2x slower" $py $C "$tmp/s2a.json" "$tmp/s2slow.json"
+grep -qE "^q4k_q8k_ref/768x2048/k8/hot +[0-9.]+u +[0-9.]+u +\+(19|20|21)\.[0-9]% +0\.0000  SLOWER$" \
+  "$tmp/out.txt" && ok || bad "schema 2: the slower row"
+[ "$(grep -c "SLOWER" "$tmp/out.txt")" = 1 ] && ok || bad "schema 2: another row called slower"
+expect_rc 0 "schema 2: q4k_q8k_ref cold 0.8x" $py $C "$tmp/s2a.json" "$tmp/s2fast.json"
+grep -q "^q4k_q8k_ref/768x2048/k8/cold .*faster$" "$tmp/out.txt" && ok || bad "schema 2: the faster row"
+# hundreds of samples make a 1 % change significant: the threshold still decides
+expect_rc 0 "schema 2: 1 % slower over 400 samples" $py $C "$tmp/s2tiny0.json" "$tmp/s2tiny.json" \
+  --normalize none
+grep -qE "^q4k_q8k_ref/768x2048/k8/hot .* \+[01]\.[0-9]% +0\.0000  same$" "$tmp/out.txt" && ok ||
+  bad "schema 2: a significant 1 % change is not 'same'"
+# the peak-normalized figure: a whole machine 30 % slower (rows and their interleaved peaks) is
+# the same code
+$S2 "$tmp/s2machine.json" $cpu2 --seed 6 --machine 1.3
+expect_rc 0 "schema 2: rows and peaks 1.3x slower together" $py $C "$tmp/s2a.json" "$tmp/s2machine.json"
+expect_rc 1 "schema 2: the same without the peak" $py $C "$tmp/s2a.json" "$tmp/s2machine.json" \
+  --normalize none
+# noisy rows: marked; a verdict only when the threshold holds between the intervals' near ends
+n2="--like $xeon29 --only q4k_q8k_ref,q4k_f32_ref --spread 0.06"
+$S2 "$tmp/n0.json" $n2
+$S2 "$tmp/n1.json" $n2 --seed 2 --scale q4k_q8k_ref/768x2048/k8/hot=1.08 --noisy q4k_q8k_ref/768x2048/k8/hot \
+  --scale q4k_f32_ref/768x2048/k8/hot=1.5 --noisy q4k_f32_ref/768x2048/k8/hot --noisy q4k_f32_ref/768x2048/k8/cold
+$S2 "$tmp/n2.json" $n2 --seed 2 --scale q4k_q8k_ref/768x2048/k8/hot=1.08
+expect_rc 1 "schema 2 noisy: 1.5x slower is beyond both intervals" $py $C "$tmp/n0.json" "$tmp/n1.json" \
+  --normalize none
+grep -q "^q4k_f32_ref/768x2048/k8/hot .* SLOWER \[noisy\]$" "$tmp/out.txt" && ok || bad "noisy 1.5x: not SLOWER [noisy]"
+grep -q "^q4k_q8k_ref/768x2048/k8/hot .* +[5-9]\.[0-9]% .* unsure \[noisy\]$" "$tmp/out.txt" && ok ||
+  bad "noisy 1.08x (intervals overlap the threshold): not 'unsure [noisy]'"
+grep -q "^q4k_f32_ref/768x2048/k8/cold .* same \[noisy\]$" "$tmp/out.txt" && ok || bad "noisy unchanged row not marked"
+grep -q "^compare: 3 rows noisy in BASE or NEW .* 1 of them 'unsure'" "$tmp/out.txt" && ok || bad "no noisy summary line"
+grep -q "^compare: 4 benchmarks paired, 1 slower" "$tmp/out.txt" && ok || bad "noisy: the unsure row was counted"
+expect_rc 0 "schema 2 noisy: the 1.08x row alone is not a regression" $py $C "$tmp/n0.json" "$tmp/n1.json" \
+  --normalize none --threshold 60
+$S2 "$tmp/n3.json" $n2 --seed 2 --scale q4k_q8k_ref/768x2048/k8/hot=1.08 --noisy q4k_q8k_ref/768x2048/k8/hot
+expect_rc 0 "schema 2 noisy: an unsure row does not fail the gate" $py $C "$tmp/n0.json" "$tmp/n3.json" \
+  --normalize none
+grep -q "^q4k_q8k_ref/768x2048/k8/hot .* unsure \[noisy\]$" "$tmp/out.txt" && ok || bad "noisy 1.08x alone"
+expect_rc 1 "schema 2: the same 1.08x row, not noisy, is SLOWER" $py $C "$tmp/n0.json" "$tmp/n2.json" \
+  --normalize none
+grep -q "^q4k_q8k_ref/768x2048/k8/hot .* SLOWER$" "$tmp/out.txt" && ok || bad "the clean 1.08x row"
+expect_rc 0 "schema 2: noisy in BASE counts too" $py $C "$tmp/n1.json" "$tmp/n0.json" --normalize none
+grep -q "^q4k_f32_ref/768x2048/k8/hot .* faster \[noisy\]$" "$tmp/out.txt" &&
+  grep -q "^q4k_q8k_ref/768x2048/k8/hot .* unsure \[noisy\]$" "$tmp/out.txt" && ok || bad "noisy BASE rows"
+# dropped samples: left out of the distribution (a burst of 10x samples dropped as involuntary
+# context switches changes nothing); above 25 % dropped the row is noisy
+$S2 "$tmp/d1.json" $cpu2 --seed 7 --drop q4k_q8k_ref/=0.2:1:10 --drop q4k_f32_ref/768x2048/k8/cold=0.4:2:3
+expect_rc 0 "schema 2: 20 % of samples dropped at 10x" $py $C "$tmp/s2a.json" "$tmp/d1.json"
+grep -q "^q4k_q8k_ref/768x2048/k8/hot .* same$" "$tmp/out.txt" && ok || bad "dropped samples were counted"
+grep -q "^q4k_f32_ref/768x2048/k8/cold .* same \[noisy\]$" "$tmp/out.txt" && ok || bad "40 % dropped is not noisy"
+$py - "$tmp/d1.json" "$tmp/d1flag.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for b in d["benchmarks"]:
+    b["noisy"] = 0  # a file that does not say so: more than 25 % dropped is noisy anyway
+json.dump(d, open(sys.argv[2], "w"))
+EOF
+expect_rc 0 "schema 2: 40 % dropped, counter noisy 0" $py $C "$tmp/s2a.json" "$tmp/d1flag.json"
+grep -q "^q4k_f32_ref/768x2048/k8/cold .* same \[noisy\]$" "$tmp/out.txt" && ok || bad "noisy not taken from the drop rate"
+$py - "$tmp/d1.json" "$src/plot" <<'EOF' && ok || bad "schema 2: the clean samples, the median and the counters"
+import json, statistics, sys
+sys.path.insert(0, sys.argv[2])
+from qkresults import Result
+d = json.load(open(sys.argv[1]))
+r = Result(sys.argv[1])
+row = r.rows["q4k_q8k_ref/768x2048/k8/hot"]
+rec = d["qkbench_samples"]["q4k_q8k_ref/768x2048/k8/hot"]
+clean = [t for t, c in zip(rec["time_us"], rec["dropped"]) if c == 0]
+assert len(row.seconds) == 40 == len(clean) and row.dropped == 10 and not row.noisy, row.dropped
+assert abs(row.median * 1e6 - statistics.median(clean)) < 1e-9
+assert row.seconds == [t * 1e-6 for t in clean]  # in order, clean only
+assert row.ci and row.ci[0] <= row.median <= row.ci[1]
+assert r.rows["q4k_f32_ref/768x2048/k8/cold"].noisy
+e = next(b for b in d["benchmarks"] if b["name"].startswith("q4k_q8k_ref/768x2048/k8/hot/"))
+assert abs(r.pct_of_peak(row) - e["pct_peak"]) < 1e-12  # the file's, not recomputed
+EOF
+# --statistic best (schema 2: the 10th percentile of the clean samples, the median of their
+# fastest fifth) and min
+expect_rc 0 "schema 2 --statistic best" $py $C "$tmp/s2a.json" "$tmp/s2b.json" --statistic best
+grep -q "by the 10th percentile of the clean samples" "$tmp/out.txt" && ok || bad "best: not the 10th percentile"
+$py - "$tmp/s2a.json" "$tmp/out.txt" <<'EOF' && ok || bad "best: the figure shown is not the median of the fastest fifth"
+import json, statistics, sys
+d = json.load(open(sys.argv[1]))
+rec = d["qkbench_samples"]["q4k_q8k_vnni_r8/768x2048/k8/hot"]
+clean = sorted(t for t, c in zip(rec["time_us"], rec["dropped"]) if c == 0)
+want = statistics.median(clean[:8])  # 40 clean samples: the fastest 8
+line = next(l for l in open(sys.argv[2]) if l.startswith("q4k_q8k_vnni_r8/768x2048/k8/hot "))
+assert abs(float(line.split()[1].rstrip("u")) - want) < 0.006, (line, want)
+EOF
+expect_rc 1 "schema 2 --statistic best, 1.2x slower" $py $C "$tmp/s2a.json" "$tmp/s2slow.json" --statistic best
+expect_rc 1 "schema 2 --statistic min, 1.2x slower" $py $C "$tmp/s2a.json" "$tmp/s2slow.json" --statistic min
+grep -q "by the fastest clean sample" "$tmp/out.txt" && ok || bad "min: not named"
+# schema 1 against schema 2 (one machine, before and after issue 13): paired by name without
+# Google Benchmark's suffixes, not normalized by two different peaks, exit codes as ever
+$S2 "$tmp/s2x.json" --like "$xeon29" --seed 8
+$S2 "$tmp/s2xslow.json" --like "$xeon29" --seed 8 --scale q4k_q8k_vnni_r8/768x2048/k8/cold=2
+expect_rc 0 "schema 1 vs schema 2" $py $C "$xeon29" "$tmp/s2x.json"
+grep -q "BASE is qkbench_schema 1 and NEW 2" "$tmp/out.txt" && ok || bad "1 vs 2: not said"
+grep -q "^compare: 14 benchmarks paired, 0 slower .* by the median, " "$tmp/out.txt" && ok ||
+  bad "1 vs 2: not 14 rows paired without the peak"
+grep -q "^q4k_q8k_ref/768x2048/k8/cold .* same$" "$tmp/out.txt" && ok || bad "1 vs 2: cold rows not paired"
+grep -q "missing" "$tmp/out.txt" && bad "1 vs 2: rows reported missing" || ok
+expect_rc 1 "schema 1 vs schema 2, one row 2x slower" $py $C "$xeon29" "$tmp/s2xslow.json"
+grep -q "^q4k_q8k_vnni_r8/768x2048/k8/cold .* SLOWER$" "$tmp/out.txt" && ok || bad "1 vs 2: the slower row"
+expect_rc 0 "schema 2 vs schema 1" $py $C "$tmp/s2xslow.json" "$xeon29"
+grep -q "^q4k_q8k_vnni_r8/768x2048/k8/cold .* faster$" "$tmp/out.txt" && ok || bad "2 vs 1: the faster row"
+# best calls (each the minimum of a repetition's hundreds of calls) against the 10th percentile of
+# samples around the same medians: it works, and warns that the two figures differ by construction
+expect_rc 1 "schema 1 vs 2 --statistic best (best calls against the 10th percentile)" $py $C "$xeon29" \
+  "$tmp/s2x.json" --statistic best
+grep -q "median of the repetitions' fastest single calls / 10th percentile" "$tmp/out.txt" && ok ||
+  bad "1 vs 2 best: the two figures not named"
+grep -q "WARNING: --statistic best between schemas 1 and 2" "$tmp/out.txt" && ok || bad "1 vs 2 best: no warning"
+expect_rc 0 "schema 1 vs 2 --normalize peak" $py $C "$xeon29" "$tmp/s2x.json" --normalize peak
+grep -q "normalize peak between schemas 1 and 2" "$tmp/out.txt" && ok || bad "1 vs 2: --normalize peak not refused"
+expect_rc 0 "schema 1 vs 2 --normalize q4k_q8k_ref" $py $C "$xeon29" "$tmp/s2x.json" --normalize q4k_q8k_ref
+# decode rows (GPU: warm launches, cold weights) and GPU peaks, one machine and across machines
+gpu2="--decode --only dp4a_q4k_q8_e2e,gpu_q4k_f32"
+$S2 "$tmp/g100.json" --like "$h100" $gpu2
+$S2 "$tmp/g100d.json" --like "$h100" $gpu2 --seed 2 --scale dp4a_q4k_q8_e2e/768x2048/k8/decode=1.5
+$S2 "$tmp/g200.json" --like "$h200" $gpu2 --seed 3
+expect_rc 1 "schema 2 GPU: the decode row 1.5x slower" $py $C "$tmp/g100.json" "$tmp/g100d.json"
+grep -q "^dp4a_q4k_q8_e2e/768x2048/k8/decode .* SLOWER$" "$tmp/out.txt" && ok || bad "decode row not judged"
+[ "$(grep -c "SLOWER" "$tmp/out.txt")" = 1 ] && ok || bad "decode: another row called slower"
+expect_rc 0 "schema 2 GPU: H100 vs H200" $py $C "$tmp/g100.json" "$tmp/g200.json"
+$py - "$tmp/g100.json" "$tmp/g200.json" "$tmp/out.txt" <<'EOF' && ok || bad "across machines: %peak is not the files' pct_peak"
+import json, sys
+pct = [{b["run_name"].split("/iterations")[0]: b.get("pct_peak") for b in json.load(open(p))["benchmarks"]}
+       for p in sys.argv[1:3]]
+for row in ("dp4a_q4k_q8_e2e/768x2048/k8/decode", "gpu_q4k_f32/768x2048/k8/hot"):
+    line = next(l for l in open(sys.argv[3]) if l.startswith(row + " "))
+    assert f"{pct[0][row]:.1f}->{pct[1][row]:.1f}%" in line, (line, pct[0][row], pct[1][row])
+EOF
+expect_rc 0 "generations with decode rows" $py $G "$tmp/g100.json" "$tmp/g200.json" --temperature all
+grep -q "^#### Decode" "$tmp/out.txt" && ok || bad "generations: no decode table"
+$py - "$tmp/g200.json" "$tmp/out.txt" <<'EOF' && ok || bad "generations: not the schema-2 median (95 % interval)"
+import json, sys
+b = next(b for b in json.load(open(sys.argv[1]))["benchmarks"]
+         if b["name"].startswith("dp4a_q4k_q8_e2e/768x2048/k8/decode/"))
+want = f"| {b['real_time']:.2f} ({b['ci_low_us']:.2f}-{b['ci_high_us']:.2f}) | {b['GBps']:.1f} | {b['pct_peak']:.0f} |"
+assert any(l.startswith("| dp4a_q4k_q8_e2e | nvidia-h200 | sm_90 ") and want in l
+           for l in open(sys.argv[2])), want
+EOF
+$S2 "$tmp/g200n.json" --like "$h200" $gpu2 --seed 3 --noisy dp4a_q4k_q8_e2e/768x2048/k8/hot
+expect_rc 0 "generations marks a noisy row" $py $G "$tmp/g100.json" "$tmp/g200n.json"
+grep -q "^| dp4a_q4k_q8_e2e | nvidia-h200 | sm_90 | [0-9.]* ([0-9.]*-[0-9.]*) (noisy) |" "$tmp/out.txt" && ok ||
+  bad "generations: noisy row not marked"
+expect_rc 0 "contracts on schema-2 files" $py $src/plot/contracts.py "$tmp/s2a.json" "$tmp/g100.json"
+# pool: the samples end to end, a valid schema-2 file; never two schemas together
+expect_rc 0 "pool.py, schema 2" $py $src/plot/pool.py "$tmp/s2pool.json" "$tmp/s2a.json" "$tmp/d1.json"
+$py - "$tmp/s2pool.json" "$tmp/s2a.json" "$tmp/d1.json" "$src/plot" <<'EOF' && ok || bad "pool.py: the pooled schema-2 file"
+import json, statistics, sys
+sys.path.insert(0, sys.argv[4])
+from qkresults import Result
+p, a, d = (json.load(open(f)) for f in sys.argv[1:4])
+assert p["context"]["qkbench_schema"] == "2" and p["context"]["pooled_runs"] == 2
+row = "q4k_q8k_ref/768x2048/k8/hot"
+rec = p["qkbench_samples"][row]
+assert rec["time_us"] == a["qkbench_samples"][row]["time_us"] + d["qkbench_samples"][row]["time_us"]
+assert len(rec["peak_us"]) == len(rec["time_us"]) == len(rec["dropped"])
+r = Result(sys.argv[1])  # reads back: the median, the counts, the interval
+x = r.rows[row]
+e = next(b for b in p["benchmarks"] if b["name"].startswith(row + "/"))
+assert e["samples"] == 80 and e["dropped"] == 10 and e["noisy"] == 0, e
+assert x.ci[0] < x.median < x.ci[1] and abs(e["real_time"] - x.median * 1e6) < 1e-9
+assert abs(e["pct_peak"] - 100 * e["peak_us"] / e["real_time"]) < 1e-9
+assert r.rows["q4k_f32_ref/768x2048/k8/cold"].noisy  # noisy in one run
+assert len([b for b in p["benchmarks"] if b["name"].startswith(row + "/")]) == 1
+EOF
+expect_rc 0 "compare a run against the pool" $py $C "$tmp/s2a.json" "$tmp/s2pool.json"
+merge_stderr=1 expect_rc 2 "pool.py refuses schema 1 with schema 2" $py $src/plot/pool.py "$tmp/p12.json" \
+  "$tmp/s2x.json" "$xeon29"
+[ "$(wc -l <"$tmp/out.txt")" = 1 ] && grep -q "not pooled together" "$tmp/out.txt" && ok || bad "pool 1+2: not one line"
+$py - "$tmp/s2a.json" "$tmp/s2err.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for b in d["benchmarks"]:
+    if b["name"].startswith("q4k_q8k_vnni_r8/768x2048/k8/hot/"):
+        b.update(error_occurred=True, error_message="output mismatch")
+del d["qkbench_samples"]["q4k_q8k_vnni_r8/768x2048/k8/hot"]
+json.dump(d, open(sys.argv[2], "w"))
+EOF
+expect_rc 1 "schema 2: an errored row in NEW" $py $C "$tmp/s2a.json" "$tmp/s2err.json"
+grep -q "^errored in NEW: q4k_q8k_vnni_r8/768x2048/k8/hot: output mismatch" "$tmp/out.txt" && ok || bad "s2 errored row"
+expect_rc 0 "pool.py keeps an errored row" $py $src/plot/pool.py "$tmp/s2perr.json" "$tmp/s2a.json" "$tmp/s2err.json"
+expect_rc 1 "the pool's errored row fails compare" $py $C "$tmp/s2a.json" "$tmp/s2perr.json"
+# malformed schema-2 files: one line naming the file and the problem, exit 2, in every tool
+$py - "$tmp/s2a.json" "$tmp" <<'EOF'
+import copy, json, sys
+d = json.load(open(sys.argv[1]))
+R = "q4k_q8k_ref/768x2048/k8/hot"
+def save(name, f):
+    x = copy.deepcopy(d)
+    f(x)
+    with open(f"{sys.argv[2]}/bad-{name}.json", "w") as out:
+        json.dump(x, out)
+def rec(x):
+    return x["qkbench_samples"][R]
+def entry(x):
+    return next(b for b in x["benchmarks"] if b["name"].startswith(R + "/"))
+save("nosamples", lambda x: x.pop("qkbench_samples"))
+save("samplesarray", lambda x: x.update(qkbench_samples=[1]))
+save("recnotobj", lambda x: x["qkbench_samples"].update({R: [1, 2]}))
+save("notime", lambda x: rec(x).pop("time_us"))
+save("nodropped", lambda x: rec(x).pop("dropped"))
+save("timenotarray", lambda x: rec(x).update(time_us="1,2"))
+save("unequal", lambda x: rec(x)["dropped"].pop())
+save("unequalpeak", lambda x: rec(x)["peak_us"].append(1.0))
+save("nantime", lambda x: rec(x)["time_us"].__setitem__(3, float("nan")))
+save("zerotime", lambda x: rec(x)["time_us"].__setitem__(3, 0))
+save("negpeak", lambda x: rec(x)["peak_us"].__setitem__(3, -1.0))
+save("strtime", lambda x: rec(x)["time_us"].__setitem__(3, "12"))
+save("code5", lambda x: rec(x)["dropped"].__setitem__(3, 5))
+save("codefrac", lambda x: rec(x)["dropped"].__setitem__(3, 1.5))
+save("codestr", lambda x: rec(x)["dropped"].__setitem__(3, "1"))
+save("codebool", lambda x: rec(x)["dropped"].__setitem__(3, True))
+save("alldropped", lambda x: rec(x).update(dropped=[1] * len(rec(x)["dropped"])))
+save("norecord", lambda x: x["qkbench_samples"].pop(R))
+save("strayrecord", lambda x: x["qkbench_samples"].update({"nothing/1x1/k1/hot": rec(x)}))
+save("notmedian", lambda x: entry(x).update(real_time=entry(x)["real_time"] * 1.01))
+save("samplescount", lambda x: entry(x).update(samples=39))
+save("droppedcount", lambda x: entry(x).update(dropped=2))
+save("twoentries", lambda x: x["benchmarks"].append(copy.deepcopy(entry(x))))
+save("badci", lambda x: entry(x).update(ci_low_us=entry(x)["ci_high_us"] * 2))
+save("schema3", lambda x: x["context"].update(qkbench_schema="3"))
+EOF
+for f in nosamples samplesarray recnotobj notime nodropped timenotarray unequal unequalpeak nantime \
+  zerotime negpeak strtime code5 codefrac codestr codebool alldropped norecord strayrecord notmedian \
+  samplescount droppedcount twoentries badci schema3; do
+  one_err "compare.py, schema 2 $f" $py $C "$tmp/s2a.json" "$tmp/bad-$f.json"
+  grep -q "bad-$f.json" "$tmp/out.txt" || bad "compare.py $f: the line does not name the file"
+done
+grep -q "is not the median of its clean samples" <($py $C "$tmp/s2a.json" "$tmp/bad-notmedian.json" 2>&1) &&
+  ok || bad "the median check does not say what it found"
+one_err "generations.py, schema 2 unequal" $py $G "$tmp/bad-unequal.json"
+one_err "pool.py, schema 2 code5" $py $src/plot/pool.py "$tmp/p.json" "$tmp/s2a.json" "$tmp/bad-code5.json"
+one_err "contracts.py, schema 2 alldropped" $py $src/plot/contracts.py "$tmp/bad-alldropped.json"
+one_err "plot.py, schema 2 nosamples" $py $src/plot/plot.py "$tmp/bad-nosamples.json" -o "$tmp/pl3"
+mkdir -p "$tmp/idx2/a" && cp "$tmp/bad-norecord.json" "$tmp/idx2/a/"
+one_err "index.py over a schema-2 file without a row's samples" $py $src/plot/index.py "$tmp/idx2"
 echo "compare: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

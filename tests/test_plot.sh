@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # plot/plot.py turns the committed results into its charts (with the hardware generations);
-# plot/index.py indexes them; both refuse a file that is not a result.
+# plot/index.py indexes them; both refuse a file that is not a result. The same for schema-2
+# files (issue 13), decode rows included.
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
@@ -25,5 +26,37 @@ mkdir -p "$tmp/results/m" && cp "$src"/results/nvidia-h100-80gb-hbm3/*run2-gate-
   { failed=$((failed + 1)); echo "FAIL: plot.py charted a down-shape file as the gate"; }
 /usr/bin/python3 "$src/plot/plot.py" "$0" -o "$tmp/x" >/dev/null 2>&1
 [ $? -eq 2 ] && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: plot.py accepted a non-result"; }
+# schema 2 (issue 13, sampled rows; tests/fixtures/schema2.py writes small files from committed
+# schema-1 ones): charts with their error bars (the median's 95 % interval) and decode rows,
+# beside schema-1 files; the index; a malformed qkbench_samples is one line, exit 2
+S2="/usr/bin/python3 $src/tests/fixtures/schema2.py"
+$S2 "$tmp/s2cpu.json" --like "$src/results/intel-xeon-2c/2026-11-29-gate-top8.json" &&
+  $S2 "$tmp/s2gpu.json" --like "$src/results/nvidia-h200/2026-11-26-run4-gate-top8.json" --decode &&
+  $S2 "$tmp/s2h100.json" --like "$src/results/nvidia-h100-80gb-hbm3/2026-11-26-run7-gate-top8.json" \
+    --decode --seed 2 &&
+  passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: schema2.py"; }
+/usr/bin/python3 "$src/plot/plot.py" "$tmp/s2cpu.json" "$tmp/s2gpu.json" "$tmp/s2h100.json" \
+  "$src"/results/intel-xeon-2c/2026-11-29-gate-top8-isa-avx2.json -o "$tmp/s2charts" >/dev/null ||
+  { failed=$((failed + 1)); echo "FAIL: plot.py on schema-2 files"; }
+for c in throughput_hot throughput_cold throughput_decode error_vs_speed roofline generations_hot \
+  generations_cold generations_decode; do
+  if [ -s "$tmp/s2charts/$c.png" ] && [ -s "$tmp/s2charts/$c.svg" ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: schema 2: no $c.png/.svg"; fi
+done
+mkdir -p "$tmp/results2/m" "$tmp/results2/g" && cp "$tmp/s2cpu.json" "$tmp/results2/m/" &&
+  cp "$tmp/s2gpu.json" "$tmp/results2/g/"
+/usr/bin/python3 "$src/plot/index.py" "$tmp/results2" >/dev/null &&
+  grep -q "^### Decode" "$tmp/results2/README.md" &&
+  grep -q "q4k_q8k_vnni_r8 (k8)" "$tmp/results2/README.md" && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: index.py on schema-2 files"; }
+/usr/bin/python3 - "$tmp/s2cpu.json" "$tmp/s2bad.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+next(iter(d["qkbench_samples"].values()))["dropped"][0] = 7
+json.dump(d, open(sys.argv[2], "w"))
+EOF
+/usr/bin/python3 "$src/plot/plot.py" "$tmp/s2bad.json" -o "$tmp/y" >"$tmp/out.txt" 2>&1
+[ $? -eq 2 ] && [ "$(wc -l <"$tmp/out.txt")" = 1 ] && grep -q "s2bad.json: qkbench_samples" "$tmp/out.txt" &&
+  passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: plot.py on a malformed schema-2 file"; }
 echo "plot: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
