@@ -699,8 +699,8 @@ static void json_target(const char *path) {
     close(fd);
 }
 /* Every row's samples as JSON (the value of the top-level key "qkbench_samples"): per row, each
- * sample's time per unit in us, why it was dropped (0: clean), and the peak reference's and
- * CUPTI's samples taken with it. */
+ * sample's time per unit in us and why it was dropped (0: clean); the peak reference's sample
+ * taken beside it and why that was dropped; CUPTI's kernel time per unit (null: no record). */
 static void write_array(FILE *f, const char *key, const double *v, size_t n, int last) {
     fprintf(f, "\"%s\": [", key);
     for (size_t i = 0; i < n; i++) {
@@ -730,7 +730,13 @@ static char *samples_json(void) {
         for (size_t s = 0; s < l->n; s++)
             fprintf(f, "%s%d", s ? ", " : "", l->why[s]);
         fprintf(f, "]%s", row->peak || gpu ? ", " : "");
-        if (row->peak) write_array(f, "peak_us", l->peak, l->n, !gpu);
+        if (row->peak) {
+            write_array(f, "peak_us", l->peak, l->n, 0);
+            fprintf(f, "\"peak_dropped\": [");
+            for (size_t s = 0; s < l->n; s++)
+                fprintf(f, "%s%d", s ? ", " : "", l->peak_why[s]);
+            fprintf(f, "]%s", gpu ? ", " : "");
+        }
         if (gpu) write_array(f, "kernel_us", l->kernel, l->n, 1);
         fprintf(f, "}");
     }

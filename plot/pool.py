@@ -7,7 +7,7 @@ Schema 1 (qkbench_schema "1"): the repetitions of every run are kept side by sid
 is the first file's, with `pooled_runs` added), so plot/compare.py sees one row per benchmark
 with all their repetitions.
 Schema 2 (sampled rows): a valid schema-2 file with one entry per row whose qkbench_samples
-record is the runs' records end to end (time_us, dropped, peak_us, kernel_us, in the order of
+record is the runs' records end to end (time_us, dropped, peak_us, peak_dropped, kernel_us, in the order of
 the files given), and whose entry is recomputed from the clean samples: real_time = their
 median, samples, dropped, min_us, cv_pct, ci_low_us/ci_high_us (the order-statistic 95 %
 interval of the median, plot/qkresults.py order_interval), GBps, GOPps (the first run's
@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from qkresults import (NOISY_DROPPED, UNIT, Result, finite, fingerprint, load,  # noqa: E402
                        median, order_interval, row_key, schema_of)
 
-SAMPLE_KEYS = ("time_us", "dropped", "peak_us", "kernel_us")
+SAMPLE_KEYS = ("time_us", "dropped", "peak_us", "peak_dropped", "kernel_us")
 
 
 def pool_schema2(docs):
@@ -91,13 +91,15 @@ def pool_schema2(docs):
             t0 = first["real_time"] * UNIT[first.get("time_unit", "ns")]
             e["GOPps"] = first["GOPps"] * t0 / (med * 1e-6)
         if "peak_us" in rec:
-            peak = median([rec["peak_us"][i] for i in clean])
+            peak = median([t for t, c in zip(rec["peak_us"], rec["peak_dropped"]) if c == 0])
             e["peak_us"] = peak
             e["pct_peak"] = 100 * peak / med
             if nbytes:
                 e["peak_GBps"] = nbytes / (peak * 1e-6) * 1e-9
         if "kernel_us" in rec:
-            e["kernel_us"] = median([rec["kernel_us"][i] for i in clean])
+            kernel = [rec["kernel_us"][i] for i in clean if rec["kernel_us"][i] is not None]
+            if kernel:
+                e["kernel_us"] = median(kernel)
         for k, v in list(e.items()):
             if isinstance(v, float) and not math.isfinite(v):
                 raise ValueError(f"{row}: pooled {k} is not finite")

@@ -217,7 +217,9 @@ def sample_record(path, name, rec, skipped):
         if key not in rec:
             raise ValueError(f"{where} has no {key}")
     n = None
-    for key in ("time_us", "dropped", "peak_us", "kernel_us"):
+    if ("peak_us" in rec) != ("peak_dropped" in rec):
+        raise ValueError(f"{where}: peak_us and peak_dropped go together")
+    for key in ("time_us", "dropped", "peak_us", "peak_dropped", "kernel_us"):
         if key not in rec:
             continue
         arr = rec[key]
@@ -229,7 +231,9 @@ def sample_record(path, name, rec, skipped):
             raise ValueError(f"{where}: {key} has {len(arr)} values, time_us {n} (the arrays "
                              "must be of one length)")
         for i, x in enumerate(arr):
-            if key == "dropped":
+            if key == "kernel_us" and x is None:
+                continue  # no CUPTI record for that sample
+            if key in ("dropped", "peak_dropped"):
                 if not finite(x) or x != int(x) or not 0 <= x <= 4:
                     raise ValueError(f"{where}.dropped[{i}] = {json.dumps(x)} is not a reason "
                                      "code (an integer 0-4)")
@@ -315,10 +319,11 @@ class Result:
             rec = row.samples = sample_record(path, name, samples[name], False)
             clean = [i for i, c in enumerate(rec["dropped"]) if c == 0]
             row.seconds = [rec["time_us"][i] * 1e-6 for i in clean]
-            row.peak_seconds = [rec["peak_us"][i] * 1e-6 for i in clean] if "peak_us" in rec \
-                else []
-            row.kernel_seconds = [rec["kernel_us"][i] * 1e-6 for i in clean] \
-                if "kernel_us" in rec else []
+            # the peak samples taken beside this row's, those that were clean themselves
+            row.peak_seconds = [t * 1e-6 for t, c in zip(rec["peak_us"], rec["peak_dropped"])
+                                if c == 0] if "peak_us" in rec else []
+            row.kernel_seconds = [rec["kernel_us"][i] * 1e-6 for i in clean
+                                  if rec["kernel_us"][i] is not None] if "kernel_us" in rec else []
             row.dropped = len(rec["dropped"]) - len(clean)
             row.counters = {k: v for k, v in b.items() if finite(v)}
             cnt = row.counters
