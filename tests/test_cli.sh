@@ -45,11 +45,45 @@ expect_error "activations not a .npy" --activations "$0"
 expect_error "activations of the wrong length" --activations "$tmp/short.npy"
 expect_error "unwritable json" --json /nonexistent/dir/out.json
 expect_error "dump dir under a file" --dump-output "$0/sub"
-expect_error "zero repetitions" --repetitions 0
+has_msg() { # description, fixed string the last expect_error's line must contain
+  if grep -qF -- "$2" /tmp/qk_cli_err.$$; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: $1: '$(cat /tmp/qk_cli_err.$$)' does not say '$2'"; fi
+}
+# the stop rule's options (each row samples until its median is precise enough)
 expect_error "bad min time" --min-time fast
-expect_error "zero cold iterations" --cold-iterations 0
-expect_error "zero GPU iterations" --gpu-iterations 0
-QK_INJECT_SLOWDOWN=nonsense expect_error "a malformed slowdown hook" --experts 0 --kernel q4k_q8k_ref --hot --min-time 0.001 --repetitions 1 --threads 1 --json /dev/null
+expect_error "zero min time" --min-time 0
+expect_error "zero min samples" --min-samples 0
+has_msg "zero min samples" "--min-samples: '0'"
+expect_error "negative min samples" --min-samples -3
+expect_error "zero max time" --max-time 0
+for v in 0 101 abc -1 1%; do
+  expect_error "--target-ci $v" --target-ci "$v"
+  has_msg "--target-ci $v" "--target-ci: '$v'"
+done
+expect_error "max time below min time" --min-time 0.2 --max-time 0.1
+has_msg "max time below min time" "--max-time 0.1 is below --min-time 0.2"
+expect_error "max time below min time, given first" --max-time 0.1 --min-time 0.2
+# ... and below the default --min-time (0.5 s)
+expect_error "max time below the default min time" --max-time 0.1
+has_msg "max time below the default min time" "below --min-time 0.5"
+# the options of the fixed counts are gone: each is refused in one line naming it and saying
+# what replaced it, with or without a value, before anything runs
+for opt in "--repetitions 5" "--repetitions" "--cold-iterations 20" "--gpu-iterations 50"; do
+  expect_error "removed option $opt" $opt --kernel q4k_f32_ref --hot --shape 16x256 --experts 0
+  has_msg "removed option $opt" "${opt%% *}: bench no longer runs a fixed count"
+  has_msg "removed option $opt names its replacement" "--min-samples, --min-time, --target-ci, --max-time"
+done
+for flag in --benchmark_repetitions=2 --benchmark_repetitions=1 \
+  --benchmark_enable_random_interleaving=true --benchmark_enable_random_interleaving=false \
+  --benchmark_min_warmup_time=0.1 --benchmark_min_warmup_time=abc \
+  --benchmark_report_aggregates_only=true --benchmark_display_aggregates_only=true; do
+  expect_error "removed flag $flag" "$flag" --kernel q4k_f32_ref --hot --shape 16x256 --experts 0
+  has_msg "removed flag $flag" "$flag: not supported by bench ("
+  case $flag in --benchmark_repetitions=*)
+    has_msg "$flag names its replacement" "--min-samples, --min-time, --target-ci and --max-time";;
+  esac
+done
+QK_INJECT_SLOWDOWN=nonsense expect_error "a malformed slowdown hook" --experts 0 --kernel q4k_q8k_ref --hot --min-time 0.001 --max-time 0.01 --min-samples 3 --threads 1 --json /dev/null
 expect_error "unknown Google Benchmark flag" --benchmark_frobnicate=1
 expect_error "empty json name" --json ""
 expect_error "layer without a model" --layer 3
@@ -174,12 +208,11 @@ expect_error "Google Benchmark's output file" --benchmark_out="$tmp/x.json"
 expect_error "Google Benchmark's output format" --benchmark_out_format=csv
 expect_error "Google Benchmark's test list" --benchmark_list_tests=true
 expect_error "Google Benchmark's time unit" --benchmark_time_unit=ms
-expect_error "more repetitions than a row holds" --benchmark_repetitions=5000
 expect_error "a filter that matches no row" --experts 0 --kernel q4k_f32_ref --hot \
-  --repetitions 1 --min-time 0.001 --threads 1 --benchmark_filter=no_such_row
+  --min-samples 3 --min-time 0.001 --max-time 0.01 --threads 1 --benchmark_filter=no_such_row
 
 # the last of repeated options wins: --experts all, then --experts 3, runs expert 3 only
-quick=(--kernel q4k_f32_ref --hot --repetitions 1 --min-time 0.001 --shape 16x256)
+quick=(--kernel q4k_f32_ref --hot --min-samples 3 --min-time 0.001 --max-time 0.02 --shape 16x256)
 expect_header() { # description, extended regex the header must match, args...
   local what=$1 pattern=$2; shift 2
   local out rc
@@ -199,8 +232,8 @@ expect_header "--experts 3 then all" '^# shape .*experts 0,1,2,3,4,5,.*,127;' "$
 
 # threads and pinning follow the CPUs the process may run on (taskset), not the machine's
 if [ "$(nproc --all)" -ge 2 ] && taskset -c 1 true 2>/dev/null; then
-  expect_header "pinned within taskset -c 1" '; 1 threads \(cores 1\);' taskset -c 1 "$bench" --threads 1 --experts 0 "${quick[@]}"
-  expect_header "default threads under taskset -c 1" '; 1 threads \(cores 1\);' taskset -c 1 "$bench" --experts 0 "${quick[@]}"
+  expect_header "pinned within taskset -c 1" '; 1 threads \(cores 1\)$' taskset -c 1 "$bench" --threads 1 --experts 0 "${quick[@]}"
+  expect_header "default threads under taskset -c 1" '; 1 threads \(cores 1\)$' taskset -c 1 "$bench" --experts 0 "${quick[@]}"
   out=$(taskset -c 1 "$bench" --threads 2 --experts 0 "${quick[@]}" 2>&1); rc=$?
   if [ "$rc" -eq 2 ] && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] && printf '%s' "$out" | grep -q '^bench: --threads 2'; then
     passed=$((passed + 1))
@@ -210,11 +243,7 @@ else
 fi
 
 # issue 12, second review: ----------------------------------------------------------------------
-has_msg() { # description, fixed string the last expect_error's line must contain
-  if grep -qF -- "$2" /tmp/qk_cli_err.$$; then passed=$((passed + 1)); else
-    failed=$((failed + 1)); echo "FAIL: $1: '$(cat /tmp/qk_cli_err.$$)' does not say '$2'"; fi
-}
-tiny=(--kernel q4k_f32_ref --hot --repetitions 1 --min-time 0.001 --shape 16x256 --experts 0 --threads 1)
+tiny=(--kernel q4k_f32_ref --hot --min-samples 3 --min-time 0.001 --max-time 0.02 --shape 16x256 --experts 0 --threads 1)
 # --json: a write that fails (a full device, a file size limit) is one line and exit 2, and an
 # existing file is kept
 expect_run_error() { # description, args...: exit 2 and one line on stderr (the header may be out)
@@ -270,19 +299,27 @@ rm -f "$tmp"/keys-*.gguf "$tmp"/tensors-*.gguf "$tmp"/strings-*.gguf
 expect_error "--benchmark_context replacing cpu_model" --benchmark_context=cpu_model=fake "${tiny[@]}"
 has_msg "--benchmark_context replacing cpu_model" "'cpu_model' is a key bench writes"
 expect_error "--benchmark_context replacing threads" --benchmark_context=runner=ci,threads=99 "${tiny[@]}"
-# a filter that leaves out the peak rows still gets them (every entry has pct_peak); the
-# repetitions of --benchmark_repetitions are the ones in the header; the context's extra key
-out=$(timeout 60 "$bench" "${tiny[@]}" --repetitions 3 --benchmark_repetitions=2 --benchmark_context=runner=ci \
-  --benchmark_filter='q4k_f32_ref' --json "$tmp/f.json" 2>&1); rc=$?
-if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -q '; 2 repetitions$' && /usr/bin/python3 - "$tmp/f.json" <<'PY'
+# a filter that leaves out the peak rows still gets them (the peak samples are taken beside the
+# row's: pct_peak is the ratio of the two medians); the header states the stop rule that was
+# used; the context's extra key
+out=$(timeout 60 "$bench" "${tiny[@]}" --kernel q4k_f32_ref,q4k_q8k_ref --min-samples 4 \
+  --benchmark_context=runner=ci --benchmark_filter='q4k_f32_ref' --json "$tmp/f.json" 2>&1); rc=$?
+if [ "$rc" -eq 0 ] &&
+   printf '%s\n' "$out" | grep -q '^# sampling: at least 4 clean samples and 0.001 s per row, then until the median.s 95 % interval is within +-1 %, at most 0.02 s$' &&
+   ! printf '%s\n' "$out" | grep -q '^q4k_q8k_ref ' && /usr/bin/python3 - "$tmp/f.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-rows = [b for b in d["benchmarks"] if b["name"].startswith("q4k_f32_ref/")]
 assert d["context"]["runner"] == "ci"
-assert [b["repetitions"] for b in rows if "aggregate_name" not in b] == [2, 2], rows
-assert all(b.get("pct_peak", 0) > 0 for b in rows if b.get("aggregate_name") in (None, "mean", "median")), rows
+assert d["context"]["qkbench_schema"] == "2"
+names = [b["name"] for b in d["benchmarks"]]
+assert len(names) == 2 and names[0] == "q4k_f32_ref/16x256/k1/hot/iterations:1/manual_time" and \
+    names[1].startswith("peak_read/") and names[1].endswith("/hot/iterations:1/manual_time"), names
+b = d["benchmarks"][0]
+assert b["repetitions"] == 1 and b["iterations"] == 1 and b["run_type"] == "iteration", b
+assert b["pct_peak"] > 0 and abs(b["pct_peak"] - 100 * b["peak_us"] / b["real_time"]) <= 1e-9 * b["pct_peak"], b
+assert sorted(d["qkbench_samples"]) == sorted(n.split("/iterations:")[0] for n in names)
 PY
-then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: filter without peak rows / repetitions: rc=$rc ${out:0:400}"; fi
+then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: filter without peak rows / stop rule in the header: rc=$rc ${out:0:600}"; fi
 # environment hooks: a value that names nothing is an error
 QK_DISABLE_ISA=avx9 expect_error "QK_DISABLE_ISA naming no instruction set" "${tiny[@]}"
 has_msg "QK_DISABLE_ISA" "'avx9' is not avx2, avx512 or avx512_vnni"
@@ -298,7 +335,9 @@ expect_error "--inspect with --json" --inspect --model "$corpus_tiny" --json "$t
 expect_error "--benchmark_min_time=abc" --benchmark_min_time=abc "${tiny[@]}"
 has_msg "--benchmark_min_time=abc" "'abc' is not a number of seconds"
 expect_error "--benchmark_min_time=-5" --benchmark_min_time=-5 "${tiny[@]}"
-expect_header "--benchmark_min_time=0.01s" 'q4k_f32_ref' "$bench" "${tiny[@]}" --benchmark_min_time=0.01s
+# --benchmark_min_time sets --min-time (the last given wins)
+expect_header "--benchmark_min_time=0.01s" '^# sampling: .* and 0.01 s per row,' "$bench" "${tiny[@]}" --benchmark_min_time=0.01s
+expect_header "--min-time after --benchmark_min_time" '^# sampling: .* and 0.002 s per row,' "$bench" "${tiny[@]}" --benchmark_min_time=0.01s --min-time 0.002
 # a missing tensor names the layers the tensors have, not block_count's claim (4e9)
 expect_error "a missing layer in a file claiming 4e9 layers" --model "$corpus/hostile-block-count.gguf" --layer 5 --proj gate
 has_msg "a missing layer" "the tensors name 1 layer, 0 to 0"
@@ -329,7 +368,7 @@ out=$(timeout 20 "$bench" --model "$tmp/pad.gguf" --inspect 2>&1); rc=$?
 if [ "$rc" -eq 0 ] && ! printf '%s\n' "$out" | grep -q '^7 ' && printf '%s\n' "$out" | grep -q '^3 .*q4_K 256x4x1'; then
   passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: --inspect of blk.007: rc=$rc: ${out:0:400}"; fi
 out=$(timeout 60 "$bench" --model "$tmp/inf.gguf" --layer 0 --proj gate --experts 0 --kernel q4k_f32_ref \
-  --hot --repetitions 1 --min-time 0.001 --threads 1 --json "$tmp/inf.json" 2>&1); rc=$?
+  --hot --min-samples 3 --min-time 0.001 --max-time 0.02 --threads 1 --json "$tmp/inf.json" 2>&1); rc=$?
 if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -q '^# q4k_f32_ref: the deviation is not finite' &&
    /usr/bin/python3 -c 'import json, sys
 def bad(c): raise ValueError(c)
@@ -374,8 +413,6 @@ done
 rm -f "$tmp"/collide-*.gguf
 # Google Benchmark flags that abort or bypass bench, and bad values of those passed through
 expect_error "--benchmark_perf_counters" --benchmark_perf_counters=CYCLES "${tiny[@]}"
-expect_error "--benchmark_min_warmup_time=abc" --benchmark_min_warmup_time=abc "${tiny[@]}"
-has_msg "--benchmark_min_warmup_time=abc" "--benchmark_min_warmup_time: 'abc'"
 expect_error "--benchmark_context without '='" --benchmark_context=novalue "${tiny[@]}"
 expect_error "--benchmark_context with two '='" --benchmark_context=a=b=c "${tiny[@]}"
 expect_error "--benchmark_context ending in a comma" --benchmark_context=a=b, "${tiny[@]}"
@@ -400,7 +437,7 @@ if grep -q $'\x1b' /tmp/qk_cli_err.$$; then
   failed=$((failed + 1)); echo "FAIL: an escape byte from the environment reached stderr"
 else passed=$((passed + 1)); fi
 # a test hook whose variant's rows the filter leaves out is an error, not a silent no-op
-two=(--kernel q4k_f32_ref,q4k_q8k_ref --hot --repetitions 1 --min-time 0.001 --shape 16x256 --experts 0 --threads 1)
+two=(--kernel q4k_f32_ref,q4k_q8k_ref --hot --min-samples 3 --min-time 0.001 --max-time 0.02 --shape 16x256 --experts 0 --threads 1)
 QK_INJECT_LATE_FAULT=q4k_f32_ref expect_error "a late-fault hook filtered out" "${two[@]}" --benchmark_filter=q4k_q8k_ref
 QK_INJECT_SLOWDOWN=q4k_f32_ref=1 expect_error "a slowdown hook filtered out" "${two[@]}" --benchmark_filter=q4k_q8k_ref
 QK_INJECT_SLOWDOWN=q4k_f32_ref=0.1 expect_header "a slowdown hook its filter keeps" 'q4k_f32_ref' "$bench" "${two[@]}" --benchmark_filter=q4k_f32_ref
@@ -428,7 +465,7 @@ for sig in INT TERM; do
   echo old >"$tmp/sig.json"
   /usr/bin/python3 -c 'import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background job of a script ignores SIGINT
-os.execv(sys.argv[1], sys.argv[1:])' "$bench" --kernel q4k_f32_ref --hot --repetitions 50 --min-time 1 --threads 1 \
+os.execv(sys.argv[1], sys.argv[1:])' "$bench" --kernel q4k_f32_ref --hot --min-time 20 --threads 1 \
     --json "$tmp/sig.json" >/dev/null 2>&1 &
   pid=$!
   for _ in $(seq 100); do ls "$tmp" | grep -q 'sig.json.tmp' && break; sleep 0.1; done
