@@ -167,7 +167,7 @@ check(err.count("\n") == 1 and "0x4x2" in err, f"a 0-column tensor: one line nam
 dump = os.path.join(tmp, "dump")
 name = "blk.1.ffn_down_exps.weight"
 run(bench, "--model", path, "--layer", "1", "--proj", "down", "--experts", "3,0,3",
-    "--repetitions", "1", "--min-time", "0.002", "--cold-iterations", "1",
+    "--min-samples", "3", "--min-time", "0.002", "--max-time", "0.02",
     "--dump-output", dump, "--act", "swiglu")
 x = np.load(os.path.join(dump, "activations.npy")).astype(np.float64)
 
@@ -215,7 +215,7 @@ for t in q4:
           f"{t.name}: our dequantization differs from gguf.quants.dequantize")
 # and bench runs on the first 2-D Q4_K tensor of the real model
 first = next(t.name for t in q4 if len(t.shape) == 2)
-r = run(bench, "--model", model, "--tensor", first, "--hot", "--repetitions", "1",
-        "--min-time", "0.002", "--kernel", "q4k_f32_ref,q4k_q8k_ref")
+r = run(bench, "--model", model, "--tensor", first, "--hot", "--min-samples", "3",
+        "--min-time", "0.002", "--max-time", "0.05", "--kernel", "q4k_f32_ref,q4k_q8k_ref")
 check(first in r.stdout.decode(), f"bench names the real tensor {first}")
 finish("gguf")
