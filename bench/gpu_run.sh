@@ -30,19 +30,19 @@ done
 [ "${1:-}" = quick ] && exit 0
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr 'A-Z ' 'a-z-' | tr -cd 'a-z0-9-')
 step "bench: top-8 gate, every GPU variant, hot and cold ($gpu)"
-build/gpu/bench/bench --kernel 'gpu_*,dp4a_*' --top 8 --repetitions 5 \
+build/gpu/bench/bench --kernel 'gpu_*,dp4a_*' --top 8 --min-time 0.5 --max-time 5 \
   --json "$out/$gpu-gate-top8.json"
 step "bench: dp4a_q4k_q8_e2e top-8 hot, three more runs (the spread between runs)"
 for i in 1 2 3; do
-  build/gpu/bench/bench --kernel dp4a_q4k_q8_e2e --top 8 --hot --repetitions 5 | grep '^dp4a'
+  build/gpu/bench/bench --kernel dp4a_q4k_q8_e2e --top 8 --hot --min-time 0.5 --max-time 5 | grep '^dp4a'
 done
 step "bench: top-8 down projection (2048x768: 3 super-blocks a row), every GPU variant"
-build/gpu/bench/bench --kernel 'gpu_*,dp4a_*' --top 8 --shape down --repetitions 5 \
+build/gpu/bench/bench --kernel 'gpu_*,dp4a_*' --top 8 --shape down --min-time 0.5 --max-time 5 \
   --json "$out/$gpu-down-top8.json"
 step "bench: all 128 experts streamed, cold and hot"
 build/gpu/bench/bench --kernel 'dp4a_q4k_q8,dp4a_q4k_q8_e2e,dp4a_q4k_q8_1,gpu_q4k_f32' \
-  --experts all --repetitions 5 --gpu-iterations 10 --json "$out/$gpu-gate-all128.json"
+  --experts all --min-samples 10 --min-time 0.5 --max-time 2 --json "$out/$gpu-gate-all128.json"
 step "bench: the host CPU, top-8 gate"
-build/gpu/bench/bench --kernel 'q4k_q8k_*,q4k_f32_avx512' --top 8 --repetitions 5 \
+build/gpu/bench/bench --kernel 'q4k_q8k_*,q4k_f32_avx512' --top 8 --min-time 0.5 --max-time 5 \
   --json "$out/$gpu-host-cpu-gate-top8.json"
 step "done"
