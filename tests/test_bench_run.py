@@ -356,9 +356,10 @@ else:
     check(False, "the JSON of a run with a failed row is written (its rows say which failed)")
 
 # a sample during which the process was preempted is dropped (code 1) and counted: one thread
-# pinned to one CPU beside a process burning that CPU, a hot row of about 0.3 s. Without the
-# competitor few samples are dropped (not none: the machine is shared; on the idlest CPU, the
-# best of 4 runs a second apart, as another suite may be running beside this one).
+# pinned to one CPU beside a process burning that CPU, a hot row of about 0.3 s; the samples
+# dropped as preempted are the ones the burner's time slices lengthened. Without the competitor
+# most samples are clean (not all: the machine is shared, and a neighbour on the same CPU is a
+# competitor too: on the idlest CPU, the best of 4 runs a second apart).
 cpu = str(min(os.sched_getaffinity(0)))
 forced = ["--kernel", "q4k_f32_ref", "--hot", "--experts", "0", "--shape", "16x512",
           "--threads", "1", "--min-samples", "3", "--min-time", "0.3", "--max-time", "0.6"]
@@ -399,6 +400,10 @@ if b:
     check(b["dropped"] > 0 and 1 in codes and b["samples"] >= 3,
           f"beside a CPU burner on CPU {cpu}: {b['dropped']} dropped, codes "
           f"{sorted(set(codes))}, {b['samples']} clean (expected some preempted, code 1)")
+    preempted = [t for t, c in zip(rec["time_us"], codes) if c == 1]
+    check(preempted and statistics.mean(preempted) > 1.2 * b["real_time"],
+          f"the samples dropped as preempted were not slowed: their mean "
+          f"{statistics.mean(preempted) if preempted else None} us, the median {b['real_time']} us")
 
 
 def idlest_cpu():
@@ -419,10 +424,10 @@ for attempt in range(4):
     if not b:
         break
     quiet.append(b["dropped"] / (b["dropped"] + b["samples"]))
-    if quiet[-1] <= 0.25:
+    if quiet[-1] < 0.5:
         break
     time.sleep(1)  # a neighbour's burst may pass
-check(quiet and min(quiet) <= 0.25,
+check(quiet and min(quiet) < 0.5,
       f"without a competitor most samples are clean: dropped fractions {quiet}")
 
 finish("bench_run")
