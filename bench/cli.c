@@ -123,7 +123,8 @@ void qk_print_usage(void) {
         "activations once for Q8 variants, then the selected experts' matvecs) for each\n"
         "variant, hot (caches warm, back to back) and cold (working set flushed from every\n"
         "cache before each sample), beside a read-bandwidth loop over the same number of\n"
-        "bytes, sampled alternately with it (%%peak; GPU rows: a read-only stream on the device). Each\n"
+        "bytes, sampled alternately with it (%%peak; GPU rows: a read-only stream on the device). "
+        "Each\n"
         "row samples until its median is precise enough; samples during which the process was\n"
         "preempted are dropped and counted. Prints one table: the median time per unit, its\n"
         "95%% interval, min, samples, GB/s, GOP/s, %%peak, and the deviation from the f64 oracle "
@@ -225,6 +226,8 @@ static void check_gb_context(const char *v) {
     }
 }
 
+static int min_time_given; /* --min-time or --benchmark_min_time */
+
 /* Google Benchmark flags: those that bench's table and JSON cannot honour are refused, the
  * aggregate-reporting ones are kept for bench to apply per row; the others pass through. */
 static int take_gb_flag(qk_options *o, const char *a) {
@@ -272,6 +275,7 @@ static int take_gb_flag(qk_options *o, const char *a) {
         memcpy(num, v, n);
         num[n] = 0;
         o->min_time = parse_seconds("--benchmark_min_time", num, 0.001, 60);
+        min_time_given = 1;
         return 1;
     }
     /* the context's keys that bench writes itself must not be replaced: bench checks them
@@ -392,6 +396,7 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
             o->min_samples = (size_t)parse_int(a, v, 1, 100000);
         } else if (!strcmp(a, "--min-time")) {
             o->min_time = parse_seconds(a, v, 0.001, 60);
+            min_time_given = 1;
         } else if (!strcmp(a, "--max-time")) {
             o->max_time = parse_seconds(a, v, 0.001, 600);
             max_time_given = 1;
@@ -408,7 +413,8 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
     if (top_given && o->explicit_ids) qk_die("--top and --experts both given: choose one");
     if (o->max_time < o->min_time) {
         if (max_time_given)
-            qk_die("--max-time %g is below --min-time %g", o->max_time, o->min_time);
+            qk_die("--max-time %g is below --min-time %g%s", o->max_time, o->min_time,
+                   min_time_given ? "" : " (the default; give a smaller --min-time too)");
         o->max_time = o->min_time; /* a longer --min-time alone raises the cap with it */
     }
     if (act_given && o->activations) qk_die("--act and --activations both given: choose one");

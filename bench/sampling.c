@@ -18,21 +18,38 @@ static long involuntary_switches(void) {
     return u.ru_nivcsw;
 }
 
+static clockid_t watched[QK_MAX_WATCHED];
+static int n_watched;
+
+int qk_sample_watch(const pthread_t *threads, int n) {
+    if (n < 0 || n > QK_MAX_WATCHED) return -1;
+    for (int i = 0; i < n; i++)
+        if (pthread_getcpuclockid(threads[i], &watched[i])) {
+            n_watched = 0;
+            return -1;
+        }
+    n_watched = n;
+    return 0;
+}
+
 void qk_sample_begin(qk_sample_mark *m) {
     m->nivcsw = involuntary_switches();
-    m->cpu = clock_s(CLOCK_THREAD_CPUTIME_ID);
+    if (!n_watched) m->cpu[0] = clock_s(CLOCK_THREAD_CPUTIME_ID);
+    for (int i = 0; i < n_watched; i++)
+        m->cpu[i] = clock_s(watched[i]);
     m->wall = clock_s(CLOCK_MONOTONIC);
 }
 
 int qk_sample_end(const qk_sample_mark *m, double *wall_s) {
     double wall = clock_s(CLOCK_MONOTONIC) - m->wall;
-    double cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - m->cpu;
+    double least = n_watched ? INFINITY : clock_s(CLOCK_THREAD_CPUTIME_ID) - m->cpu[0];
+    for (int i = 0; i < n_watched; i++)
+        least = fmin(least, clock_s(watched[i]) - m->cpu[i]);
     long switches = involuntary_switches();
     *wall_s = wall;
-    if (switches < 0 || m->nivcsw < 0 || switches != m->nivcsw) return QK_SAMPLE_PREEMPTED;
-    /* a hypervisor's steal, or a sleep: the thread was not on a CPU for the whole sample */
-    if (cpu < QK_MIN_CPU_FRACTION * wall) return QK_SAMPLE_OFF_CPU;
-    return QK_SAMPLE_CLEAN;
+    if (least >= QK_MIN_CPU_FRACTION * wall) return QK_SAMPLE_CLEAN;
+    return switches < 0 || m->nivcsw < 0 || switches != m->nivcsw ? QK_SAMPLE_PREEMPTED
+                                                                  : QK_SAMPLE_OFF_CPU;
 }
 
 static int cmp_double(const void *a, const void *b) {

@@ -3,13 +3,15 @@
  * until the estimate is precise enough, with a time cap). */
 #ifndef QK_SAMPLING_H
 #define QK_SAMPLING_H
+#include <pthread.h>
 #include <stddef.h>
 
 /* Why a sample was dropped (0: clean). The codes are the JSON's "dropped" values. */
 enum {
     QK_SAMPLE_CLEAN = 0,
-    QK_SAMPLE_PREEMPTED = 1, /* an involuntary context switch of any of the process's threads */
-    QK_SAMPLE_OFF_CPU = 2,   /* the timing thread's CPU time below 95 % of the wall time */
+    QK_SAMPLE_PREEMPTED = 1, /* a watched thread off its CPU for more than 5 % of the sample,
+                                with an involuntary context switch in the process */
+    QK_SAMPLE_OFF_CPU = 2,   /* the same without a switch: a hypervisor's steal, a sleep */
     QK_SAMPLE_CLOCK_LOW = 3, /* GPU: the SM clock below QK_MIN_CLOCK_FRACTION of its maximum */
     QK_SAMPLE_NOT_HELD = 4,  /* GPU: the blocking kernel gave up before the launch was queued */
     QK_SAMPLE_REASONS = 5
@@ -18,11 +20,19 @@ enum {
 #define QK_MIN_CLOCK_FRACTION 0.90
 #define QK_MAX_DROPPED_FRACTION 0.25 /* more dropped than this: the row is marked noisy */
 
+enum { QK_MAX_WATCHED = 256 };
+/* The threads whose CPU time a sample checks (the timing thread and the pool's workers, which
+ * spin between jobs: each is on its CPU for the whole of a clean sample). Without a call, only
+ * the calling thread. 0, or -1 when a thread's CPU clock cannot be had. */
+int qk_sample_watch(const pthread_t *threads, int n);
 /* Around a timed CPU sample: the process's involuntary context switches (every thread's,
- * getrusage) and the calling thread's CPU time, with the wall clock innermost. */
+ * getrusage) and each watched thread's CPU time (its own precise clock, which a thread waiting
+ * for its CPU, or whose virtual CPU the hypervisor took, does not advance), with the wall clock
+ * innermost. A sample is dropped when a watched thread's CPU time is below QK_MIN_CPU_FRACTION of
+ * the wall time: a brief preemption that cost under 5 % keeps it. */
 typedef struct {
     long nivcsw;
-    double cpu, wall;
+    double cpu[QK_MAX_WATCHED], wall;
 } qk_sample_mark;
 void qk_sample_begin(qk_sample_mark *m);
 /* The sample's wall seconds in *wall_s; returns QK_SAMPLE_CLEAN, _PREEMPTED or _OFF_CPU. */
