@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 out=${OUT:-build/gpu-out}
 mkdir -p "$out"
 log=$out/log.txt
-exec > >(tee -a "$log") 2>&1
+exec >>"$log" 2>&1 # to a file: a tee process would outlive the call on the device tool
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 step "machine"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem,driver_version --format=csv
