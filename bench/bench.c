@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <fnmatch.h>
 #include <math.h>
+#include <pthread.h>
 #include <regex.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -90,9 +91,13 @@ struct bench_row {
     qk_estimate peak_est; /* the clean peak samples taken beside this row's */
     qk_sampling_state state;
     size_t dropped, why_count[QK_SAMPLE_REASONS];
-    int noisy;       /* too many dropped samples, or the interval missed its target */
-    int measured;    /* the estimate exists */
-    double kernel_s; /* GPU rows: median CUPTI kernel time per unit (0: none) */
+    int noisy;         /* too many dropped samples, or the interval missed its target */
+    int measured;      /* the estimate exists */
+    int selected;      /* --benchmark_filter selects it (all rows without a filter) */
+    int active;        /* still being sampled */
+    size_t next_check; /* the stop rule is looked at again at this many samples */
+    double elapsed;    /* seconds of its own sampling, its peak samples included */
+    double kernel_s;   /* GPU rows: median CUPTI kernel time per unit (0: none) */
     int kernels_per_unit;
     int skipped;
     int failed; /* the last timed call's output differed from the checked one */
@@ -306,16 +311,20 @@ static int sample_cpu(bench_row *row, double *t, unsigned char *why, double *ker
     return 0;
 }
 
-/* Units per hot CPU sample: about SAMPLE_SECONDS of them (the second of two calls timed). */
+/* Units per hot CPU sample: about SAMPLE_SECONDS of them, from the fastest of three timed calls
+ * after one untimed (a call slowed by a neighbour would leave the samples too short). */
 static void calibrate_cpu(bench_row *row) {
     if (row->calls) return;
     row->calls = 1;
     if (row->temp == TEMP_COLD) return;
     void (*unit)(bench_row *) = row->v ? unit_variant : unit_peak;
     unit(row);
-    double t0 = now_s();
-    unit(row);
-    double t = now_s() - t0;
+    double t = INFINITY;
+    for (int i = 0; i < 3; i++) {
+        double t0 = now_s();
+        unit(row);
+        t = fmin(t, now_s() - t0);
+    }
     double calls = t > 0 ? ceil(SAMPLE_SECONDS / t) : 1e5;
     row->calls = calls > 1e5 ? 100000 : calls < 1 ? 1 : (int)calls;
 }
@@ -390,43 +399,82 @@ static void summarize(bench_row *row) {
     qk_estimate ke;
     row->kernel_s = nk && !qk_estimate_of(k, NULL, nk, &ke) ? ke.median : 0;
     free(k);
-    row->noisy = row->measured && ((double)row->dropped > QK_MAX_DROPPED_FRACTION * (double)l->n ||
-                                   row->state == QK_SAMPLING_CAPPED);
+    /* a peak row's samples are taken beside other rows: its own interval is checked instead */
+    int imprecise = row->v ? row->state == QK_SAMPLING_CAPPED
+                           : qk_estimate_rel_halfwidth(&row->est) > g.o.target_ci / 100;
+    row->noisy = row->measured &&
+                 ((double)row->dropped > QK_MAX_DROPPED_FRACTION * (double)l->n || imprecise);
 }
 
-/* Samples a row until the stop rule says enough: at least --min-samples clean samples and
- * --min-time seconds, then until the median's 95 % interval is within --target-ci, at most
- * --max-time seconds. The peak row's samples are taken beside the row's, alternately before
- * and after, so the %peak compares the same minutes; they also go to the peak row's own log. */
-static int sample_row(bench_row *row) {
+/* One sample of a row and the peak sample beside it, alternately before and after (turn's
+ * parity), kept in the row's log and the peak row's; the row's own sampling time grows by both. */
+static int sample_pair(bench_row *row, size_t turn) {
+    bench_row *peak = row->peak;
+    double t, k, pt = NAN, pk, t0 = now_s();
+    unsigned char why, pwhy = 0;
+    int peak_first = peak && (turn & 1);
+    if (peak_first && peak->sample(peak, &pt, &pwhy, &pk)) return -1;
+    if (row->sample(row, &t, &why, &k)) return -1;
+    if (peak && !peak_first && peak->sample(peak, &pt, &pwhy, &pk)) return -1;
+    row->elapsed += now_s() - t0;
+    if (log_append(&row->log, t, why, k, pt, pwhy) ||
+        (peak && log_append(&peak->log, pt, pwhy, NAN, NAN, 0))) {
+        snprintf(gpu_error, sizeof gpu_error, "out of memory keeping the samples");
+        return -1;
+    }
+    return 0;
+}
+
+/* The sampling: every row in turns, one sample (and its peak sample) each turn, so that
+ * each row's samples span the whole run and a machine that changes during it shows in every
+ * row's interval (the batch medians), not in one row's figure alone. A row leaves the turns when
+ * the stop rule says enough: at least --min-samples clean samples and --min-time seconds of its
+ * own sampling, then until its median's 95 % interval is within --target-ci, at most --max-time
+ * seconds. The rows sampled are the variants' rows selected, and a peak row selected alone. */
+static void sample_all(void) {
     qk_options *o = &g.o;
     qk_stop_rule rule = {o->min_samples, o->min_time, o->max_time, o->target_ci / 100};
-    bench_row *peak = row->peak;
-    if (row->sample == sample_cpu) calibrate_cpu(row);
-    if (peak && peak->sample == sample_cpu) calibrate_cpu(peak);
-    double t0 = now_s();
-    size_t next_check = 1;
-    row->state = QK_SAMPLING_GO_ON;
-    for (size_t i = 0; row->state == QK_SAMPLING_GO_ON; i++) {
-        double t, k, pt = NAN, pk;
-        unsigned char why, pwhy = 0;
-        int peak_first = peak && (i & 1);
-        if (peak_first && peak->sample(peak, &pt, &pwhy, &pk)) return -1;
-        if (row->sample(row, &t, &why, &k)) return -1;
-        if (peak && !peak_first && peak->sample(peak, &pt, &pwhy, &pk)) return -1;
-        if (log_append(&row->log, t, why, k, pt, pwhy) ||
-            (peak && log_append(&peak->log, pt, pwhy, NAN, NAN, 0))) {
-            snprintf(gpu_error, sizeof gpu_error, "out of memory keeping the samples");
-            return -1;
-        }
-        if (row->log.n < next_check) continue;
-        next_check = row->log.n + (row->log.n / 16 ? row->log.n / 16 : 1);
-        qk_estimate e;
-        if (qk_estimate_of(row->log.t, row->log.why, row->log.n, &e)) e.n = 0;
-        row->state = qk_sampling_check(&rule, &e, row->log.n, MAX_SAMPLES, now_s() - t0);
+    size_t n_active = 0, n_sampled = 0;
+    for (size_t i = 0; i < g.n_rows; i++) {
+        bench_row *row = &g.rows[i];
+        int served = 0; /* a peak row is sampled beside the selected rows it serves */
+        for (size_t j = 0; j < g.n_rows && !row->v; j++)
+            served |= g.rows[j].selected && g.rows[j].peak == row;
+        row->active = row->selected && (row->v || !served);
+        if (!row->active) continue;
+        if (row->sample == sample_cpu) calibrate_cpu(row);
+        if (row->peak && row->peak->sample == sample_cpu) calibrate_cpu(row->peak);
+        row->state = QK_SAMPLING_GO_ON;
+        row->next_check = 1;
+        n_active++;
     }
-    summarize(row);
-    return 0;
+    size_t total = n_active;
+    for (size_t turn = 0; n_active; turn++) {
+        for (size_t i = 0; i < g.n_rows; i++) {
+            bench_row *row = &g.rows[i];
+            if (!row->active) continue;
+            if (sample_pair(row, turn)) {
+                row->skipped = 1;
+                snprintf(row->message, sizeof row->message, "%s", gpu_error);
+                row->active = 0;
+                n_active--, n_sampled++;
+                continue;
+            }
+            if (row->log.n < row->next_check) continue;
+            row->next_check = row->log.n + (row->log.n / 16 ? row->log.n / 16 : 1);
+            qk_estimate e;
+            if (qk_estimate_of(row->log.t, row->log.why, row->log.n, &e)) e.n = 0;
+            row->state = qk_sampling_check(&rule, &e, row->log.n, MAX_SAMPLES, row->elapsed);
+            if (row->state == QK_SAMPLING_GO_ON) continue;
+            row->active = 0;
+            n_active--, n_sampled++;
+            if (g.progress)
+                fprintf(stderr, "\r[%zu/%zu rows sampled] %-60s", n_sampled, total, row->name);
+        }
+    }
+    if (g.progress) fprintf(stderr, "\r%-90s\r", "");
+    for (size_t i = 0; i < g.n_rows; i++)
+        if (g.rows[i].log.n) summarize(&g.rows[i]);
 }
 
 /* Why no sample of a row was clean, in words. */
@@ -438,21 +486,13 @@ static void no_clean_sample(bench_row *row) {
              row->why_count[QK_SAMPLE_CLOCK_LOW], row->why_count[QK_SAMPLE_NOT_HELD]);
 }
 
-/* Every row's Google Benchmark function: one iteration, whose manual time is the estimate. */
+/* Every row's Google Benchmark function, after the sampling: one iteration, whose manual time
+ * is the estimate. */
 static void run_row(qk_gb_state *st, void *arg) {
     bench_row *row = arg;
     while (qk_gb_keep_running(st)) {
-        if (!row->v && row->log.n) { /* a peak row: its samples were taken beside its rows' */
-            summarize(row);
-        } else if (sample_row(row)) {
-            row->skipped = 1;
-            snprintf(row->message, sizeof row->message, "%s", gpu_error);
-            qk_gb_skip(st, row->message);
-            return;
-        }
-        if (!row->measured) {
-            no_clean_sample(row);
-            row->skipped = 1;
+        if (!row->skipped && !row->measured) no_clean_sample(row), row->skipped = 1;
+        if (row->skipped) {
             qk_gb_skip(st, row->message);
             return;
         }
@@ -485,7 +525,6 @@ static void on_result(const qk_gb_result *r, void *ctx) {
         snprintf(row->message, sizeof row->message, "%s", r->message);
     }
     g.n_done++;
-    if (g.progress) fprintf(stderr, "\r[%zu/%zu] %-60s", g.n_done, g.n_rows, row->name);
 }
 
 /* A key of the JSON context. --benchmark_context's keys are in the context first, and Google
@@ -783,6 +822,8 @@ static void full_name(const bench_row *row, char *out, size_t size) {
  * the rows it selects plus the peak rows they need. */
 static void check_filter(void) {
     const char *filter = qk_gb_filter();
+    for (size_t i = 0; i < g.n_rows; i++)
+        g.rows[i].selected = 1;
     if (!*filter || !strcmp(filter, "all")) return;
     int negate = *filter == '-';
     regex_t re;
@@ -803,6 +844,8 @@ static void check_filter(void) {
                g.rows[0].name);
     for (size_t i = 0; i < g.n_rows; i++)
         if (run[i] && g.rows[i].peak) run[g.rows[i].peak - g.rows] = 1;
+    for (size_t i = 0; i < g.n_rows; i++)
+        g.rows[i].selected = run[i];
     /* a test hook whose variant's rows the filter leaves out would do nothing, silently */
     for (int hook = 0; hook < 2; hook++) {
         char name[128], shown[160];
@@ -847,10 +890,12 @@ static void check_filter(void) {
     free(run);
 }
 
+static pthread_t pool_threads[QK_MAX_THREADS];
 static void pin_job(void *arg, int ti, int nt) {
     (void)nt;
     int *failed = arg;
     if (qk_hw_pin_self(g.hw, ti)) failed[ti & 255] = 1;
+    pool_threads[ti] = pthread_self(); /* every sample checks each thread's CPU time */
 }
 
 /* Step 1, options: parse them; --help, --list and --inspect end the run here (returns 1). */
@@ -961,6 +1006,8 @@ static void start_threads(void) {
     if (!g.pool) qk_die("cannot start %d threads: %s", o->threads, strerror(errno));
     int pin_failed[256] = {0};
     qk_pool_run(g.pool, pin_job, pin_failed);
+    if (qk_sample_watch(pool_threads, o->threads))
+        qk_die("cannot read the CPU clock of the pool's threads: %s", strerror(errno));
     for (int t = 0; t < o->threads && t < 256; t++)
         if (pin_failed[t]) {
             snprintf(g.pinning, sizeof g.pinning, "not pinned (hwloc could not bind thread %d)", t);
@@ -1259,13 +1306,14 @@ static void describe_run(void) {
     fflush(stdout);
 }
 
-/* Step 10, the timing: Google Benchmark runs every row; the JSON is written when it is done. */
+/* Step 10, the timing: every row sampled in turns, then reported through Google Benchmark (one
+ * iteration each, whose time is the row's estimate); the JSON is written when it is done. */
 static void run_timing(void) {
     qk_options *o = &g.o;
     g.progress = isatty(2);
+    sample_all();
     if (o->json) qk_gb_capture_json();
     qk_gb_run(on_result, NULL);
-    if (g.progress) fprintf(stderr, "\r%-80s\r", "");
     if (!g.n_done) { /* e.g. a --benchmark_filter that matches no row: say so, in one line */
         char why[200];
         snprintf(why, sizeof why, "%s", qk_gb_errors());
