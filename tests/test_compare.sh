@@ -17,9 +17,16 @@
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
-h100=$src/results/nvidia-h100-80gb-hbm3/2026-11-26-run7-gate-top8.json
-h200=$src/results/nvidia-h200/2026-11-26-run4-gate-top8.json
-xeon=$src/results/intel-xeon-2c/2026-11-26-gate-top8.json
+# a committed result file by its name: current (results/M/F) or, once a newer run replaced it,
+# in results/M/history/F
+committed() {
+  local f=$src/results/$1
+  [ -e "$f" ] || f=$src/results/${1%/*}/history/${1##*/}
+  echo "$f"
+}
+h100=$(committed nvidia-h100-80gb-hbm3/2026-11-26-run7-gate-top8.json)
+h200=$(committed nvidia-h200/2026-11-26-run4-gate-top8.json)
+xeon=$(committed intel-xeon-2c/2026-11-26-gate-top8.json)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 source "$src/tests/test_lib.sh"
@@ -248,10 +255,12 @@ grep -q "WARNING: 2 rows of BASE are missing from NEW.*q4k_q8k_vnni_r8/" "$tmp/o
 expect_rc 0 "two repetitions" $py $C "$tmp/tworeps3.json" "$tmp/tworeps.json" --normalize none
 grep -q "^q4k_q8k_ref/768x2048/k8/hot .* +0.0% " "$tmp/out.txt" && ok || bad "compare's median is not the true median"
 # generations: dropped files named, the range and ~ beside each time, % over 100 flagged
-expect_rc 0 "generations names a dropped file" $py $G "$xeon" "$src"/results/nvidia-h200/*run4-down-top8.json
+expect_rc 0 "generations names a dropped file" $py $G "$xeon" "$(committed nvidia-h200/2026-11-26-run4-down-top8.json)"
 grep -q "run4-down-top8.json: left out (shape" "$tmp/err.txt" && ok || bad "dropped file not named"
-x16=$src/results/intel-xeon-16c
-expect_rc 0 "generations of the 16-core host files" $py $G "$x16"/*.json
+shopt -s nullglob  # the eight files of 2026-11-26, current or in history/
+x16=("$src"/results/intel-xeon-16c/2026-11-26-*.json "$src"/results/intel-xeon-16c/history/2026-11-26-*.json)
+shopt -u nullglob
+expect_rc 0 "generations of the 16-core host files" $py $G "${x16[@]}"
 grep -q "taken as the newest of 8 files of this machine" "$tmp/out.txt" && ok || bad "the choice among one machine's files is silent"
 $py - "$xeon" "$tmp/overpeak.json" <<'PY'
 import json, sys
@@ -263,8 +272,8 @@ json.dump(d, open(sys.argv[2], "w"))
 PY
 grep -qE "^\| q4k_q8k_vnni_r8 \| intel-xeon-2c \| avx512_vnni \| .* \| [0-9]+ ! \|" \
   <($py $G "$tmp/overpeak.json" 2>/dev/null) && ok || bad "% of own peak over 100 not flagged"
-xa=$src/results/intel-xeon-2c
-expect_rc 0 "generations of the full and AVX2 runs" $py $G "$xa/2026-11-29-gate-top8.json" "$xa/2026-11-29-gate-top8-isa-avx2.json"
+expect_rc 0 "generations of the full and AVX2 runs" $py $G "$(committed intel-xeon-2c/2026-11-29-gate-top8.json)" \
+  "$(committed intel-xeon-2c/2026-11-29-gate-top8-isa-avx2.json)"
 grep -q "^| q4k_q8k_ref | intel-xeon-2c | avx2 | [0-9.]* ([0-9.]*-[0-9.]*) | .* ~ |$" "$tmp/out.txt" && ok ||
   bad "the same-code row's ISA speedup is not marked as noise"
 grep -q "q4k_q8k_ref, whose code is the same in both, differs by" "$tmp/out.txt" && ok || bad "no noise sentence"
@@ -285,7 +294,7 @@ done
 # --- schema 2 (issue 13: nvbench-style sampling), on small files tests/fixtures/schema2.py writes
 # from the committed schema-1 files: their rows, medians and counters, 40 seeded samples each
 S2="$py $src/tests/fixtures/schema2.py"
-xeon29=$src/results/intel-xeon-2c/2026-11-29-gate-top8.json
+xeon29=$(committed intel-xeon-2c/2026-11-29-gate-top8.json)
 cpu2="--like $xeon29 --only q4k_q8k_ref,q4k_q8k_vnni_r8,q4k_f32_ref"
 $S2 "$tmp/s2a.json" $cpu2 && $S2 "$tmp/s2b.json" $cpu2 --seed 2 &&
   $S2 "$tmp/s2slow.json" $cpu2 --seed 3 --scale q4k_q8k_ref/768x2048/k8/hot=1.2 &&

@@ -7,6 +7,13 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
+# a committed result file by its name: current (results/M/F) or, once a newer run replaced it,
+# in results/M/history/F
+committed() {
+  local f=$src/results/$1
+  [ -e "$f" ] || f=$src/results/${1%/*}/history/${1##*/}
+  echo "$f"
+}
 /usr/bin/python3 "$src/plot/plot.py" "$src"/results/*/*.json -o "$tmp/charts" >/dev/null ||
   { failed=$((failed + 1)); echo "FAIL: plot.py"; }
 for c in throughput_hot throughput_cold error_vs_speed roofline error_by_profile generations_hot \
@@ -16,12 +23,12 @@ for c in throughput_hot throughput_cold error_vs_speed roofline error_by_profile
       failed=$((failed + 1)); echo "FAIL: no $c.$ext"; fi
   done
 done
-mkdir -p "$tmp/results/m" && cp "$src"/results/nvidia-h100-80gb-hbm3/*run2-gate-top8.json "$tmp/results/m/"
+mkdir -p "$tmp/results/m" && cp "$(committed nvidia-h100-80gb-hbm3/2026-11-26-run2-gate-top8.json)" "$tmp/results/m/"
 /usr/bin/python3 "$src/plot/index.py" "$tmp/results" >/dev/null &&
   grep -q "dp4a_q4k_q8_e2e (k8)" "$tmp/results/README.md" && passed=$((passed + 1)) ||
   { failed=$((failed + 1)); echo "FAIL: index.py"; }
 # the charts are of the gate shape: a down-shape file alone gives no throughput chart
-/usr/bin/python3 "$src/plot/plot.py" "$src"/results/nvidia-h200/*run4-down-top8.json \
+/usr/bin/python3 "$src/plot/plot.py" "$(committed nvidia-h200/2026-11-26-run4-down-top8.json)" \
   -o "$tmp/down" >/dev/null && [ ! -e "$tmp/down/throughput_hot.png" ] && passed=$((passed + 1)) ||
   { failed=$((failed + 1)); echo "FAIL: plot.py charted a down-shape file as the gate"; }
 /usr/bin/python3 "$src/plot/plot.py" "$0" -o "$tmp/x" >/dev/null 2>&1
@@ -30,13 +37,13 @@ mkdir -p "$tmp/results/m" && cp "$src"/results/nvidia-h100-80gb-hbm3/*run2-gate-
 # schema-1 ones): charts with their error bars (the median's 95 % interval) and decode rows,
 # beside schema-1 files; the index; a malformed qkbench_samples is one line, exit 2
 S2="/usr/bin/python3 $src/tests/fixtures/schema2.py"
-$S2 "$tmp/s2cpu.json" --like "$src/results/intel-xeon-2c/2026-11-29-gate-top8.json" &&
-  $S2 "$tmp/s2gpu.json" --like "$src/results/nvidia-h200/2026-11-26-run4-gate-top8.json" --decode &&
-  $S2 "$tmp/s2h100.json" --like "$src/results/nvidia-h100-80gb-hbm3/2026-11-26-run7-gate-top8.json" \
+$S2 "$tmp/s2cpu.json" --like "$(committed intel-xeon-2c/2026-11-29-gate-top8.json)" &&
+  $S2 "$tmp/s2gpu.json" --like "$(committed nvidia-h200/2026-11-26-run4-gate-top8.json)" --decode &&
+  $S2 "$tmp/s2h100.json" --like "$(committed nvidia-h100-80gb-hbm3/2026-11-26-run7-gate-top8.json)" \
     --decode --seed 2 &&
   passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: schema2.py"; }
 /usr/bin/python3 "$src/plot/plot.py" "$tmp/s2cpu.json" "$tmp/s2gpu.json" "$tmp/s2h100.json" \
-  "$src"/results/intel-xeon-2c/2026-11-29-gate-top8-isa-avx2.json -o "$tmp/s2charts" >/dev/null ||
+  "$(committed intel-xeon-2c/2026-11-29-gate-top8-isa-avx2.json)" -o "$tmp/s2charts" >/dev/null ||
   { failed=$((failed + 1)); echo "FAIL: plot.py on schema-2 files"; }
 for c in throughput_hot throughput_cold throughput_decode error_vs_speed roofline generations_hot \
   generations_cold generations_decode; do
