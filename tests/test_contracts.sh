@@ -102,6 +102,7 @@ print(f"contracts: {measured} rows checked against their dumped outputs, "
       f"{sum(len(r.rows) for r in results)} recomputed from them")
 sys.exit(1 if bad or not measured else 0)
 PY
-/usr/bin/python3 "$src/plot/contracts.py" "$tmp"/*.json "$src"/results/*/*.json || failed=1
+/usr/bin/python3 "$src/plot/contracts.py" "$tmp"/*.json "$src"/results/*/*.json \
+  "$src"/results/*/history/*.json || failed=1
 echo "contracts_hold: $((1 - failed)) passed, $failed failed"
 exit $failed

@@ -65,5 +65,35 @@ EOF
 /usr/bin/python3 "$src/plot/plot.py" "$tmp/s2bad.json" -o "$tmp/y" >"$tmp/out.txt" 2>&1
 [ $? -eq 2 ] && [ "$(wc -l <"$tmp/out.txt")" = 1 ] && grep -q "s2bad.json: qkbench_samples" "$tmp/out.txt" &&
   passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: plot.py on a malformed schema-2 file"; }
+# results/ (issue 14): the current files in results/<machine>/, earlier runs in its history/;
+# the index's main table has one row per machine and shape, the other configurations and the
+# earlier runs apart; two current files of one machine and configuration, or an earlier run
+# newer than the current one, are refused (one line naming the file to move, exit 2)
+cp -r "$src/results" "$tmp/lay" && /usr/bin/python3 "$src/plot/index.py" "$tmp/lay" >/dev/null &&
+  /usr/bin/python3 - "$tmp/lay/README.md" <<'EOF2' && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: index.py's sections"; }
+import sys
+text = open(sys.argv[1]).read()
+main = text.split("## Current results", 1)[1].split("\n## ", 1)[0]
+rows = [line.split(" | ") for line in main.splitlines() if line.startswith("| ") and
+        not line.startswith(("| machine", "|---"))]
+keys = [(r[0], r[1]) for r in rows]
+assert rows and len(keys) == len(set(keys)), keys
+assert not any("history/" in line for line in main.splitlines()), "an earlier run in the main table"
+for part in ("## Other current configurations", "## Hardware generations", "## Earlier runs"):
+    assert part in text, part
+assert "history/" in text.split("## Earlier runs", 1)[1]
+EOF2
+h7=$(committed nvidia-h100-80gb-hbm3/2026-11-26-run7-gate-top8.json)
+h6=$(committed nvidia-h100-80gb-hbm3/2026-11-26-run6-gate-top8.json)
+mkdir -p "$tmp/two/nvidia-h100-80gb-hbm3" && cp "$h7" "$h6" "$tmp/two/nvidia-h100-80gb-hbm3/"
+/usr/bin/python3 "$src/plot/index.py" "$tmp/two" >"$tmp/out.txt" 2>&1
+[ $? -eq 2 ] && [ "$(wc -l <"$tmp/out.txt")" = 1 ] &&
+  grep -q "both current files of nvidia-h100-80gb-hbm3 gate-top8: git mv the older, .*run6-gate-top8.json, into nvidia-h100-80gb-hbm3/history/" "$tmp/out.txt" &&
+  passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: index.py took two current files of one configuration"; cat "$tmp/out.txt"; }
+mkdir -p "$tmp/swap/nvidia-h100-80gb-hbm3/history" && cp "$h6" "$tmp/swap/nvidia-h100-80gb-hbm3/" &&
+  cp "$h7" "$tmp/swap/nvidia-h100-80gb-hbm3/history/"
+/usr/bin/python3 "$src/plot/index.py" "$tmp/swap" >"$tmp/out.txt" 2>&1
+[ $? -eq 2 ] && [ "$(wc -l <"$tmp/out.txt")" = 1 ] && grep -q "run7-gate-top8.json .* is newer than the current file" "$tmp/out.txt" &&
+  passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL: index.py took an older run as current"; cat "$tmp/out.txt"; }
 echo "plot: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
