@@ -138,7 +138,7 @@ def mixed_gpu_schemas(table):
     if len(by_schema) < 2:
         return []
     old, new = ", ".join(sorted(by_schema.get(1, []))), ", ".join(sorted(by_schema.get(2, [])))
-    return ["**GPU files of two schemas.** " + new + ": `qkbench_schema` 2 (2026-11-29 on); " + old +
+    return [f"**GPU files of two schemas.** {new}: `qkbench_schema` 2 (2026-11-29 on); {old}"
             ": schema 1. Hot times are measured alike (CUDA events around a graph of 100 units); "
             "cold times are not: schema 1 put the events around one lone launch after the L2 "
             "flush, which adds the device's own start and end of it (about 2.3 µs on an H200), "
