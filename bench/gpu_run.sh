@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-build/gpu-out}
-mkdir -p "$out"
+mkdir -p "$out" build
 log=$out/log.txt
 exec >>"$log" 2>&1 # to a file: a tee process would outlive the call on the device tool
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
@@ -14,9 +14,10 @@ step "machine"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem,driver_version --format=csv
 nproc
 step "build"
+# the build's logs stay in build/ (the device tool brings back 8 files at most): shown on failure
 cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DQK_WERROR=ON -DQK_CUDA=ON \
-  -DQK_CUDA_ARCHITECTURES=90 >"$out/cmake.txt" 2>&1 || { tail -30 "$out/cmake.txt"; exit 1; }
-cmake --build build/gpu -j"$(nproc)" >"$out/build.txt" 2>&1 || { grep -E "error|Error" -A5 "$out/build.txt" | head -60; exit 1; }
+  -DQK_CUDA_ARCHITECTURES=90 >build/gpu-cmake.txt 2>&1 || { tail -30 build/gpu-cmake.txt; exit 1; }
+cmake --build build/gpu -j"$(nproc)" >build/gpu-build.txt 2>&1 || { grep -E "error|Error" -A5 build/gpu-build.txt | head -60; exit 1; }
 step "tests (the suites that need no PyPI packages)"
 ctest --test-dir build/gpu --output-on-failure -j4 \
   -R '^(formats|kernels|quantizers|matvec|npy|synth|gpu|gbench|gguf_errors|cli)$' 2>&1 | tail -25
