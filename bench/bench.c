@@ -348,7 +348,7 @@ static int sample_gpu(bench_row *row, double *t, unsigned char *why, double *ker
     *kernel_s = s.kernels ? s.kernel_s : NAN;
     *why = QK_SAMPLE_CLEAN;
     double max_mhz = qk_gpu_sm_clock_max_mhz();
-    if (row->temp != TEMP_HOT && !s.held)
+    if (!s.held)
         *why = QK_SAMPLE_NOT_HELD;
     else if (max_mhz > 0 && s.sm_clock_mhz > 0 && s.sm_clock_mhz < QK_MIN_CLOCK_FRACTION * max_mhz)
         *why = QK_SAMPLE_CLOCK_LOW;

@@ -65,7 +65,8 @@ int qk_gpu_case_run(qk_gpu_case *c, void *out_host, char *err, size_t err_size);
 int qk_gpu_case_output(qk_gpu_case *c, float *out_host, char *err, size_t err_size);
 /* What a timed sample stands for.
  * HOT: `count` units back to back in a CUDA graph (captured once per count), timed as one:
- *   launches and data warm (the weights stay in L2 when they fit).
+ *   launches and data warm (the weights stay in L2 when they fit); queued behind the blocking
+ *   kernel like COLD, so that the host's submission of the graph is not timed.
  * COLD: every unit reads cold memory: a graph of 8 (L2 flush, unit) pairs less a graph of 8
  *   flushes, per unit (events around a lone launch would add the device's own start and end of
  *   it, 2.3 us on an H200); both graphs are queued behind a blocking kernel holding the stream.
@@ -79,10 +80,10 @@ typedef struct {
     double kernel_s;     /* CUPTI: the unit's kernels' own durations, per unit (0: no CUPTI) */
     int kernels;         /* kernel records per unit */
     double sm_clock_mhz; /* NVML SM clock read right after the timed part (0: NVML unavailable) */
-    int held;            /* cold/decode: 1 when the start event was recorded while a blocking kernel
+    int held;            /* 1 when the start event was recorded while a blocking kernel
                             held the stream and the host released it after queuing everything;
-                            0 when the blocking kernel timed out (the sample is not clean), when
-                            holding is off (qk_gpu_set_hold), and for hot samples */
+                            0 when the blocking kernel timed out (the sample is not clean) and
+                            when holding is off (qk_gpu_set_hold) */
     int units;  /* units timed together (hot: count; cold: 1; decode: max(count, copies)) */
     int copies; /* different weight copies the units read (decode: > 3x L2; else 1) */
 } qk_gpu_sample;

@@ -14,6 +14,7 @@
 #include "../gpu/gpu_kernels.h"
 #include "../gpu/qk_fastdiv.h"
 #include "../kernels/qk_quant.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -298,17 +299,14 @@ static void test_timing(void) {
         CHECK(cold.kernels == 1 && hot.kernels == 1 && decode.kernels == 1,
               "e2e: %d, %d, %d kernel records a unit (cold, hot, decode)", cold.kernels,
               hot.kernels, decode.kernels);
-    if (cold.kernel > 0)
-        CHECK(cold.event >= cold.kernel - 0.2e-6,
-              "cold: events %.2f us, shorter than CUPTI's kernel time %.2f us", cold.event * 1e6,
-              cold.kernel * 1e6);
-    if (cold.kernel > 0)
-        CHECK(cold.event - cold.kernel <= 1e-6,
+    if (cold.kernel > 0) /* the differencing may come out a little under CUPTI's record */
+        CHECK(fabs(cold.event - cold.kernel) <= 1e-6,
               "cold: events %.2f us, CUPTI kernel %.2f us: more than 1 us apart", cold.event * 1e6,
               cold.kernel * 1e6);
     else
         printf("  no CUPTI: the 1 us bar is not checked\n");
     CHECK(decode.held >= n - n / 10, "decode: only %d of %d samples held", decode.held, n);
+    CHECK(hot.held >= n - n / 10, "hot: only %d of %d samples held", hot.held, n);
     CHECK((double)decode.copies * (double)wb > 3.0 * (double)l2 && decode.units >= decode.copies,
           "decode: %d units over %d copies of %zu bytes: not more than 3x the L2 (%zu)",
           decode.units, decode.copies, wb, l2);
