@@ -124,8 +124,10 @@ int qk_estimate_of(const double *v, const unsigned char *why, size_t n, qk_estim
     if (m >= 6) {
         size_t lo, hi;
         qk_median_interval_ranks(m, &lo, &hi);
-        e->low = fmin(s[lo], e->median - e->block_halfwidth);
-        e->high = fmax(s[hi], e->median + e->block_halfwidth);
+        /* within the samples: under a late step the blocks' half-width can exceed the median
+         * (a negative time), and no median lies outside [min, max] */
+        e->low = fmax(s[0], fmin(s[lo], e->median - e->block_halfwidth));
+        e->high = fmin(s[m - 1], fmax(s[hi], e->median + e->block_halfwidth));
         e->exact = 1;
     } else {
         e->low = s[0], e->high = s[m - 1], e->exact = 0;

@@ -43,8 +43,9 @@ int qk_sample_end(const qk_sample_mark *m, double *wall_s);
  * the distribution-free interval from order statistics (the exact binomial rule) and, with at
  * least QK_MIN_BLOCK_SAMPLES clean samples, the batch-medians interval: the clean samples in
  * time order cut into QK_BLOCKS blocks, median +- t(0.975, QK_BLOCKS - 1) * sd(block medians) /
- * sqrt(QK_BLOCKS). Independent samples give both about the same width; a drift (a neighbour
- * arriving, a clock changing) makes the blocks disagree and widens the interval. With fewer
+ * sqrt(QK_BLOCKS), both kept within [min, max] of the clean samples. Independent samples give
+ * both about the same width; a drift (a neighbour arriving, a clock changing) makes the blocks
+ * disagree and widens the interval. With fewer
  * than 6 samples no 95 % interval exists: [min, max] is given, with `exact` 0. */
 #define QK_BLOCKS 10
 #define QK_MIN_BLOCK_SAMPLES 30

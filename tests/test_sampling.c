@@ -131,6 +131,26 @@ static void drift_widens(void) {
     free(v);
 }
 
+/* A row whose last tenth ran 6x slower (a neighbour arriving late): the batch-medians interval
+ * alone reaches below zero, but no time is below the fastest sample or above the slowest: the
+ * interval stays within [min, max], so the JSON's ci_low_us is a time (plot/qkresults.py refuses
+ * an interval that is not positive). */
+static void late_step_stays_positive(void) {
+    enum { N = 100 };
+    double v[N];
+    qk_estimate e;
+    for (int i = 0; i < N; i++)
+        v[i] = (i < 90 ? 1.0 : 6.0) * (1 + 0.001 * (i % 7));
+    CHECK(!qk_estimate_of(v, NULL, N, &e), "estimate of a late step");
+    CHECK(e.block_halfwidth > e.median, "the blocks' half-width %g exceeds the median %g",
+          e.block_halfwidth, e.median);
+    CHECK(e.low >= e.min && e.low > 0 && e.high <= 6.0 * 1.006 + 1e-12,
+          "the interval [%g, %g] lies within the samples [%g, %g]", e.low, e.high, e.min,
+          6.0 * 1.006);
+    CHECK(qk_estimate_rel_halfwidth(&e) > 0.5, "the interval is still wide: %g",
+          qk_estimate_rel_halfwidth(&e));
+}
+
 static void stop_rule(void) {
     qk_stop_rule r = {.min_samples = 10, .min_time = 0.5, .max_time = 5, .target = 0.01};
     qk_estimate tight = {.n = 100, .median = 1, .low = 0.995, .high = 1.004, .exact = 1};
@@ -205,6 +225,7 @@ int main(void) {
     estimates();
     coverage_and_shrinking();
     drift_widens();
+    late_step_stays_positive();
     stop_rule();
     dropped_samples();
     return qk_test_finish("sampling");
