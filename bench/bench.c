@@ -936,6 +936,16 @@ static void plan_machine(void) {
                g.allowed);
     g.n_sel = select_kernels(o->kernels, g.sel, 64);
     check_hooks(g.sel, g.n_sel);
+    /* --decode needs a GPU variant that runs here: refused now, before anything is written */
+    int gpu_runs = 0, gpu_skipped = 0;
+    for (size_t i = 0; i < g.n_sel; i++)
+        if (g.sel[i]->device == QK_DEV_GPU) {
+            gpu_runs |= !unsupported(g.sel[i]);
+            gpu_skipped |= unsupported(g.sel[i]) != NULL;
+        }
+    if (o->decode_asked && !gpu_runs)
+        qk_die("--decode: decode rows are GPU rows, and no GPU variant runs here%s",
+               gpu_skipped ? " (bench --list says why)" : "");
 }
 
 /* Step 3, the data's source: a Q4_K tensor of a GGUF file or the synthetic default, the
@@ -1201,12 +1211,6 @@ static void register_rows(void) {
                      o->cols, o->n_ids, temp_name[temp]);
         }
     }
-    int any_decode = 0;
-    for (size_t i = 0; i < g.n_rows; i++)
-        any_decode |= g.rows[i].temp == TEMP_DECODE;
-    if (o->decode_asked && !any_decode)
-        qk_die("--decode: decode rows are GPU rows, and no GPU variant runs here%s",
-               g.n_skipped ? " (bench --list says why)" : "");
     g.peak_buf = xmalloc_huge(g.peak_buf_bytes, "the peak read buffer");
     memset(g.peak_buf, 0x5a, g.peak_buf_bytes);
     for (int peaks = 0; peaks < 2; peaks++)

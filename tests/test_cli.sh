@@ -475,6 +475,14 @@ os.execv(sys.argv[1], sys.argv[1:])' "$bench" --kernel q4k_f32_ref --hot --min-t
   else failed=$((failed + 1)); echo "FAIL: SIG$sig during a --json run: rc=$rc, $(ls "$tmp" | grep sig.json | tr '\n' ' ')"; fi
 done
 
+# review 13: ---------------------------------------------------------------------------------
+# --decode where no GPU variant runs is refused before anything is written (no --dump-output
+# folder, no weights laid out)
+expect_error "--decode without a GPU variant" --decode --kernel q4k_f32_ref --shape 16x256 \
+  --experts 0 --threads 1 --dump-output "$tmp/decode-dump"
+has_msg "--decode without a GPU variant" "--decode: decode rows are GPU rows"
+if [ ! -e "$tmp/decode-dump" ]; then passed=$((passed + 1)); else
+  failed=$((failed + 1)); echo "FAIL: --decode refused after --dump-output wrote $(ls "$tmp/decode-dump" | tr '\n' ' ')"; fi
 # every row of the variant tables, read from the source, is listed
 list=$("$bench" --list)
 names=$(grep -ohE '^\s*(GPU_)?(MATVEC|QUANT)\([a-z0-9_]+' "$src"/cpu/cpu_table.c "$src"/gpu/gpu_table.c |
