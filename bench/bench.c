@@ -1379,9 +1379,9 @@ static size_t print_report(void) {
         "decode (GPU): warm launches, cold weights: a graph of units, each over another copy of "
         "the weights (more than 3x the L2 in all)"};
     for (temperature temp = TEMP_HOT; temp < TEMP_COUNT; temp++) {
-        int any = 0;
+        int any = 0; /* a section only for rows that ran (--benchmark_filter leaves some out) */
         for (size_t i = 0; i < g.n_rows; i++)
-            any |= g.rows[i].temp == temp;
+            any |= g.rows[i].temp == temp && g.rows[i].selected;
         if (!any) continue;
         printf("\n%s\n", section[temp]);
         printf("%-26s %10s %6s %10s %9s %8s %8s %6s %9s %9s %9s %9s %9s\n", "variant", "median_us",

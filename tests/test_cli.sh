@@ -483,6 +483,11 @@ expect_error "--decode without a GPU variant" --decode --kernel q4k_f32_ref --sh
 has_msg "--decode without a GPU variant" "--decode: decode rows are GPU rows"
 if [ ! -e "$tmp/decode-dump" ]; then passed=$((passed + 1)); else
   failed=$((failed + 1)); echo "FAIL: --decode refused after --dump-output wrote $(ls "$tmp/decode-dump" | tr '\n' ' ')"; fi
+# a filter that keeps one temperature prints no empty section for the others
+out=$(timeout 60 "$bench" --kernel q4k_f32_ref --shape 16x256 --experts 0 --threads 1 --min-samples 3 \
+  --min-time 0.001 --max-time 0.05 --benchmark_filter=hot 2>&1); rc=$?
+if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -q '^hot:' && ! printf '%s\n' "$out" | grep -q '^cold:'; then
+  passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: --benchmark_filter=hot printed a cold section: rc=$rc ${out:0:600}"; fi
 # every row of the variant tables, read from the source, is listed
 list=$("$bench" --list)
 names=$(grep -ohE '^\s*(GPU_)?(MATVEC|QUANT)\([a-z0-9_]+' "$src"/cpu/cpu_table.c "$src"/gpu/gpu_table.c |
