@@ -399,9 +399,12 @@ static void summarize(bench_row *row) {
     qk_estimate ke;
     row->kernel_s = nk && !qk_estimate_of(k, NULL, nk, &ke) ? ke.median : 0;
     free(k);
-    /* a peak row's samples are taken beside other rows: its own interval is checked instead */
-    int imprecise = row->v ? row->state == QK_SAMPLING_CAPPED
-                           : qk_estimate_rel_halfwidth(&row->est) > g.o.target_ci / 100;
+    /* the interval missed the target (fewer than 6 clean samples have none); a variant row
+     * only when the cap stopped it (a row capped before its --min-samples or --min-time whose
+     * interval is within the target is not noisy); a peak row's samples are taken beside other
+     * rows: its own interval is checked */
+    int missed = !row->est.exact || qk_estimate_rel_halfwidth(&row->est) > g.o.target_ci / 100;
+    int imprecise = row->v ? row->state == QK_SAMPLING_CAPPED && missed : missed;
     row->noisy = row->measured &&
                  ((double)row->dropped > QK_MAX_DROPPED_FRACTION * (double)l->n || imprecise);
 }

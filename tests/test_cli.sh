@@ -488,6 +488,26 @@ out=$(timeout 60 "$bench" --kernel q4k_f32_ref --shape 16x256 --experts 0 --thre
   --min-time 0.001 --max-time 0.05 --benchmark_filter=hot 2>&1); rc=$?
 if [ "$rc" -eq 0 ] && printf '%s\n' "$out" | grep -q '^hot:' && ! printf '%s\n' "$out" | grep -q '^cold:'; then
   passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: --benchmark_filter=hot printed a cold section: rc=$rc ${out:0:600}"; fi
+# noisy means what the table's footnote says: more than 25 % dropped, or an interval that missed
+# --target-ci (fewer than 6 clean samples: no interval); a row stopped by --max-time before its
+# --min-samples but within its target is not noisy
+timeout 60 "$bench" --kernel q4k_f32_ref --shape 16x256 --experts 0 --threads 1 --min-samples 100000 \
+  --target-ci 100 --min-time 0.001 --max-time 0.05 --json "$tmp/noisy.json" >/dev/null 2>&1; rc=$?
+if [ "$rc" -eq 0 ] && /usr/bin/python3 - "$tmp/noisy.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for b in d["benchmarks"]:
+    if b["name"].startswith("peak_read"):
+        continue
+    t = b["real_time"]
+    total = b["samples"] + b["dropped"]
+    missed = b["samples"] < 6 or (t - b["ci_low_us"]) > t or (b["ci_high_us"] - t) > t
+    want = b["dropped"] > 0.25 * total or missed
+    assert bool(b["noisy"]) == want, (b["name"], b["noisy"], b["samples"], b["dropped"],
+                                      b["ci_low_us"], t, b["ci_high_us"])
+PY
+then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: noisy beyond its definition (rc=$rc)"; fi
+
 # every row of the variant tables, read from the source, is listed
 list=$("$bench" --list)
 names=$(grep -ohE '^\s*(GPU_)?(MATVEC|QUANT)\([a-z0-9_]+' "$src"/cpu/cpu_table.c "$src"/gpu/gpu_table.c |
