@@ -482,6 +482,11 @@ static void sample_all(void) {
 
 /* Why no sample of a row was clean, in words. */
 static void no_clean_sample(bench_row *row) {
+    if (!row->log.n) { /* a peak row whose rows all failed before a sample (a GPU error) */
+        snprintf(row->message, sizeof row->message,
+                 "not sampled: every row it serves was skipped before its first sample");
+        return;
+    }
     snprintf(row->message, sizeof row->message,
              "no clean sample among %zu (%zu preempted, %zu off the CPU, %zu at a low GPU clock, "
              "%zu not held): the machine was too busy to measure",
