@@ -28,8 +28,9 @@ is taken as noisy whatever its counter says): a row noisy in either file carries
 [noisy] after its verdict and is called SLOWER (or faster) only when the threshold is exceeded
 by the whole of both 95 % intervals: new's low end over base's high end is slower by more than
 the threshold (new's high end over base's low end faster by more), besides the usual change
-and p. Otherwise, when its point change alone is beyond the threshold with p < alpha, its word
-is `unsure` (not gated). The intervals: for the median, the file's ci_low_us..ci_high_us
+and p. Otherwise, when its point change alone is beyond the threshold (with p < alpha, or with
+too few clean samples for the test to reach alpha: 3 against 3 cannot), its word is `unsure`
+(not gated). The intervals: for the median, the file's ci_low_us..ci_high_us
 (schema 2) or the order-statistic interval over the repetitions (schema 1: for five repetitions
 their range); for best and min on schema 2, the order-statistic 95 % interval of the 10th
 percentile (widened to include the minimum for min); scaled like the times (--normalize).
@@ -291,6 +292,8 @@ def main():
                 slower, verdict = False, "unsure"
             if faster and not (nhi / blo - 1) * 100 < -a.threshold:
                 faster, verdict = False, "unsure"
+            if verdict == "same" and abs(change) > a.threshold:  # too few samples for the test
+                verdict = "unsure"
             unsure += verdict == "unsure"
         mark = NOISY if noisy else ""
         if not same:  # two questions, two columns; a word only on the absolute time

@@ -547,5 +547,15 @@ one_err "contracts.py, schema 2 alldropped" $py $src/plot/contracts.py "$tmp/bad
 one_err "plot.py, schema 2 nosamples" $py $src/plot/plot.py "$tmp/bad-nosamples.json" -o "$tmp/pl3"
 mkdir -p "$tmp/idx2/a" && cp "$tmp/bad-norecord.json" "$tmp/idx2/a/"
 one_err "index.py over a schema-2 file without a row's samples" $py $src/plot/index.py "$tmp/idx2"
+# --- review 13 -------------------------------------------------------------------------------
+# a noisy row with too few clean samples for the test (3 against 3: p >= 0.1) is 2x slower: not
+# 'same' (the gate cannot call it, so it is 'unsure', not gated)
+f3="--like $xeon29 --only q4k_q8k_ref --samples 3"
+$S2 "$tmp/few0.json" $f3 --noisy q4k_q8k_ref/768x2048/k8/hot &&
+  $S2 "$tmp/few1.json" $f3 --seed 2 --scale q4k_q8k_ref/768x2048/k8/hot=2 --noisy q4k_q8k_ref/768x2048/k8/hot &&
+  ok || bad "schema2.py: the three-sample files"
+expect_rc 0 "schema 2 noisy, 3 samples, 2x slower: not gated" $py $C "$tmp/few0.json" "$tmp/few1.json"
+grep -q "^q4k_q8k_ref/768x2048/k8/hot .* +[0-9.]*% .* unsure \[noisy\]$" "$tmp/out.txt" && ok ||
+  { bad "a noisy 2x slower row with 3 samples is not 'unsure [noisy]'"; cat "$tmp/out.txt"; }
 echo "compare: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
