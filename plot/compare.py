@@ -39,6 +39,8 @@ On one machine, with --normalize peak (the default there) each time is multiplie
 rate of its own run, so a moment at which the machine is slower as a whole does not look like a
 slower kernel: schema 1, the read loop over the same bytes (its fastest repetition) or the GPU
 copy; schema 2, the median of the peak samples interleaved with the row's own (peak_GBps).
+A row with no peak on one side (its peak samples all dropped, or a filter left the peak row out)
+is compared as it is on both sides, named in a line.
 --normalize VARIANT divides by that variant's fastest repetition in the same run instead (with
 a schema-2 file on either side: by that variant's statistic, so that both sides use one rule;
 the reference itself is then not gated); --normalize median
@@ -127,8 +129,7 @@ def factor_of(result, row, mode, statistic, sampled):
             raise ValueError(f"{result.path}: no {mode} row to normalize {row.name} by")
         rs = series(ref[0], statistic)
         return 1 / (pick_of(statistic)(rs) if sampled else min(rs))
-    peak = result.peak_for(row)
-    return peak or 1.0  # time x peak rate: bytes the peak would move
+    return result.peak_for(row)  # time x peak rate: bytes the peak would move (None: no peak)
 
 
 def interval(row, statistic, point):
@@ -234,6 +235,7 @@ def main():
         base_rows.setdefault(key(n), r)
     pairs = []
     seen = set()
+    no_peak = []  # rows without an in-run peak in BASE or NEW: compared as they are
     for n, nr in new.rows.items():
         name = key(n)
         br = base_rows.get(name)
@@ -243,6 +245,9 @@ def main():
         try:
             fbr = factor_of(base, br, a.normalize, a.statistic, sampled)
             fnr = factor_of(new, nr, a.normalize, a.statistic, sampled)
+            if fbr is None or fnr is None:  # one side alone cannot be normalized: neither is
+                fbr = fnr = 1.0
+                no_peak.append(name)
             pairs.append((name, br, nr, fbr, fnr,
                           [t * fbr for t in series(br, a.statistic)],
                           [t * fnr for t in series(nr, a.statistic)]))
@@ -320,6 +325,10 @@ def main():
     new_names = {key(n) for n in new.rows} | {key(n) for n in new.errors}
     missing = sorted(key(n) for n, r in base.rows.items() if not r.is_peak and
                      key(n) not in new_names and r.variant != a.normalize)
+    if no_peak:
+        print(f"compare: {len(no_peak)} rows with no in-run peak in BASE or NEW (its samples all "
+              "dropped, or a filter left the peak row out), their times compared as they are: "
+              f"{', '.join(no_peak)}")
     if missing:
         print(f"compare: WARNING: {len(missing)} rows of BASE are missing from NEW (not "
               f"failed): {', '.join(missing)}")

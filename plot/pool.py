@@ -90,8 +90,11 @@ def pool_schema2(docs):
         if finite(first.get("GOPps")):  # the same operations per call over the pooled median
             t0 = first["real_time"] * UNIT[first.get("time_unit", "ns")]
             e["GOPps"] = first["GOPps"] * t0 / (med * 1e-6)
-        if "peak_us" in rec:
-            peak = median([t for t, c in zip(rec["peak_us"], rec["peak_dropped"]) if c == 0])
+        for k in ("peak_us", "pct_peak", "peak_GBps"):  # recomputed below, or absent
+            e.pop(k, None)
+        peaks = [t for t, c in zip(rec.get("peak_us", []), rec.get("peak_dropped", [])) if c == 0]
+        if peaks:  # none clean: no peak counters, as bench writes such a row
+            peak = median(peaks)
             e["peak_us"] = peak
             e["pct_peak"] = 100 * peak / med
             if nbytes:

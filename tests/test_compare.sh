@@ -557,5 +557,36 @@ $S2 "$tmp/few0.json" $f3 --noisy q4k_q8k_ref/768x2048/k8/hot &&
 expect_rc 0 "schema 2 noisy, 3 samples, 2x slower: not gated" $py $C "$tmp/few0.json" "$tmp/few1.json"
 grep -q "^q4k_q8k_ref/768x2048/k8/hot .* +[0-9.]*% .* unsure \[noisy\]$" "$tmp/out.txt" && ok ||
   { bad "a noisy 2x slower row with 3 samples is not 'unsure [noisy]'"; cat "$tmp/out.txt"; }
+# a row whose peak samples were all dropped (bench writes no peak_us, peak_GBps, pct_peak for it):
+# the peak normalization cannot apply to one side alone; its times are compared as they are
+$py - "$tmp/s2a.json" "$tmp/nopeak.json" "$tmp/nopeak-slow.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+R = "q4k_q8k_vnni_r8/768x2048/k8/hot"
+rec = d["qkbench_samples"][R]
+rec["peak_dropped"] = [2] * len(rec["peak_dropped"])
+b = next(b for b in d["benchmarks"] if b["name"].startswith(R + "/"))
+for k in ("peak_us", "peak_GBps", "pct_peak"):
+    b.pop(k)
+json.dump(d, open(sys.argv[2], "w"))
+rec["time_us"] = [t * 2 for t in rec["time_us"]]
+for k in ("real_time", "ci_low_us", "ci_high_us", "min_us"):
+    b[k] *= 2
+b["GBps"] /= 2
+json.dump(d, open(sys.argv[3], "w"))
+PY
+expect_rc 0 "schema 2: NEW's row without a peak, unchanged" $py $C "$tmp/s2a.json" "$tmp/nopeak.json"
+grep -q "^q4k_q8k_vnni_r8/768x2048/k8/hot .* +0\.0% .* same$" "$tmp/out.txt" && ok ||
+  { bad "a row without a peak in NEW: not the same time"; cat "$tmp/out.txt"; }
+grep -q "no in-run peak" "$tmp/out.txt" && ok || bad "the row compared without its peak is not said"
+expect_rc 0 "schema 2: BASE's row without a peak, unchanged" $py $C "$tmp/nopeak.json" "$tmp/s2a.json"
+grep -q "^q4k_q8k_vnni_r8/768x2048/k8/hot .* +0\.0% .* same$" "$tmp/out.txt" && ok ||
+  { bad "a row without a peak in BASE: not the same time"; cat "$tmp/out.txt"; }
+expect_rc 1 "schema 2: NEW's row without a peak, 2x slower" $py $C "$tmp/s2a.json" "$tmp/nopeak-slow.json"
+grep -q "^q4k_q8k_vnni_r8/768x2048/k8/hot .* +100\.0% .* SLOWER$" "$tmp/out.txt" && ok ||
+  { bad "a 2x slower row without a peak in NEW: not SLOWER"; cat "$tmp/out.txt"; }
+# pool.py pools it (no clean peak sample: no peak counters), and compare reads the pool
+expect_rc 0 "pool.py, a row without a clean peak sample" $py $src/plot/pool.py "$tmp/nopeak-pool.json" "$tmp/nopeak.json"
+expect_rc 0 "compare the pool of a row without a peak" $py $C "$tmp/s2a.json" "$tmp/nopeak-pool.json"
 echo "compare: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
