@@ -24,6 +24,8 @@ def load(path):
             c = json.load(f)
         except (ValueError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: not JSON ({e})") from None
+        except RecursionError:
+            raise ValueError(f"{path}: not a contracts file (JSON nested too deeply)") from None
     if not isinstance(c, dict) or c.get("schema") != 1 or \
             not isinstance(c.get("deviation"), list) or \
             not all(isinstance(r, dict) for r in c["deviation"]):

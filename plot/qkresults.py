@@ -16,13 +16,13 @@ Two schemas (the context's `qkbench_schema`; any other value is refused):
   (code 0), in order; its median must equal the entry's real_time within 0.01 % or 0.001 us
   (else the file is refused: its summary and its samples disagree); `noisy` is the entry's
   counter, or more than 25 % of its samples dropped; `ci_low`/`ci_high` (seconds) the entry's
-  95 % interval of the median; `pct_peak` the entry's counter (row and peak medians of the same
-  sampling window). The counters `samples` and `dropped`, where present, must equal the counts
+  95 % interval of the median (it must hold real_time); `pct_peak` the entry's counter (row and
+  peak medians of the same sampling window). The counters `samples` and `dropped`, where present, must equal the counts
   in the arrays. Temperatures: hot, cold, decode (GPU: warm launches, cold weights); peak rows:
   peak_read (CPU) and peak_read_gpu.
 
-A file that is unusable (not JSON, not bench's, a time that is not a positive finite number, a
-malformed qkbench_samples) raises ValueError with one line naming the file and the problem; the
+A file that is unusable (not JSON or nested too deeply for Python, not bench's, a time that is
+not a positive finite number, a malformed qkbench_samples, a schema-1 file carrying one) raises ValueError with one line naming the file and the problem; the
 tools print it and exit 2."""
 import argparse
 import json
@@ -182,6 +182,8 @@ def load(path):
             doc = json.load(f)
         except (ValueError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: not JSON ({e})") from None
+        except RecursionError:  # nesting deeper than Python's recursion limit
+            raise ValueError(f"{path}: not a result file (JSON nested too deeply)") from None
     if not isinstance(doc, dict) or "benchmarks" not in doc or "context" not in doc:
         raise ValueError(f"{path}: not a Google Benchmark JSON file")
     if not isinstance(doc["context"], dict) or not isinstance(doc["benchmarks"], list):
@@ -193,7 +195,9 @@ def load(path):
             raise ValueError(f"{path}: benchmarks[{i}] has no name")
     if "qkbench_schema" not in doc["context"]:
         raise ValueError(f"{path}: no qkbench_schema in the context (not written by bench)")
-    schema_of(doc, path)
+    if schema_of(doc, path) == 1 and "qkbench_samples" in doc:
+        raise ValueError(f"{path}: qkbench_schema 1 with a qkbench_samples object (schema 2's: "
+                         "the file is neither)")
     return doc
 
 
@@ -344,6 +348,10 @@ class Result:
                 if not 0 < lo <= hi:
                     raise ValueError(f"{path}: {name}: ci_low_us {cnt['ci_low_us']} and "
                                      f"ci_high_us {cnt['ci_high_us']} are not an interval")
+                if not lo * (1 - 1e-9) <= real <= hi * (1 + 1e-9):
+                    raise ValueError(f"{path}: {name}: the interval [{cnt['ci_low_us']}, "
+                                     f"{cnt['ci_high_us']}] us does not hold real_time "
+                                     f"{real * 1e6:.6g} us, the median it is the interval of")
                 row.ci = (lo, hi)
             row.pct_peak = cnt.get("pct_peak")
             total = len(rec["dropped"])

@@ -588,5 +588,31 @@ grep -q "^q4k_q8k_vnni_r8/768x2048/k8/hot .* +100\.0% .* SLOWER$" "$tmp/out.txt"
 # pool.py pools it (no clean peak sample: no peak counters), and compare reads the pool
 expect_rc 0 "pool.py, a row without a clean peak sample" $py $src/plot/pool.py "$tmp/nopeak-pool.json" "$tmp/nopeak.json"
 expect_rc 0 "compare the pool of a row without a peak" $py $C "$tmp/s2a.json" "$tmp/nopeak-pool.json"
+# hostile files: nesting deeper than Python's recursion limit; a schema-1 file carrying
+# qkbench_samples; an interval that does not hold the median
+$py - "$tmp" "$tmp/s2a.json" <<'PY'
+import json, sys
+d = sys.argv[1]
+open(f"{d}/deep.json", "w").write("[" * 100000 + "]" * 100000)
+open(f"{d}/deepobj.json", "w").write('{"context": {"qkbench_schema": "2"}, "benchmarks": [], "x": '
+                                      + '{"a": ' * 100000 + "1" + "}" * 100001)
+x = json.load(open(sys.argv[2]))
+x["context"]["qkbench_schema"] = "1"
+json.dump(x, open(f"{d}/s1samples.json", "w"))
+x = json.load(open(sys.argv[2]))
+b = next(b for b in x["benchmarks"] if b["name"].startswith("q4k_q8k_ref/768x2048/k8/hot/"))
+b["ci_low_us"], b["ci_high_us"] = b["real_time"] * 1.5, b["real_time"] * 2
+json.dump(x, open(f"{d}/cioutside.json", "w"))
+PY
+for f in deep deepobj s1samples cioutside; do
+  one_err "compare.py $f" $py $C "$tmp/s2a.json" "$tmp/$f.json"
+  grep -q "$f.json" "$tmp/out.txt" || bad "compare.py $f: the line does not name the file"
+done
+one_err "pool.py deep" $py $src/plot/pool.py "$tmp/p.json" "$tmp/deep.json"
+one_err "generations.py deep" $py $G "$tmp/deep.json"
+one_err "contracts.py deep" $py $src/plot/contracts.py "$tmp/deep.json"
+one_err "plot.py deep" $py $src/plot/plot.py "$tmp/deep.json" -o "$tmp/pl4"
+mkdir -p "$tmp/idx3/a" && cp "$tmp/deep.json" "$tmp/idx3/a/"
+one_err "index.py over a deeply nested file" $py $src/plot/index.py "$tmp/idx3"
 echo "compare: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
