@@ -290,8 +290,8 @@ static void wake_job(void *arg, int ti, int nt) {
 /* One CPU sample. Hot: one untimed unit (the peak sample beside it used the caches), then
  * `calls` units back to back, timed as one. Cold: the working set evicted, every pool thread
  * woken by an empty job (so each spins on the start line, not asleep), then one unit. A
- * sample during which any thread of the process was preempted, or the timing thread was off
- * its CPU (a hypervisor's steal), is dropped. */
+ * sample during which a pool thread's CPU time fell below 95 % of the wall (preempted, or its
+ * virtual CPU taken by the hypervisor) is dropped (bench/sampling.h). */
 static int sample_cpu(bench_row *row, double *t, unsigned char *why, double *kernel_s) {
     void (*unit)(bench_row *) = row->v ? unit_variant : unit_peak;
     if (row->temp == TEMP_COLD) {
@@ -1295,8 +1295,9 @@ static void describe_run(void) {
     add_context("stop_rule", rule);
     snprintf(v, sizeof v,
              "hot CPU: a sample is a batch of units lasting about %.0f ms after one untimed unit; "
-             "dropped: any involuntary context switch of the process (getrusage) or the timing "
-             "thread's CPU time below %.0f %% of the wall time; noisy: more than %.0f %% dropped, "
+             "dropped: the CPU time of a thread running the unit (the timing thread or a pool "
+             "worker) below %.0f %% of the wall time (code 1 with an involuntary context switch "
+             "of the process, 2 without); noisy: more than %.0f %% dropped, "
              "or the interval missed its target; %%peak: the peak read row's median over the "
              "row's median, the peak samples taken alternately before and after the row's",
              SAMPLE_SECONDS * 1e3, 100 * QK_MIN_CPU_FRACTION, 100 * QK_MAX_DROPPED_FRACTION);

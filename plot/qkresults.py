@@ -10,8 +10,8 @@ Two schemas (the context's `qkbench_schema`; any other value is refused):
 - "2" (issue 13, nvbench-style sampling): one entry per row, named
   `<row>/iterations:1/manual_time`, and a top-level `qkbench_samples` object keyed by `<row>`
   holding `time_us` (every sample in order, per call), `dropped` (0 clean, else a reason code
-  1-4: involuntary context switch, cpu/wall below 0.95, GPU SM clock low, GPU blocking kernel
-  timed out), and where present `peak_us` (the peak samples interleaved with the row's) and
+  1-4: a thread's cpu/wall below 0.95 with an involuntary context switch, the same without one,
+  GPU SM clock low, GPU blocking kernel timed out), and where present `peak_us` (the peak samples interleaved with the row's) and
   `kernel_us` (GPU rows, CUPTI), all of one length. A Row's `seconds` are its CLEAN samples
   (code 0), in order; its median must equal the entry's real_time within 0.01 % or 0.001 us
   (else the file is refused: its summary and its samples disagree); `noisy` is the entry's
@@ -35,7 +35,7 @@ UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 SCHEMAS = {"1": 1, "2": 2}
 PEAK_VARIANTS = ("peak_read", "peak_read_gpu")
 TEMPERATURES = ("hot", "cold", "decode")
-DROP_REASONS = {1: "involuntary context switch", 2: "cpu/wall below 0.95",
+DROP_REASONS = {1: "cpu/wall below 0.95, preempted", 2: "cpu/wall below 0.95, off the CPU",
                 3: "GPU SM clock below its stated fraction of max",
                 4: "GPU blocking kernel timed out"}
 NOISY_DROPPED = 0.25  # a row with more than this fraction of its samples dropped is noisy
