@@ -614,5 +614,21 @@ one_err "contracts.py deep" $py $src/plot/contracts.py "$tmp/deep.json"
 one_err "plot.py deep" $py $src/plot/plot.py "$tmp/deep.json" -o "$tmp/pl4"
 mkdir -p "$tmp/idx3/a" && cp "$tmp/deep.json" "$tmp/idx3/a/"
 one_err "index.py over a deeply nested file" $py $src/plot/index.py "$tmp/idx3"
+# every variant row of NEW errored (a failed output check): exit 1 naming them, not exit 2 'no
+# benchmark of NEW has a namesake in BASE'
+$py - "$tmp/s2a.json" "$tmp/allerr.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for i, b in enumerate(d["benchmarks"]):
+    if not b["name"].startswith("peak_read"):
+        d["benchmarks"][i] = {k: b[k] for k in ("name", "run_name", "run_type", "repetitions",
+                                                "repetition_index", "threads", "iterations")}
+        d["benchmarks"][i].update(error_occurred=True, error_message="the output of the last "
+                                  "timed call differs from the output checked before timing")
+json.dump(d, open(sys.argv[2], "w"))
+PY
+expect_rc 1 "schema 2: every row of NEW errored" $py $C "$tmp/s2a.json" "$tmp/allerr.json"
+[ "$(grep -c '^errored in NEW: ' "$tmp/out.txt")" -eq 6 ] && ok ||
+  { bad "every errored row of NEW is not named"; cat "$tmp/out.txt" "$tmp/err.txt"; }
 echo "compare: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
