@@ -135,9 +135,11 @@ def check_row(b, rec, min_samples=MIN_SAMPLES, target=TARGET_CI, allow_busy=Fals
         h = 2.262157 * statistics.stdev(meds) / math.sqrt(10)
         med = statistics.median(clean)
         low, high = min(low, med - h), max(high, med + h)
+        low, high = max(low, clean[0]), min(high, clean[-1])  # within the samples
     check(close(b["ci_low_us"], low) and close(b["ci_high_us"], high),
           f"{n}: interval [{b['ci_low_us']}, {b['ci_high_us']}] is not the hull of the order "
-          f"statistics {lo}, {hi} of {len(clean)} and the batch medians: [{low}, {high}]")
+          f"statistics {lo}, {hi} of {len(clean)} and the batch medians within [min, max]: "
+          f"[{low}, {high}]")
     check(b["ci_low_us"] <= real * (1 + 1e-12) and real <= b["ci_high_us"] * (1 + 1e-12),
           f"{n}: real_time {real} outside [{b['ci_low_us']}, {b['ci_high_us']}]")
     cv = 100 * statistics.stdev(clean) / statistics.mean(clean) if len(clean) > 1 else 0
