@@ -11,19 +11,20 @@ Two schemas (the context's `qkbench_schema`; any other value is refused):
   `<row>/iterations:1/manual_time`, and a top-level `qkbench_samples` object keyed by `<row>`
   holding `time_us` (every sample in order, per call), `dropped` (0 clean, else a reason code
   1-4: a thread's cpu/wall below 0.95 with an involuntary context switch, the same without one,
-  GPU SM clock low, GPU blocking kernel timed out), and where present `peak_us` (the peak samples interleaved with the row's) and
-  `kernel_us` (GPU rows, CUPTI), all of one length. A Row's `seconds` are its CLEAN samples
-  (code 0), in order; its median must equal the entry's real_time within 0.01 % or 0.001 us
-  (else the file is refused: its summary and its samples disagree); `noisy` is the entry's
-  counter, or more than 25 % of its samples dropped; `ci_low`/`ci_high` (seconds) the entry's
-  95 % interval of the median (it must hold real_time); `pct_peak` the entry's counter (row and
-  peak medians of the same sampling window). The counters `samples` and `dropped`, where present, must equal the counts
-  in the arrays. Temperatures: hot, cold, decode (GPU: warm launches, cold weights); peak rows:
-  peak_read (CPU) and peak_read_gpu.
+  GPU SM clock low, GPU blocking kernel timed out), and where present `peak_us` (the peak
+  samples interleaved with the row's) with `peak_dropped` (their codes) and `kernel_us` (GPU
+  rows, CUPTI; null where no record), all of one length. A Row's `seconds` are its CLEAN
+  samples (code 0), in order; its median must equal the entry's real_time within 0.01 % or
+  0.001 us (else the file is refused: its summary and its samples disagree); `noisy` is the
+  entry's counter, or more than 25 % of its samples dropped; `ci_low`/`ci_high` (seconds) the
+  entry's 95 % interval of the median (it must hold real_time); `pct_peak` the entry's counter
+  (row and peak medians of the same sampling window). The counters `samples` and `dropped`,
+  where present, must equal the counts in the arrays. Temperatures: hot, cold, decode (GPU:
+  warm launches, cold weights); peak rows: peak_read (CPU) and peak_read_gpu.
 
 A file that is unusable (not JSON or nested too deeply for Python, not bench's, a time that is
-not a positive finite number, a malformed qkbench_samples, a schema-1 file carrying one) raises ValueError with one line naming the file and the problem; the
-tools print it and exit 2."""
+not a positive finite number, a malformed qkbench_samples, a schema-1 file carrying one) raises
+ValueError with one line naming the file and the problem; the tools print it and exit 2."""
 import argparse
 import json
 import math
