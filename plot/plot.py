@@ -137,6 +137,18 @@ def _overlap(a, b):
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+def frozen_geometry(ax, points):
+    """Freezes the axes' limits and draws once: the renderer, pixels per point, the axes' box and
+    each point's pixel position, the geometry that label placement works in."""
+    fig = ax.figure
+    ax.set_xlim(ax.get_xlim())
+    ax.set_ylim(ax.get_ylim())
+    fig.canvas.draw()
+    rend = fig.canvas.get_renderer()
+    return (rend, fig.dpi / 72.0, ax.get_window_extent(rend),
+            [tuple(ax.transData.transform((x, y))) for x, y, _ in points])
+
+
 def place_labels(ax, points, fontsize=8, marker_pt=9.0):
     """Writes each (x, y, text) of points beside its point, where its text overlaps no other
     text and no marker and stays inside the axes: 8 directions tried at growing distances, the
@@ -144,15 +156,8 @@ def place_labels(ax, points, fontsize=8, marker_pt=9.0):
     The axes' limits are frozen first (the placement is in the drawn geometry)."""
     if not points:
         return
-    fig = ax.figure
-    ax.set_xlim(ax.get_xlim())
-    ax.set_ylim(ax.get_ylim())
-    fig.canvas.draw()
-    rend = fig.canvas.get_renderer()
-    k = fig.dpi / 72.0  # pixels per point
-    box = ax.get_window_extent(rend)
+    rend, k, box, px = frozen_geometry(ax, points)  # k: pixels per point
     frame = (box.x0, box.y0, box.x1, box.y1)
-    px = [tuple(ax.transData.transform((x, y))) for x, y, _ in points]
     mr = marker_pt / 2 * k
     taken = [(x - mr, y - mr, x + mr, y + mr) for x, y in px]  # the markers
     sizes = []
@@ -230,14 +235,7 @@ def callout_labels(ax, points, fontsize=8, marker_pt=9.0):
     every variant has about the same intensity). The axes' limits are frozen first."""
     if not points:
         return
-    fig = ax.figure
-    ax.set_xlim(ax.get_xlim())
-    ax.set_ylim(ax.get_ylim())
-    fig.canvas.draw()
-    rend = fig.canvas.get_renderer()
-    k = fig.dpi / 72.0
-    box = ax.get_window_extent(rend)
-    px = [tuple(ax.transData.transform((x, y))) for x, y, _ in points]
+    rend, k, box, px = frozen_geometry(ax, points)
     h = 0.0
     for _, _, text in points:  # the tallest text: descenders and all
         t = ax.text(0, 0, text, fontsize=fontsize)
