@@ -44,9 +44,6 @@ void qk_gb_skip(qk_gb_state *st, const char *msg);
 
 /* Marks the run failed (an error in the JSON, not a skip), e.g. after its loop. */
 void qk_gb_fail(qk_gb_state *st, const char *msg);
-/* Repetitions of b reach the result callback always; json_aggregates_only: the JSON file gets
- * only the aggregates (Google Benchmark's report_aggregates_only, for the file alone). */
-void qk_gb_report_aggregates_only(qk_gb_bench *b, int json_aggregates_only);
 
 /* Before qk_gb_run: the JSON reporter writes to memory (qk_gb_json_text), not to a file. */
 void qk_gb_capture_json(void);

@@ -217,11 +217,6 @@ void qk_gb_skip(qk_gb_state *st, const char *msg) {
 void qk_gb_fail(qk_gb_state *st, const char *msg) {
     S(st).SkipWithError(msg);
 }
-void qk_gb_report_aggregates_only(qk_gb_bench *b, int json_aggregates_only) {
-    // bench's table needs every repetition; only the JSON gets the aggregates alone
-    B(b)->ReportAggregatesOnly(json_aggregates_only != 0);
-    B(b)->DisplayAggregatesOnly(false);
-}
 void qk_gb_capture_json(void) {
     capture_json = true;
 }
