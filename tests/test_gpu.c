@@ -258,6 +258,15 @@ static qk_gpu_case *timing_case(const char *name, qk_block_q4k *w, const float *
     CHECK(c, "%s: %s", name, err);
     return c;
 }
+/* The timing tests' weights (T_E experts, seeded) and activations x (T_COLS values). */
+static qk_block_q4k *timing_data(float *x) {
+    qk_rng r;
+    qk_rng_seed(&r, 13);
+    qk_block_q4k *w = malloc((size_t)T_E * T_ROWS * (T_COLS / QK_K) * sizeof *w);
+    make_random_q4k(&r, w, (size_t)T_E * T_ROWS * (T_COLS / QK_K));
+    qk_act_fill(&r, QK_ACT_NORMAL, x, T_COLS);
+    return w;
+}
 /* What one unit moves (bench's byte count): the weights, f32 x, y. */
 static size_t unit_bytes(const qk_gpu_case *c) {
     return qk_gpu_case_weight_bytes(c) + T_COLS * sizeof(float) +
@@ -266,12 +275,8 @@ static size_t unit_bytes(const qk_gpu_case *c) {
 
 static void test_timing(void) {
     const int n = 50;
-    qk_rng r;
-    qk_rng_seed(&r, 13);
-    qk_block_q4k *w = malloc((size_t)T_E * T_ROWS * (T_COLS / QK_K) * sizeof *w);
-    make_random_q4k(&r, w, (size_t)T_E * T_ROWS * (T_COLS / QK_K));
     float x[T_COLS];
-    qk_act_fill(&r, QK_ACT_NORMAL, x, T_COLS);
+    qk_block_q4k *w = timing_data(x);
     qk_gpu_case *c = timing_case("dp4a_q4k_q8_e2e", w, x);
     char err[512];
     if (!c) goto done;
@@ -413,12 +418,8 @@ static void report(int n) {
     qk_gpu_fingerprint(keep_name, name);
     const size_t l2 = qk_gpu_l2_bytes();
     printf("\n== issue 13 figures: %s, L2 %zu bytes, medians of %d samples ==\n", name, l2, n);
-    qk_rng r;
-    qk_rng_seed(&r, 13);
-    qk_block_q4k *w = malloc((size_t)T_E * T_ROWS * (T_COLS / QK_K) * sizeof *w);
-    make_random_q4k(&r, w, (size_t)T_E * T_ROWS * (T_COLS / QK_K));
     float x[T_COLS];
-    qk_act_fill(&r, QK_ACT_NORMAL, x, T_COLS);
+    qk_block_q4k *w = timing_data(x);
     printf("%-44s %9s %9s %8s %10s %5s %6s %8s %8s  %s\n", "what (top-8 768x2048)", "event_us",
            "kernel_us", "gap_us", "held", "units", "copies", "GB/s_ev", "GB/s_ker", "SM MHz");
     static const char *names[] = {"dp4a_q4k_q8_e2e", "dp4a_q4k_q8"};
