@@ -134,7 +134,8 @@ static struct {
     /* the rows and their timing */
     void *peak_buf;
     size_t peak_buf_bytes;
-    double gpu_copy_bps; /* device-to-device copy, read + write counted: GPU rows' peak */
+    double gpu_copy_bps; /* device-to-device copy, read + write counted (a footnote) */
+    double gpu_max_mhz;  /* the SM clock's maximum (NVML), read once */
     bench_row *rows;
     size_t n_rows, n_done, n_gpu_rows;
     int progress;
@@ -359,7 +360,7 @@ static int sample_gpu(bench_row *row, double *t, unsigned char *why, double *ker
     *t = s.event_s;
     *kernel_s = s.kernels ? s.kernel_s : NAN;
     *why = QK_SAMPLE_CLEAN;
-    double max_mhz = qk_gpu_sm_clock_max_mhz();
+    double max_mhz = g.gpu_max_mhz;
     if (!s.held)
         *why = QK_SAMPLE_NOT_HELD;
     else if (max_mhz > 0 && s.sm_clock_mhz > 0 && s.sm_clock_mhz < QK_MIN_CLOCK_FRACTION * max_mhz)
@@ -1163,6 +1164,7 @@ static void prepare_variants(void) {
     if (g.any_gpu) { /* the GPU rows' peak, as DESIGN.md's anchor measures it: 1 GiB, read+write */
         g.gpu_copy_bps = qk_gpu_copy_bandwidth((size_t)1 << 30, 10);
         if (g.gpu_copy_bps <= 0) qk_die("GPU: the device-to-device copy failed");
+        g.gpu_max_mhz = qk_gpu_sm_clock_max_mhz(); /* 0 without NVML: no sample dropped for it */
     }
 }
 

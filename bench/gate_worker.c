@@ -27,6 +27,7 @@
 #include "../cpu/cpu_features.h"
 #include "../cpu/cpu_kernels.h"
 #include "../cpu/matvec.h"
+#include "../cpu/huge_alloc.h"
 #include "../cpu/threadpool.h"
 #include "../kernels/qk_rng.h"
 #include <dirent.h>
@@ -37,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,7 +50,6 @@ enum {
     MAX_THREADS = 64,
     MAX_CALLS = 1 << 20
 };
-static const size_t HUGE_PAGE = 2u << 20;
 
 /* One line on stderr, exit 2. Bytes that are not printable ASCII (from the environment or the
  * command line) are written as \xNN, so the message stays one line and cannot drive a terminal. */
@@ -102,15 +101,10 @@ static size_t round_up(size_t n, size_t to) {
     return (n + to - 1) / to * to;
 }
 
-/* 2 MB aligned anonymous memory, asked to be backed by huge pages. */
+/* 2 MiB aligned memory, asked to be backed by huge pages (cpu/huge_alloc.h). */
 static char *huge_alloc(size_t bytes) {
-    size_t len = round_up(bytes, HUGE_PAGE);
-    char *raw =
-        mmap(NULL, len + HUGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) die("out of memory: %zu bytes", bytes);
-    char *p = (char *)round_up((size_t)raw, HUGE_PAGE);
-    (void)madvise(p, len, MADV_HUGEPAGE); /* a hint: 4 KB pages still work, less steadily */
-    memset(p, 0, len);
+    char *p = qk_alloc_huge(bytes);
+    if (!p) die("out of memory: %zu bytes", bytes);
     return p;
 }
 
@@ -422,6 +416,6 @@ int main(int argc, char **argv) {
         qk_pool_destroy(pools[t]);
     for (int i = 0; i < n_cases; i++)
         for (int k = 0; k < DATA_COPIES; k++)
-            munmap(cases[i].copies[k].region, round_up(cases[i].region_bytes, HUGE_PAGE));
+            free(cases[i].copies[k].region);
     return 0;
 }
