@@ -101,7 +101,7 @@ static void test_quantizers(void) {
     const char *names[NB];
     for (int round = 0; round < (quick ? 2 : 20); round++) {
         for (int b = 0; b < NB; b++)
-            names[b] = make_edge_block(&r, b, x + b * QK_K);
+            names[b] = qk_edge_block(&r, b, x + b * QK_K);
         for (size_t i = 0; i < qk_gpu_kernel_count; i++) {
             const qk_kernel *k = &qk_gpu_kernels[i];
             if (k->op != QK_OP_QUANTIZE) continue;

@@ -17,7 +17,7 @@ int main(void) {
     const char *names[NB];
     for (int round = 0; round < 50; round++) {
         for (int b = 0; b < NB; b++)
-            names[b] = make_edge_block(&r, b, x + b * QK_K);
+            names[b] = qk_edge_block(&r, b, x + b * QK_K);
         memset(ref, 0x5a, NB * sizeof *ref);
         qk_quant_q8k_ref(x, ref, N);
         for (size_t i = 0; i < qk_test_variant_count(); i++) {
@@ -37,10 +37,10 @@ int main(void) {
         }
     }
     /* the reference itself on the edge cases: the max element maps to -127 */
-    make_edge_block(&r, 5, x);
+    qk_edge_block(&r, 5, x);
     qk_quant_q8k_ref(x, ref, QK_K);
     CHECK(ref[0].qs[200] == -127 && ref[0].d > 0, "negative max must give q=-127 and d>0");
-    make_edge_block(&r, 8, x);
+    qk_edge_block(&r, 8, x);
     qk_quant_q8k_ref(x, ref, QK_K);
     CHECK(ref[0].qs[0] == -127 && ref[0].qs[1] == 127, "values at -max quantize to +127");
     free(x);

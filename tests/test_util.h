@@ -14,11 +14,8 @@ void make_random_q4k(qk_rng *r, qk_block_q4k *w, size_t nblocks);
 /* Q4_K blocks from quantizing N(0, 0.02) weights with the reference quantizer. */
 void make_quantized_q4k(qk_rng *r, qk_block_q4k *w, size_t rows, size_t cols);
 
-/* Block b (of 256 floats) of the edge-case series every quantizer must agree on: ties, +-0,
- * all equal, negative largest magnitude late, equal magnitudes of both signs, values at +-max,
- * subnormals, huge, one outlier, an infinity, a NaN, a single tiny value, near-ties, ... (16
- * cases, b % 16). Returns its name. */
-const char *make_edge_block(qk_rng *r, int b, float *x);
+/* The edge-case series of the quantizer tests: kernels/qk_edge.h. */
+#include "../kernels/qk_edge.h"
 
 /* The variants the tests judge: the CPU table, then the GPU table, whose rows the tests run
  * through their C emulations (the same arithmetic in the same order; the real kernels are
