@@ -19,10 +19,12 @@ struct qk_pool {
     _Atomic unsigned generation; /* bumped for each job */
     _Atomic int pending;         /* workers still running the current job */
     _Atomic int stop;
+    _Atomic int park; /* qk_pool_park: sleep now rather than spin */
+    int sleeping;     /* workers waiting on wake (under lock) */
     qk_job_fn fn;
     void *arg;
     pthread_mutex_t lock;
-    pthread_cond_t wake;
+    pthread_cond_t wake, asleep;
 };
 
 static void *worker_main(void *p_) {
@@ -34,13 +36,16 @@ static void *worker_main(void *p_) {
         unsigned g;
         while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen &&
                !atomic_load(&p->stop)) {
-            if (++spins < SPIN_LIMIT) {
+            if (++spins < SPIN_LIMIT && !atomic_load_explicit(&p->park, memory_order_relaxed)) {
                 _mm_pause();
                 continue;
             }
             pthread_mutex_lock(&p->lock);
+            p->sleeping++;
+            pthread_cond_signal(&p->asleep);
             while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
                 pthread_cond_wait(&p->wake, &p->lock);
+            p->sleeping--;
             pthread_mutex_unlock(&p->lock);
         }
         if (atomic_load(&p->stop)) return NULL;
@@ -62,6 +67,7 @@ qk_pool *qk_pool_create(int threads) {
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->asleep, NULL);
     for (int i = 1; i < threads; i++) {
         p->workers[i].pool = p;
         p->workers[i].index = i;
@@ -84,6 +90,7 @@ void qk_pool_destroy(qk_pool *p) {
         pthread_join(p->workers[i].thread, NULL);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->asleep);
     free(p->workers);
     free(p);
 }
@@ -99,6 +106,7 @@ void qk_pool_run(qk_pool *p, qk_job_fn fn, void *arg) {
     }
     p->fn = fn;
     p->arg = arg;
+    atomic_store(&p->park, 0);
     atomic_store(&p->pending, p->threads - 1);
     pthread_mutex_lock(&p->lock);
     atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
@@ -107,4 +115,12 @@ void qk_pool_run(qk_pool *p, qk_job_fn fn, void *arg) {
     fn(arg, 0, p->threads);
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
         _mm_pause();
+}
+
+void qk_pool_park(qk_pool *p) {
+    pthread_mutex_lock(&p->lock);
+    atomic_store(&p->park, 1);
+    while (p->sleeping < p->threads - 1)
+        pthread_cond_wait(&p->asleep, &p->lock);
+    pthread_mutex_unlock(&p->lock);
 }

@@ -14,5 +14,9 @@ void qk_pool_destroy(qk_pool *p);
 int qk_pool_threads(const qk_pool *p);
 /* Runs fn on every thread and returns when all have finished. */
 void qk_pool_run(qk_pool *p, qk_job_fn fn, void *arg);
+/* Puts every worker to sleep now (not after its spin) and returns once all sleep, so that
+ * threads not of the pool (a plug-in's) have the CPUs to themselves; the next qk_pool_run
+ * wakes them. */
+void qk_pool_park(qk_pool *p);
 
 #endif
