@@ -14,7 +14,7 @@ void qk_q4k_q8k_maddubs(QK_MATVEC_ARGS);
 void qk_q4k_q8k_vnni(QK_MATVEC_ARGS);
 void qk_q4k_q8k_vnni_r8(QK_MATVEC_ARGS);
 size_t qk_q4k_r8_packed_size(size_t rows, size_t cols);
-void qk_q4k_r8_pack(const qk_block_q4k *w, size_t rows, size_t cols, void *out);
+void qk_q4k_r8_pack(const void *w, size_t rows, size_t cols, void *out);
 
 void qk_quant_q8k_ref(const float *x, void *out, size_t n);
 void qk_quant_q8k_avx2(const float *x, void *out, size_t n);

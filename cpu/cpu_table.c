@@ -7,12 +7,12 @@
 #define MATVEC(NAME, ACT, ISA, GROUP, PSIZE, PACK, SUMMARY)                                        \
     {                                                                                              \
 #NAME, QK_DEV_CPU, QK_OP_MATVEC, QK_FMT_Q4_K, ACT, ISA, qk_##NAME, NULL, GROUP, PSIZE,     \
-            PACK, SUMMARY, NULL                                                                    \
+            PACK, SUMMARY, NULL, NULL, NULL                                                        \
     }
 #define QUANT(NAME, OUT, ISA, SUMMARY)                                                             \
     {                                                                                              \
 #NAME, QK_DEV_CPU, QK_OP_QUANTIZE, QK_FMT_F32, OUT, ISA, NULL, qk_##NAME, 1, NULL, NULL,   \
-            SUMMARY, NULL                                                                          \
+            SUMMARY, NULL, NULL, NULL                                                              \
     }
 
 const qk_kernel qk_cpu_kernels[] = {

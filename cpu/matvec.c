@@ -19,7 +19,7 @@ int qk_weights_prepare(const qk_kernel *k, const qk_block_q4k *plain, size_t row
     if (!out->data) return -1;
     out->owned = 1;
     for (size_t e = 0; e < n_experts; e++)
-        k->pack((const qk_block_q4k *)((const char *)plain + e * plain_bytes), rows, cols,
+        k->pack((const char *)plain + e * plain_bytes, rows, cols,
                 (char *)out->data + e * out->expert_bytes);
     return 0;
 }

@@ -30,7 +30,7 @@ size_t qk_q4k_r8_packed_size(size_t rows, size_t cols) {
     return (rows + R - 1) / R * (cols / QK_K) * sizeof(r8_block);
 }
 
-void qk_q4k_r8_pack(const qk_block_q4k *w, size_t rows, size_t cols, void *out) {
+void qk_q4k_r8_pack(const void *w, size_t rows, size_t cols, void *out) {
     const size_t nb = cols / QK_K, groups = (rows + R - 1) / R;
     r8_block *o = out;
     for (size_t g = 0; g < groups; g++)

@@ -3,12 +3,15 @@
 #ifndef QK_KERNEL_H
 #define QK_KERNEL_H
 #include "qk_formats.h"
+#include "qkbench_plugin.h"
 #include <stddef.h>
 #include <stdint.h>
 
 QK_EXTERN_C_BEGIN
 typedef enum { QK_DEV_CPU = 0, QK_DEV_GPU } qk_device;
-typedef enum { QK_OP_MATVEC = 0, QK_OP_QUANTIZE } qk_op;
+/* QK_OP_MOE: the whole unit (every selected expert, the activations' quantization) run by a
+ * plug-in with its own threads or on its device (kernels/qkbench_plugin.h, QKB_KIND_MOE). */
+typedef enum { QK_OP_MATVEC = 0, QK_OP_QUANTIZE, QK_OP_MOE } qk_op;
 
 /* Instruction sets a variant needs; the CPU side checks them with CPUID at run time. */
 enum {
@@ -26,7 +29,7 @@ typedef void (*qk_matvec_fn)(const void *w, size_t rows, size_t cols, size_t r0,
                              const void *x, float *y);
 /* A weight layout of the variant's own, made once before timing (as llama.cpp's CPU_REPACK). */
 typedef size_t (*qk_packed_size_fn)(size_t rows, size_t cols);
-typedef void (*qk_pack_fn)(const qk_block_q4k *w, size_t rows, size_t cols, void *out);
+typedef void (*qk_pack_fn)(const void *plain, size_t rows, size_t cols, void *out);
 /* out = quantize(x[0..n)) in the variant's output format, n a multiple of its block. */
 typedef void (*qk_quantize_fn)(const float *x, void *out, size_t n);
 
@@ -46,6 +49,10 @@ typedef struct qk_kernel {
     /* GPU variants: gpu/'s launch description (opaque here). For them matvec / quantize hold
      * the C emulation: the same arithmetic in the same order, run on the CPU. */
     const void *gpu;
+    /* Plug-in variants: the plug-in's own description (a MOE variant's callbacks live there)
+     * and where it came from (bench/plugin.h, opaque here); NULL for the built-in ones. */
+    const qkb_variant *ext;
+    const struct qk_plugin *plugin;
 } qk_kernel;
 QK_EXTERN_C_END
 

@@ -57,8 +57,8 @@ typedef struct qkb_moe_case {
     size_t rows, cols, n_experts;
     const int32_t *ids; /* n_ids expert indices (< n_experts; may repeat) */
     size_t n_ids;
-    const float *x; /* cols f32 activations */
-    int n_threads;  /* CPU: the threads to use, the calling thread included */
+    const float *x;  /* cols f32 activations */
+    int n_threads;   /* CPU: the threads to use, the calling thread included */
     const int *cpus; /* CPU: the logical CPU of thread t, t < n_threads; NULL: not pinned */
     int cuda_device; /* CUDA: the device bench uses */
 } qkb_moe_case;
