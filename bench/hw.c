@@ -158,3 +158,8 @@ int qk_hw_pin_self(qk_hw *hw, int ti) {
     if (ti >= hw->n_places) return -1;
     return hwloc_set_cpubind(hw->topo, hw->places[ti], HWLOC_CPUBIND_THREAD) ? -1 : 0;
 }
+
+int qk_hw_place_cpu(const qk_hw *hw, int ti) {
+    if (ti >= hw->n_places) return -1;
+    return hwloc_bitmap_first(hw->places[ti]);
+}

@@ -21,5 +21,8 @@ int qk_hw_allowed_cpus(const qk_hw *hw, char *list, size_t list_size);
 int qk_hw_plan_pinning(qk_hw *hw, int n, char *desc, size_t desc_size);
 /* Binds the calling thread to the planned place of thread ti. Returns 0 or -1. */
 int qk_hw_pin_self(qk_hw *hw, int ti);
+/* The first logical CPU (PU) of thread ti's planned place, or -1: what a plug-in's thread ti
+ * is pinned to. */
+int qk_hw_place_cpu(const qk_hw *hw, int ti);
 
 #endif

@@ -38,6 +38,24 @@ void qk_sample_begin(qk_sample_mark *m);
 /* The sample's wall seconds in *wall_s; returns QK_SAMPLE_CLEAN, _PREEMPTED or _OFF_CPU. */
 int qk_sample_end(const qk_sample_mark *m, double *wall_s);
 
+/* Around a timed sample of a unit run by threads not ours (a plug-in's MOE variant: its own
+ * threads, which bench did not start): the CPU time of every thread of the process (the pool's
+ * workers are parked, asleep) against n_threads x the wall time, and the process's involuntary
+ * context switches for the reason. Each thread's own clock, the threads listed from
+ * /proc/self/task before the wall clock starts: the process-wide clock advances a thread
+ * running on another CPU only at a scheduler tick, so over a millisecond it misses most of
+ * its time (without /proc, that clock it is). Dropped below QK_MIN_CPU_FRACTION, as a watched
+ * thread would be: code 1 with a switch, 2 without (a hypervisor's steal, or the plug-in's
+ * threads sleeping during the unit instead of working). */
+typedef struct {
+    long nivcsw;
+    int n; /* threads read (0: the process-wide clock) */
+    int tid[QK_MAX_WATCHED];
+    double cpu[QK_MAX_WATCHED], wall;
+} qk_process_mark;
+void qk_process_sample_begin(qk_process_mark *m);
+int qk_process_sample_end(const qk_process_mark *m, int n_threads, double *wall_s);
+
 /* A row's estimate from its clean samples: the median, and a 95 % interval for it that holds
  * when the machine drifts during the row, not only for independent samples. It is the hull of
  * the distribution-free interval from order statistics (the exact binomial rule) and, with at

@@ -100,6 +100,13 @@ size_t qk_gpu_l2_bytes(void);
  * comparison only. Returns the previous setting. */
 int qk_gpu_set_hold(int on);
 
+/* CUPTI's kernel records of whatever work fn(arg) does, every CUDA context of the process
+ * included (a plug-in's own; the flush's and the hold's skipped): for the second pass of a
+ * sample whose units bench does not launch itself, so that CUPTI costs the timed pass nothing.
+ * 0 with the records' summed durations in *kernel_s and their count in *kernels; 1 when no
+ * CUPTI window can be had (fn is not run); fn's own nonzero return when it fails. */
+int qk_gpu_kernel_window(int (*fn)(void *arg), void *arg, double *kernel_s, int *kernels);
+
 /* The SM clock from NVML (libnvidia-ml.so.1, opened at run time), MHz: now, and its maximum; 0
  * when NVML is unavailable (never an error). */
 double qk_gpu_sm_clock_mhz(void);

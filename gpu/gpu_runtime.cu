@@ -924,4 +924,17 @@ int qk_gpu_read_shape(qk_gpu_read *r, int loads_per_thread, int blocks_per_sm) {
     return 0;
 }
 
+int qk_gpu_kernel_window(int (*fn)(void *arg), void *arg, double *kernel_s, int *kernels) {
+    *kernel_s = 0;
+    *kernels = 0;
+    if (!window_open()) return 1;
+    const int rc = fn(arg);
+    cudaDeviceSynchronize(); // fn's work is complete (a plug-in synchronizes its own stream)
+    window_close();
+    if (rc) return rc;
+    *kernel_s = window_ns * 1e-9;
+    *kernels = (int)window_kernels;
+    return 0;
+}
+
 } // extern "C"
