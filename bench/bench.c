@@ -11,6 +11,7 @@
 #include "model.h"
 #include "npy.h"
 #include "peak.h"
+#include "plugin.h"
 #include "sampling.h"
 #include "synth.h"
 #include "test_hooks.h"
@@ -40,10 +41,16 @@
 #include "qk_build_info.h"  /* generated: compiler and flags */
 #include "qk_git_version.h" /* generated at build time: git describe */
 
+/* The plug-ins loaded unless --no-default-plugins: a ':'-separated list of paths set at build
+ * time (CMake's QK_DEFAULT_PLUGINS); empty by default. */
+#ifndef QK_DEFAULT_PLUGINS
+#define QK_DEFAULT_PLUGINS ""
+#endif
+
 /* Each sample is a batch of back-to-back units lasting about this long (hot CPU rows): long
  * enough for the clocks' cost to vanish, short enough that most batches miss the neighbours. */
 #define SAMPLE_SECONDS 1e-3
-enum { MAX_SAMPLES = 200000, GPU_HOT_UNITS = 100 };
+enum { MAX_SAMPLES = 200000, GPU_HOT_UNITS = 100, MAX_VARIANTS = 256 };
 
 /* What a variant's timed unit reads and writes, set up once before the run. */
 typedef struct {
@@ -54,6 +61,7 @@ typedef struct {
     size_t xq_bytes;
     qk_deviation dev, exact; /* vs the f64 oracle; vs the algorithm-exact oracle (Q8 only) */
     qk_gpu_case *gpu;        /* GPU variants: the unit on the device */
+    void *moe;               /* MOE plug-in variants: their state (the plug-in's create) */
     double output_hash;      /* FNV-1a of y's bytes, low 52 bits: bit-identity across variants */
     double slowdown;         /* test hook QK_INJECT_SLOWDOWN: extra fraction of each call spun */
     int late_fault;          /* test hook QK_INJECT_LATE_FAULT: outputs go wrong after the check */
@@ -112,8 +120,10 @@ static struct {
     qk_hw *hw;
     qk_pool *pool;
     char allowed[256], pinning[512];
+    int cpus[QK_MAX_THREADS]; /* the logical CPU of pool thread t, for MOE plug-ins */
+    int pinned;               /* every pool thread is bound to its place */
     /* the variants asked for */
-    const qk_kernel *sel[64];
+    const qk_kernel *sel[MAX_VARIANTS];
     size_t n_sel;
     /* the data: weights (distinct experts, compact), activations, oracles */
     qk_model_weights model;
@@ -125,9 +135,9 @@ static struct {
     float *x;
     double *x64, *y_ref, *y_exact[QK_FMT_COUNT];
     /* the variants this machine runs, with their checked outputs */
-    variant vars[64];
+    variant vars[MAX_VARIANTS];
     size_t n_vars;
-    const qk_kernel *skipped[64];
+    const qk_kernel *skipped[MAX_VARIANTS];
     size_t n_skipped;
     const qk_kernel *q8k_quant;
     int any_gpu;
@@ -190,8 +200,8 @@ static void check_hooks(const qk_kernel *const *sel, size_t n_sel) {
         }
         int found = 0;
         for (size_t i = 0; i < n_sel && !found; i++)
-            found =
-                sel[i]->device == QK_DEV_CPU && !unsupported(sel[i]) && !strcmp(sel[i]->name, name);
+            found = sel[i]->device == QK_DEV_CPU && sel[i]->op == QK_OP_MATVEC &&
+                    !unsupported(sel[i]) && !strcmp(sel[i]->name, name);
         if (!found)
             qk_die("%s: '%s' is not a CPU variant this run times (--kernel selects them; "
                    "bench --list names them)",
@@ -221,6 +231,27 @@ static void forward(variant *v) {
         spin_until = t0 + (qk_hook_now() - t0) * (1 + v->slowdown);
         qk_pool_run(g.pool, spin_job, NULL);
     }
+}
+
+/* Why the last sample failed (a GPU error, a plug-in's run), for its row's message. */
+static char sample_error[512];
+
+static int is_moe(const variant *v) {
+    return v->k->op == QK_OP_MOE;
+}
+/* The row runs on the GPU (a built-in GPU variant, or a CUDA MOE plug-in variant). */
+static int on_gpu(const variant *v) {
+    return v->k->device == QK_DEV_GPU;
+}
+
+/* A MOE plug-in variant's unit: the plug-in's run, on its own threads or its device. */
+static int moe_run(variant *v) {
+    char err[400] = "";
+    if (!v->k->ext->run(v->moe, err, sizeof err)) return 0;
+    err[sizeof err - 1] = 0;
+    snprintf(sample_error, sizeof sample_error, "the plug-in's run failed: %s",
+             *err ? err : "(no reason given)");
+    return -1;
 }
 
 /* Everything a cold sample must fetch from DRAM. */
@@ -263,7 +294,7 @@ static void report(qk_gb_state *st, bench_row *row) {
     qk_gb_counter(st, "one_minus_cos", v->dev.one_minus_cos, QK_GB_PLAIN);
     qk_gb_counter(st, "nonfinite", (double)v->dev.nonfinite, QK_GB_PLAIN);
     qk_gb_counter(st, "output_hash", v->output_hash, QK_GB_PLAIN);
-    if (v->quant) {
+    if (v->quant || (is_moe(v) && v->k->act_format != QK_FMT_F32)) {
         qk_gb_counter(st, "exact_rel_l2", v->exact.rel_l2, QK_GB_PLAIN);
         qk_gb_counter(st, "exact_max_rel", v->exact.max_rel, QK_GB_PLAIN);
     }
@@ -285,7 +316,10 @@ static volatile unsigned long long read_sink;
 
 /* One CPU row's unit and, for cold rows, what must leave the caches before it. */
 static void unit_variant(bench_row *row) {
-    forward(row->v);
+    if (is_moe(row->v))
+        (void)moe_run(row->v); /* calibration only: a failure is the first sample's to report */
+    else
+        forward(row->v);
 }
 static void evict_for_variant(bench_row *row) {
     evict_variant(row->v);
@@ -324,12 +358,67 @@ static int sample_cpu(bench_row *row, double *t, unsigned char *why, double *ker
     return 0;
 }
 
+/* One sample of a CPU MOE plug-in row: the pool's workers parked (asleep, so that the
+ * plug-in's threads have the CPUs), then as sample_cpu (a cold one after the plug-in's evict).
+ * Dropped by the process's CPU clock against threads x wall (bench/sampling.h: the threads are
+ * the plug-in's, whose own clocks bench cannot name). */
+static int sample_moe_cpu(bench_row *row, double *t, unsigned char *why, double *kernel_s) {
+    variant *v = row->v;
+    qk_pool_park(g.pool);
+    if (row->temp == TEMP_COLD)
+        v->k->ext->evict(v->moe);
+    else if (moe_run(v))
+        return -1;
+    qk_process_mark m;
+    double wall;
+    qk_process_sample_begin(&m);
+    for (int c = 0; c < row->calls; c++)
+        if (moe_run(v)) return -1;
+    *why = (unsigned char)qk_process_sample_end(&m, g.o.threads, &wall);
+    *t = wall / row->calls;
+    *kernel_s = NAN;
+    return 0;
+}
+
+/* A CUDA MOE plug-in row's sample: one untimed run, then `calls` runs back to back (each
+ * returns synchronized) on the host's clock, as ggml's test-backend-ops perf times them; dropped
+ * when the SM clock (NVML) read after them is low, like the GPU rows; CUPTI's kernel time from
+ * a second pass of as many runs. */
+typedef struct {
+    variant *v;
+    int calls;
+} moe_calls;
+static int run_moe_calls(void *arg) {
+    moe_calls *c = arg;
+    for (int i = 0; i < c->calls; i++)
+        if (moe_run(c->v)) return -1;
+    return 0;
+}
+static int sample_moe_cuda(bench_row *row, double *t, unsigned char *why, double *kernel_s) {
+    moe_calls c = {row->v, row->calls};
+    if (moe_run(row->v)) return -1;
+    double t0 = now_s();
+    if (run_moe_calls(&c)) return -1;
+    *t = (now_s() - t0) / row->calls;
+    double mhz = qk_gpu_sm_clock_mhz();
+    *why = g.gpu_max_mhz > 0 && mhz > 0 && mhz < QK_MIN_CLOCK_FRACTION * g.gpu_max_mhz
+               ? QK_SAMPLE_CLOCK_LOW
+               : QK_SAMPLE_CLEAN;
+    double ks;
+    int kn, rc = qk_gpu_kernel_window(run_moe_calls, &c, &ks, &kn);
+    if (rc < 0) return -1;
+    *kernel_s = rc == 0 && kn ? ks / row->calls : NAN;
+    if (rc == 0 && kn) row->kernels_per_unit = kn / row->calls;
+    return 0;
+}
+
 /* Units per hot CPU sample: about SAMPLE_SECONDS of them, from the fastest of three timed calls
  * after one untimed (a call slowed by a neighbour would leave the samples too short). */
 static void calibrate_cpu(bench_row *row) {
     if (row->calls) return;
     row->calls = 1;
     if (row->temp == TEMP_COLD) return;
+    if (row->v && is_moe(row->v)) qk_pool_park(g.pool);
     void (*unit)(bench_row *) = row->v ? unit_variant : unit_peak;
     unit(row);
     double t = INFINITY;
@@ -349,13 +438,12 @@ static void calibrate_cpu(bench_row *row) {
  * a second pass of the same work. A GPU peak row reads the same bytes the same way. Dropped: a
  * sample whose SM clock (NVML, read after it) is below QK_MIN_CLOCK_FRACTION of its maximum,
  * and a cold or decode sample whose hold gave up before the launch was queued. */
-static char gpu_error[512];
 static int sample_gpu(bench_row *row, double *t, unsigned char *why, double *kernel_s) {
     qk_gpu_sample s;
     int r = row->v ? qk_gpu_case_time(row->v->gpu, (qk_gpu_temp)row->temp, row->calls, &s,
-                                      gpu_error, sizeof gpu_error)
+                                      sample_error, sizeof sample_error)
                    : qk_gpu_read_time(row->gpu_read, (qk_gpu_temp)row->temp, row->calls, &s,
-                                      gpu_error, sizeof gpu_error);
+                                      sample_error, sizeof sample_error);
     if (r) return -1;
     *t = s.event_s;
     *kernel_s = s.kernels ? s.kernel_s : NAN;
@@ -435,7 +523,7 @@ static int sample_pair(bench_row *row, size_t turn) {
     row->elapsed += now_s() - t0;
     if (log_append(&row->log, t, why, k, pt, pwhy) ||
         (peak && log_append(&peak->log, pt, pwhy, NAN, NAN, 0))) {
-        snprintf(gpu_error, sizeof gpu_error, "out of memory keeping the samples");
+        snprintf(sample_error, sizeof sample_error, "out of memory keeping the samples");
         return -1;
     }
     return 0;
@@ -458,7 +546,7 @@ static void sample_all(void) {
             served |= g.rows[j].selected && g.rows[j].peak == row;
         row->active = row->selected && (row->v || !served);
         if (!row->active) continue;
-        if (row->sample == sample_cpu) calibrate_cpu(row);
+        if (row->sample == sample_cpu || row->sample == sample_moe_cpu) calibrate_cpu(row);
         if (row->peak && row->peak->sample == sample_cpu) calibrate_cpu(row->peak);
         row->state = QK_SAMPLING_GO_ON;
         row->next_check = 1;
@@ -471,7 +559,7 @@ static void sample_all(void) {
             if (!row->active) continue;
             if (sample_pair(row, turn)) {
                 row->skipped = 1;
-                snprintf(row->message, sizeof row->message, "%s", gpu_error);
+                snprintf(row->message, sizeof row->message, "%s", sample_error);
                 row->active = 0;
                 n_active--, n_sampled++;
                 continue;
@@ -507,6 +595,15 @@ static void no_clean_sample(bench_row *row) {
              row->why_count[QK_SAMPLE_CLOCK_LOW], row->why_count[QK_SAMPLE_NOT_HELD]);
 }
 
+/* A MOE plug-in variant's output of its last run into v->y. 0, or -1 with the reason. */
+static int moe_output(variant *v, char *err, size_t size) {
+    char why[400] = "";
+    if (!v->k->ext->output(v->moe, v->y, why, sizeof why)) return 0;
+    why[sizeof why - 1] = 0;
+    snprintf(err, size, "the plug-in's output failed: %s", *why ? why : "(no reason given)");
+    return -1;
+}
+
 /* Every row's Google Benchmark function, after the sampling: one iteration, whose manual time
  * is the estimate. */
 static void run_row(qk_gb_state *st, void *arg) {
@@ -522,6 +619,13 @@ static void run_row(qk_gb_state *st, void *arg) {
     if (row->v) {
         char err[512];
         /* GPU: the device's output of the last timed unit, copied back without running it */
+        /* a MOE plug-in's: its output of the last run, copied without running it */
+        if (row->v->moe && moe_output(row->v, err, sizeof err)) {
+            row->skipped = 1;
+            snprintf(row->message, sizeof row->message, "%s", err);
+            qk_gb_skip(st, row->message);
+            return;
+        }
         if (row->v->gpu && qk_gpu_case_output(row->v->gpu, row->v->y, err, sizeof err)) {
             row->skipped = 1;
             snprintf(row->message, sizeof row->message, "%s", err);
@@ -573,33 +677,41 @@ static void emit_context(const char *key, const char *value, void *ctx) {
         snprintf(summary_lines + len, sizeof summary_lines - len, "# %s: %s\n", key, value);
 }
 
+/* The built-in variants (the CPU table, then the GPU table), then the plug-ins'. */
 static const qk_kernel *variant_at(size_t i) {
-    return i < qk_cpu_kernel_count ? &qk_cpu_kernels[i] : &qk_gpu_kernels[i - qk_cpu_kernel_count];
+    if (i < qk_cpu_kernel_count) return &qk_cpu_kernels[i];
+    i -= qk_cpu_kernel_count;
+    return i < qk_gpu_kernel_count ? &qk_gpu_kernels[i] : qk_plugin_kernel(i - qk_gpu_kernel_count);
 }
 static size_t variant_count(void) {
-    return qk_cpu_kernel_count + qk_gpu_kernel_count;
+    return qk_cpu_kernel_count + qk_gpu_kernel_count + qk_plugin_kernel_count();
 }
 /* NULL when this machine runs k, else why not. */
 static const char *unsupported(const qk_kernel *k) {
     return k->device == QK_DEV_GPU ? qk_gpu_unsupported() : qk_cpu_unsupported(k);
 }
 
+/* Every variant: its formats, whether this machine runs it, what it does; a plug-in's also
+ * where it came from (plug-in name, version, path) and, for a quantizer, whether it is
+ * bit-identical to the reference. */
 static void list_kernels(void) {
     printf("%-18s %-6s %-8s %-14s %s\n", "variant", "device", "op", "formats", "runs here");
     for (size_t i = 0; i < variant_count(); i++) {
         const qk_kernel *k = variant_at(i);
-        const char *why = unsupported(k);
-        char formats[32];
-        snprintf(formats, sizeof formats, "%s %s %s", qk_format_name(k->weight_format),
-                 k->op == QK_OP_MATVEC ? "x" : "->", qk_format_name(k->act_format));
-        printf("%-18s %-6s %-8s %-14s %s%s  -- %s\n", k->name,
-               k->device == QK_DEV_GPU ? "cuda" : "cpu",
-               k->op == QK_OP_MATVEC ? "matvec" : "quantize", formats, why ? "no: " : "yes",
-               why ? why : "", k->summary);
+        const char *why = unsupported(k), *verdict = qk_plugin_quant_verdict(k);
+        char formats[32], origin[PATH_MAX + 200] = "", label[160];
+        if (k->plugin)
+            snprintf(origin, sizeof origin, "  [plug-in %s, %s]%s%s",
+                     qk_plugin_label(k->plugin, label, sizeof label), k->plugin->path,
+                     verdict ? " NOT BIT-IDENTICAL: " : "", verdict ? verdict : "");
+        printf("%-18s %-6s %-8s %-14s %s%s  -- %s%s\n", k->name,
+               k->device == QK_DEV_GPU ? "cuda" : "cpu", qk_op_name(k->op),
+               qk_kernel_formats(k, formats, sizeof formats), why ? "no: " : "yes", why ? why : "",
+               k->summary, origin);
     }
 }
 
-/* The matvec variants named by the comma-separated patterns; each pattern must match. */
+/* The matvec and MOE variants named by the comma-separated patterns; each pattern must match. */
 static size_t select_kernels(const char *patterns, const qk_kernel **sel, size_t max) {
     size_t n = 0;
     char buf[1024];
@@ -610,14 +722,16 @@ static size_t select_kernels(const char *patterns, const qk_kernel **sel, size_t
         int hit = 0;
         for (size_t i = 0; i < variant_count(); i++) {
             const qk_kernel *k = variant_at(i);
-            if (k->op != QK_OP_MATVEC || fnmatch(t, k->name, 0)) continue;
+            if (k->op == QK_OP_QUANTIZE || fnmatch(t, k->name, 0)) continue;
             hit = 1;
             int dup = 0;
             for (size_t j = 0; j < n; j++)
                 dup |= sel[j] == k;
-            if (!dup && n < max) sel[n++] = k;
+            if (!dup && n == max) qk_die("--kernel: more than %zu variants selected", max);
+            if (!dup) sel[n++] = k;
         }
-        if (!hit) qk_die("--kernel: no matvec variant matches '%s' (bench --list names them)", t);
+        if (!hit)
+            qk_die("--kernel: no matvec or moe variant matches '%s' (bench --list names them)", t);
     }
     if (!n) qk_die("--kernel: '%s' names no variant (bench --list names them)", patterns);
     return n;
@@ -784,7 +898,7 @@ static char *samples_json(void) {
         if (!l->n) continue;
         fprintf(f, "%s\n    \"%s\": {", first ? "" : ",", row->name);
         first = 0;
-        int gpu = row->v && row->v->gpu;
+        int gpu = row->v && on_gpu(row->v);
         write_array(f, "time_us", l->t, l->n, 0);
         fprintf(f, "\"dropped\": [");
         for (size_t s = 0; s < l->n; s++)
@@ -876,8 +990,8 @@ static void check_filter(void) {
         if (hook) snprintf(name, sizeof name, "%s", late);
         int timed = 0;
         for (size_t i = 0; i < g.n_rows && !timed; i++)
-            timed =
-                run[i] && g.rows[i].v && !g.rows[i].v->gpu && !strcmp(g.rows[i].v->k->name, name);
+            timed = run[i] && g.rows[i].v && !g.rows[i].v->gpu && !is_moe(g.rows[i].v) &&
+                    !strcmp(g.rows[i].v->k->name, name);
         if (!timed)
             qk_die("%s: '%s': --benchmark_filter '%s' leaves out every row of that variant", var,
                    qk_gguf_printable(name, strlen(name), shown, sizeof shown), filter);
@@ -919,7 +1033,7 @@ static void pin_job(void *arg, int ti, int nt) {
     pool_threads[ti] = pthread_self(); /* every sample checks each thread's CPU time */
 }
 
-/* Step 1, options: parse them; --help, --list and --inspect end the run here (returns 1). */
+/* Step 1, options: parse them; --help and --inspect end the run here (returns 1). */
 static int read_options(int argc, char **argv) {
     qk_options *o = &g.o;
     qk_parse_options(o, argc, argv);
@@ -928,18 +1042,40 @@ static int read_options(int argc, char **argv) {
         return 1;
     }
     if (qk_cpu_isa_env_error()) qk_die("%s", qk_cpu_isa_env_error());
-    if (o->list) {
-        list_kernels();
-        return 1;
-    }
-    if (o->inspect) {
+    if (o->inspect && !o->list) {
         qk_model_inspect(o->model);
         return 1;
     }
     return 0;
 }
 
-/* Step 2, the machine: threads and pinning within the CPUs this process may run on (taskset,
+/* Step 2, the plug-ins: the default ones (QK_DEFAULT_PLUGINS, unless --no-default-plugins; one
+ * that fails to load is a warning), then each --plugin (one that fails ends the run, exit 2).
+ * Their variants join the built-in ones; --list ends the run here (returns 1). */
+static int load_plugins(void) {
+    qk_options *o = &g.o;
+    char err[PATH_MAX + 600];
+    const char *defaults = QK_DEFAULT_PLUGINS;
+    for (const char *p = defaults; !o->no_default_plugins && *p;
+         p += strcspn(p, ":"), p += *p == ':') {
+        char path[PATH_MAX];
+        size_t n = strcspn(p, ":");
+        if (!n || n >= sizeof path) continue;
+        memcpy(path, p, n);
+        path[n] = 0;
+        if (qk_plugin_load(path, 1, err, sizeof err))
+            fprintf(stderr, "bench: warning: default plug-in not loaded: %s\n", err);
+    }
+    for (int i = 0; i < o->n_plugins; i++)
+        if (qk_plugin_load(o->plugins[i], 0, err, sizeof err)) qk_die("--plugin %s", err);
+    if (o->list) {
+        list_kernels();
+        return 1;
+    }
+    return 0;
+}
+
+/* Step 3, the machine: threads and pinning within the CPUs this process may run on (taskset,
  * cgroups), decided before anything is written; the variants asked for. */
 static void plan_machine(void) {
     qk_options *o = &g.o;
@@ -955,12 +1091,12 @@ static void plan_machine(void) {
     if (qk_hw_plan_pinning(g.hw, o->threads, g.pinning, sizeof g.pinning))
         qk_die("--threads %d: hwloc finds fewer places to pin them among CPUs %s", o->threads,
                g.allowed);
-    g.n_sel = select_kernels(o->kernels, g.sel, 64);
+    g.n_sel = select_kernels(o->kernels, g.sel, MAX_VARIANTS);
     check_hooks(g.sel, g.n_sel);
     /* --decode needs a GPU variant that runs here: refused now, before anything is written */
     int gpu_runs = 0, gpu_skipped = 0;
-    for (size_t i = 0; i < g.n_sel; i++)
-        if (g.sel[i]->device == QK_DEV_GPU) {
+    for (size_t i = 0; i < g.n_sel; i++) /* CUDA MOE plug-ins have hot rows only (ABI 1) */
+        if (g.sel[i]->device == QK_DEV_GPU && g.sel[i]->op != QK_OP_MOE) {
             gpu_runs |= !unsupported(g.sel[i]);
             gpu_skipped |= unsupported(g.sel[i]) != NULL;
         }
@@ -969,7 +1105,7 @@ static void plan_machine(void) {
                gpu_skipped ? " (bench --list says why)" : "");
 }
 
-/* Step 3, the data's source: a Q4_K tensor of a GGUF file or the synthetic default, the
+/* Step 4, the data's source: a Q4_K tensor of a GGUF file or the synthetic default, the
  * experts, and the activations (a captured vector, or a profile drawn from the seed). */
 static void open_data(void) {
     qk_options *o = &g.o;
@@ -1007,7 +1143,7 @@ static void open_data(void) {
     }
 }
 
-/* Step 4, the outputs: --dump-output's folder and --json's file are checked now, not after the
+/* Step 5, the outputs: --dump-output's folder and --json's file are checked now, not after the
  * run; Google Benchmark gets its flags. */
 static void prepare_outputs(void) {
     qk_options *o = &g.o;
@@ -1030,7 +1166,7 @@ static void prepare_outputs(void) {
         qk_die("unknown Google Benchmark flag '%s'", o->gb_argv[1]);
 }
 
-/* Step 5, the threads: the pool, each thread bound to its planned place. */
+/* Step 6, the threads: the pool, each thread bound to its planned place. */
 static void start_threads(void) {
     qk_options *o = &g.o;
     g.pool = qk_pool_create(o->threads);
@@ -1039,14 +1175,18 @@ static void start_threads(void) {
     qk_pool_run(g.pool, pin_job, pin_failed);
     if (qk_sample_watch(pool_threads, o->threads))
         qk_die("cannot read the CPU clock of the pool's threads: %s", strerror(errno));
+    g.pinned = 1;
     for (int t = 0; t < o->threads && t < 256; t++)
         if (pin_failed[t]) {
             snprintf(g.pinning, sizeof g.pinning, "not pinned (hwloc could not bind thread %d)", t);
+            g.pinned = 0;
             break;
         }
+    for (int t = 0; t < o->threads && g.pinned; t++)
+        g.pinned = (g.cpus[t] = qk_hw_place_cpu(g.hw, t)) >= 0;
 }
 
-/* Step 6, the weights and the oracles: only the distinct experts used are generated (or
+/* Step 7, the weights and the oracles: only the distinct experts used are generated (or
  * copied from the file, compact and aligned), ids index that compact array; then the f64
  * oracle of every selected expert. */
 static void make_weights_and_oracle(void) {
@@ -1083,6 +1223,17 @@ static const double *exact_oracle(qk_format f, const void *xq) {
     return g.y_exact[f];
 }
 
+/* x in v's activation format by the reference quantizer, for the exact oracle (a GPU or
+ * plug-in variant's own quantization must be identical). */
+static void reference_activations(variant *v) {
+    const qk_kernel *k = v->k;
+    v->xq_bytes = qk_format_bytes(k->act_format, g.o.cols);
+    v->xq = xmalloc(v->xq_bytes, "activations");
+    if (k->act_format == QK_FMT_Q8_K) qk_quantize_q8k_ref(g.x, v->xq, g.o.cols);
+    if (k->act_format == QK_FMT_Q8_1) qk_quantize_q8_1_ref(g.x, v->xq, g.o.cols);
+    if (k->act_format == QK_FMT_F32) memcpy(v->xq, g.x, v->xq_bytes);
+}
+
 /* A GPU variant's case on the device, its output, and the reference quantization of x for
  * the exact oracle (the GPU's is identical). */
 static void prepare_gpu_variant(variant *v) {
@@ -1094,13 +1245,43 @@ static void prepare_gpu_variant(variant *v) {
     v->gpu = qk_gpu_case_create(k, g.w, o->rows, o->cols, g.n_distinct, g.local_ids, o->n_ids, g.x,
                                 err, sizeof err);
     if (!v->gpu) qk_die("%s: %s", k->name, err);
-    v->xq_bytes = qk_format_bytes(k->act_format, o->cols);
-    v->xq = xmalloc(v->xq_bytes, "activations");
-    if (k->act_format == QK_FMT_Q8_K) qk_quantize_q8k_ref(g.x, v->xq, o->cols);
-    if (k->act_format == QK_FMT_Q8_1) qk_quantize_q8_1_ref(g.x, v->xq, o->cols);
-    if (k->act_format == QK_FMT_F32) memcpy(v->xq, g.x, v->xq_bytes);
+    reference_activations(v);
     v->y = xmalloc(g.n_out * sizeof *v->y, "outputs");
     if (qk_gpu_case_run(v->gpu, v->y, err, sizeof err)) qk_die("%s: %s", k->name, err);
+}
+
+/* A MOE plug-in variant: the plug-in's state made from the case (untimed), one run on
+ * NaN-poisoned outputs, its output copied back; the reference quantization of x for the exact
+ * oracle of its activation format. CPU: the pool's workers parked first, and the plug-in told
+ * the CPUs bench pinned them to. */
+static void prepare_moe_variant(variant *v) {
+    qk_options *o = &g.o;
+    const qk_kernel *k = v->k;
+    char err[512] = "";
+    if (k->device == QK_DEV_GPU && !g.any_gpu) {
+        if (qk_gpu_open(err, sizeof err)) qk_die("GPU: %s", err);
+        g.any_gpu = 1;
+    }
+    reference_activations(v);
+    v->y = xmalloc(g.n_out * sizeof *v->y, "outputs");
+    for (size_t i = 0; i < g.n_out; i++)
+        v->y[i] = NAN;
+    qkb_moe_case c = {.weights = g.w,
+                      .rows = o->rows,
+                      .cols = o->cols,
+                      .n_experts = g.n_distinct,
+                      .ids = g.ids,
+                      .n_ids = o->n_ids,
+                      .x = g.x,
+                      .n_threads = o->threads,
+                      .cpus = g.pinned ? g.cpus : NULL,
+                      .cuda_device = 0};
+    v->moe = k->ext->create(&c, err, sizeof err);
+    err[sizeof err - 1] = 0;
+    if (!v->moe) qk_die("%s: the plug-in's create failed: %s", k->name, *err ? err : "(no reason)");
+    if (k->device == QK_DEV_CPU) qk_pool_park(g.pool);
+    if (moe_run(v)) qk_die("%s: %s", k->name, sample_error);
+    if (moe_output(v, err, sizeof err)) qk_die("%s: %s", k->name, err);
 }
 
 /* A CPU variant's weight layout, its quantizer, and one unit run on NaN-poisoned outputs. */
@@ -1123,7 +1304,7 @@ static void prepare_cpu_variant(variant *v) {
     forward(v);
 }
 
-/* Step 7, the variants: each one this machine runs is laid out and run once, and its output
+/* Step 8, the variants: each one this machine runs is laid out and run once, and its output
  * checked against the oracles (deviation, hash) before any timing. */
 static void prepare_variants(void) {
     qk_options *o = &g.o;
@@ -1138,7 +1319,9 @@ static void prepare_variants(void) {
         v->k = k;
         v->slowdown = injected_slowdown(k->name);
         v->late_fault = injected_late_fault(k->name);
-        if (k->device == QK_DEV_GPU)
+        if (k->op == QK_OP_MOE)
+            prepare_moe_variant(v);
+        else if (k->device == QK_DEV_GPU)
             prepare_gpu_variant(v);
         else
             prepare_cpu_variant(v);
@@ -1169,16 +1352,17 @@ static void prepare_variants(void) {
 }
 
 /* What one unit of v reads and writes: the weights in v's own layout (a packed layout's real
- * size), the activations in v's format, the outputs; cold and decode, a repeated expert once
- * (its repeats are served from cache), hot, every call's bytes. */
+ * size; plain Q4_K for a MOE plug-in, whose own layout bench does not see), the activations in v's
+ * format, the outputs; cold and decode, a repeated expert once (its repeats are served from cache),
+ * hot, every call's bytes. */
 static double unit_bytes(const variant *v, temperature temp) {
     double experts = temp != TEMP_HOT ? (double)g.n_distinct : (double)g.o.n_ids;
-    double expert_bytes =
-        v->gpu ? (double)(g.per_expert * sizeof(qk_block_q4k)) : (double)v->w.expert_bytes;
+    double expert_bytes = v->gpu || is_moe(v) ? (double)(g.per_expert * sizeof(qk_block_q4k))
+                                              : (double)v->w.expert_bytes;
     return experts * expert_bytes + (double)v->xq_bytes + 4.0 * (double)g.n_out;
 }
 
-/* Step 8, the rows: each variant's hot and cold rows, and a peak read row per distinct
+/* Step 9, the rows: each variant's hot and cold rows, and a peak read row per distinct
  * working-set size and temperature, whose samples are taken beside the rows it serves. The
  * variants' rows are registered first, the peak rows last (they report what was sampled). */
 static void register_rows(void) {
@@ -1190,17 +1374,19 @@ static void register_rows(void) {
         for (temperature temp = TEMP_HOT; temp < TEMP_COUNT; temp++) {
             int wanted = temp == TEMP_HOT ? o->hot : temp == TEMP_COLD ? o->cold : o->decode;
             if (!wanted || (temp == TEMP_DECODE && !v->gpu)) continue;
+            if (temp == TEMP_COLD && is_moe(v) && (on_gpu(v) || !v->k->ext->evict))
+                continue; /* no cold row (print_report says why) */
             double bytes = unit_bytes(v, temp);
             bench_row *peak = NULL; /* the same bytes on the same device */
             for (size_t i = 0; i < g.n_rows && !peak; i++)
                 if (!g.rows[i].v && g.rows[i].temp == temp && g.rows[i].bytes == bytes &&
-                    (g.rows[i].gpu_read != NULL) == (v->gpu != NULL))
+                    (g.rows[i].gpu_read != NULL) == on_gpu(v))
                     peak = &g.rows[i];
             if (!peak) {
                 peak = &g.rows[g.n_rows++];
                 peak->bytes = bytes;
                 peak->temp = temp;
-                if (v->gpu) {
+                if (on_gpu(v)) {
                     char err[512];
                     for (size_t i = 0; i < g.n_rows - 1 && !peak->gpu_read; i++)
                         if (g.rows[i].gpu_read && g.rows[i].bytes == bytes)
@@ -1226,9 +1412,11 @@ static void register_rows(void) {
             row->bytes = bytes;
             row->ops = 2.0 * (double)o->rows * (double)o->cols * (double)o->n_ids;
             row->peak = peak;
-            row->sample = v->gpu ? sample_gpu : sample_cpu;
-            if (v->gpu) row->calls = temp == TEMP_HOT ? GPU_HOT_UNITS : 1;
-            g.n_gpu_rows += v->gpu != NULL;
+            row->sample = is_moe(v) ? (on_gpu(v) ? sample_moe_cuda : sample_moe_cpu)
+                          : v->gpu  ? sample_gpu
+                                    : sample_cpu;
+            if (on_gpu(v)) row->calls = temp == TEMP_HOT ? GPU_HOT_UNITS : 1;
+            g.n_gpu_rows += on_gpu(v);
             snprintf(row->name, sizeof row->name, "%s/%zux%zu/k%zu/%s", v->k->name, o->rows,
                      o->cols, o->n_ids, temp_name[temp]);
         }
@@ -1256,7 +1444,54 @@ static void stop_rule_text(char *out, size_t size) {
              o->min_samples, o->min_time, o->target_ci, o->max_time);
 }
 
-/* Step 9, what ran where: the fingerprint and the run's parameters into the JSON context, and
+/* The plug-ins in the JSON context: `plugins` names each one loaded (name, version, path);
+ * `plugin.<variant>` marks each plug-in variant (its plug-in, kind and device); and
+ * `formats.<variant>`, for every variant with rows, its weight and activation formats, by which
+ * plot/contracts.py holds a variant the contracts do not name to the bound of its formats.
+ * `plugin_timing` says how MOE plug-in rows are timed, when there are any. */
+static void describe_plugins(void) {
+    char v[2 * PATH_MAX], key[128], label[160], formats[32];
+    size_t len = 0;
+    v[0] = 0;
+    for (size_t i = 0; i < qk_plugin_count(); i++) {
+        const qk_plugin *p = qk_plugin_at(i);
+        len += (size_t)snprintf(v + len, len < sizeof v ? sizeof v - len : 0, "%s%s (%s%s)",
+                                i ? "; " : "", qk_plugin_label(p, label, sizeof label), p->path,
+                                p->is_default ? ", a default plug-in" : "");
+    }
+    add_context("plugins", qk_plugin_count() ? v : "none");
+    for (size_t i = 0; i < qk_plugin_kernel_count(); i++) {
+        const qk_kernel *k = qk_plugin_kernel(i);
+        const char *verdict = qk_plugin_quant_verdict(k);
+        snprintf(key, sizeof key, "plugin.%s", k->name);
+        snprintf(v, sizeof v, "%s (%s): %s on %s, %s%s%s",
+                 qk_plugin_label(k->plugin, label, sizeof label), k->plugin->path,
+                 qk_op_name(k->op), k->device == QK_DEV_GPU ? "cuda" : "cpu",
+                 qk_kernel_formats(k, formats, sizeof formats), k->op == QK_OP_QUANTIZE ? "; " : "",
+                 k->op != QK_OP_QUANTIZE ? ""
+                 : verdict               ? verdict
+                                         : "bit-identical to the reference on the edge cases");
+        add_context(key, v);
+    }
+    int any_moe = 0;
+    for (size_t i = 0; i < g.n_vars; i++) {
+        const qk_kernel *k = g.vars[i].k;
+        any_moe |= k->op == QK_OP_MOE;
+        snprintf(key, sizeof key, "formats.%s", k->name);
+        add_context(key, qk_kernel_formats(k, formats, sizeof formats));
+    }
+    if (any_moe)
+        add_context("plugin_timing",
+                    "MOE plug-in rows: the unit is the plug-in's run (its own threads, the "
+                    "calling thread included, or its device); CPU: the pool's workers parked, "
+                    "hot and (with the plug-in's evict) cold samples as the CPU rows, dropped "
+                    "when the process's CPU time is below 95 % of threads x wall (code 1 with an "
+                    "involuntary context switch, 2 without); CUDA (hot only): a sample is 100 "
+                    "runs back to back (each synchronized) on the host clock, dropped on a low "
+                    "SM clock; kernel_us from CUPTI records of a second pass of 100 runs");
+}
+
+/* Step 10, what ran where: the fingerprint and the run's parameters into the JSON context, and
  * the table's header lines. */
 static void describe_run(void) {
     qk_options *o = &g.o;
@@ -1322,6 +1557,7 @@ static void describe_run(void) {
         len += (size_t)snprintf(v + len, sizeof v - len, "%s%s: %s", i ? "; " : "",
                                 g.skipped[i]->name, unsupported(g.skipped[i]));
     add_context("skipped", g.n_skipped ? v : "none");
+    describe_plugins();
 
     fputs(summary_lines, stdout);
     printf("# weights %s\n# shape %zux%zu (%s), experts", g.weights, o->rows, o->cols, o->shape);
@@ -1333,7 +1569,7 @@ static void describe_run(void) {
     fflush(stdout);
 }
 
-/* Step 10, the timing: every row sampled in turns, then reported through Google Benchmark (one
+/* Step 11, the timing: every row sampled in turns, then reported through Google Benchmark (one
  * iteration each, whose time is the row's estimate); the JSON is written when it is done. */
 static void run_timing(void) {
     qk_options *o = &g.o;
@@ -1390,7 +1626,38 @@ static void print_row(const bench_row *row) {
            vv->dev.max_rel, vv->dev.one_minus_cos, exact, kern, noisy);
 }
 
-/* Step 11, the report: hot rows, then cold rows, each after its peak reference; then what was
+/* The plug-in rows' footnotes: where each variant came from, how a MOE row is timed and why it
+ * has no cold row; a plug-in quantizer that is not bit-identical to the reference (it fails the
+ * run). Returns the number of such quantizers. */
+static size_t print_plugin_notes(void) {
+    char label[160];
+    size_t n_bad = 0;
+    for (size_t i = 0; i < g.n_vars; i++) {
+        const qk_kernel *k = g.vars[i].k;
+        if (!k->plugin) continue;
+        printf("# %s: plug-in %s (%s)", k->name, qk_plugin_label(k->plugin, label, sizeof label),
+               k->plugin->path);
+        if (k->op == QK_OP_MOE && k->device == QK_DEV_GPU)
+            printf("; the whole unit on the GPU by the plug-in: 100 runs back to back on the "
+                   "host clock per sample, CUPTI's kernel time from a second pass; no cold or "
+                   "decode row (ABI 1 times CUDA plug-ins hot)");
+        else if (k->op == QK_OP_MOE)
+            printf("; the whole unit by the plug-in's %d threads (the pool parked; a sample is "
+                   "dropped by the process's CPU time against threads x wall)%s",
+                   g.o.threads, k->ext->evict ? "" : "; no cold row: the plug-in gives no evict");
+        printf("\n");
+    }
+    for (size_t i = 0; i < qk_plugin_kernel_count(); i++) {
+        const qk_kernel *k = qk_plugin_kernel(i);
+        const char *verdict = qk_plugin_quant_verdict(k);
+        if (!verdict) continue;
+        n_bad++;
+        printf("%-26s FAILED: %s\n", k->name, verdict);
+    }
+    return n_bad;
+}
+
+/* Step 12, the report: hot rows, then cold rows, each after its peak reference; then what was
  * skipped, deviations that are not finite, and the rows whose timed output went wrong.
  * Returns the number of failed rows. */
 static size_t print_report(void) {
@@ -1446,6 +1713,7 @@ static size_t print_report(void) {
     if (g.q8k_quant)
         printf("# Q8_K activations are quantized by %s inside the timed unit.\n",
                g.q8k_quant->name);
+    size_t n_bad_quantizers = print_plugin_notes();
     if (o->json) printf("# JSON: %s\n", o->json);
 
     /* a failed row fails the run, in one line naming the rows */
@@ -1463,10 +1731,16 @@ static size_t print_report(void) {
             "timing in %zu row%s: %s (a kernel that goes wrong when warm or on later calls)%s\n",
             n_failed, n_failed == 1 ? "" : "s", failed,
             o->json ? "; the JSON marks them as errors" : "");
-    return n_failed;
+    if (n_bad_quantizers)
+        fprintf(stderr,
+                "bench: %zu plug-in quantizer%s not bit-identical to the reference (named in the "
+                "table%s)\n",
+                n_bad_quantizers, n_bad_quantizers == 1 ? " is" : "s are",
+                o->json ? " and in the JSON context's plugin.<variant>" : "");
+    return n_failed + n_bad_quantizers;
 }
 
-/* Step 12: everything handed back (so leak checkers see a clean exit). */
+/* Step 13: everything handed back (so leak checkers see a clean exit). */
 static void release_all(void) {
     qk_gb_shutdown();
     for (size_t i = 0; i < g.n_rows; i++) {
@@ -1478,6 +1752,7 @@ static void release_all(void) {
         free(l->t), free(l->peak), free(l->kernel), free(l->why), free(l->peak_why);
     }
     for (size_t i = 0; i < g.n_vars; i++) {
+        if (g.vars[i].moe) g.vars[i].k->ext->destroy(g.vars[i].moe);
         qk_weights_release(&g.vars[i].w);
         qk_gpu_case_destroy(g.vars[i].gpu);
         free(g.vars[i].xq), free(g.vars[i].y);
@@ -1487,11 +1762,13 @@ static void release_all(void) {
     qk_pool_destroy(g.pool);
     if (g.o.model) qk_model_close(&g.model);
     qk_hw_close(g.hw);
+    qk_plugin_unload_all();
     free(g.rows), free(g.peak_buf), free(g.w), free(g.x), free(g.x64), free(g.y_ref);
 }
 
 int main(int argc, char **argv) {
-    if (read_options(argc, argv)) return 0; /* --help, --list, --inspect */
+    if (read_options(argc, argv)) return 0;               /* --help, --inspect */
+    if (load_plugins()) return qk_plugin_unload_all(), 0; /* --list */
     plan_machine();
     open_data();
     prepare_outputs();

@@ -115,7 +115,9 @@ void qk_print_usage(void) {
         "             [--top K | --experts 0-7|3,9|all] [--act PROFILE | --activations F.npy]\n"
         "             [--seed N] [--threads N] [--hot] [--cold] [--decode] [--min-samples N]\n"
         "             [--min-time S] [--max-time S] [--target-ci PCT]\n"
-        "             [--json FILE] [--dump-output DIR] [--benchmark_* flags of Google Benchmark]\n"
+        "             [--json FILE] [--dump-output DIR] [--plugin LIB.so]... "
+        "[--no-default-plugins]\n"
+        "             [--benchmark_* flags of Google Benchmark]\n"
         "       bench --model FILE.gguf (--layer L --proj gate|up|down | --tensor NAME) [...]\n"
         "       bench --model FILE.gguf --inspect\n"
         "\n"
@@ -156,7 +158,10 @@ void qk_print_usage(void) {
         "  --json FILE        Google Benchmark JSON (compare.py reads it) with the deviation\n"
         "                     counters and the machine fingerprint in its context\n"
         "  --dump-output DIR  each variant's output as DIR/<variant>.npy (f32) and the oracles'\n"
-        "                     as f64, the activations as activations.npy\n",
+        "                     as f64, the activations as activations.npy\n"
+        "  --plugin LIB.so    load a plug-in's variants (kernels/qkbench_plugin.h; repeatable):\n"
+        "                     selected, timed, checked and written like the built-in ones\n"
+        "  --no-default-plugins  do not load the plug-ins this bench was built to load\n",
         qk_act_names());
 }
 
@@ -339,11 +344,15 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
             decode = 1;
             continue;
         }
+        if (!strcmp(a, "--no-default-plugins")) {
+            o->no_default_plugins = 1;
+            continue;
+        }
         static const char *const with_value[] = {
             "--kernel",   "--shape",    "--top",         "--experts",     "--act",
             "--seed",     "--threads",  "--json",        "--dump-output", "--activations",
             "--min-time", "--max-time", "--min-samples", "--target-ci",   "--model",
-            "--tensor",   "--layer",    "--proj"};
+            "--tensor",   "--layer",    "--proj",        "--plugin"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known |= !strcmp(a, with_value[k]);
@@ -405,6 +414,12 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
         } else if (!strcmp(a, "--json")) {
             if (!*v) qk_die("--json: empty file name");
             o->json = v;
+        } else if (!strcmp(a, "--plugin")) {
+            if (!*v) qk_die("--plugin: empty file name");
+            if (o->n_plugins == (int)(sizeof o->plugins / sizeof o->plugins[0]))
+                qk_die("--plugin: more than %d plug-ins",
+                       (int)(sizeof o->plugins / sizeof o->plugins[0]));
+            o->plugins[o->n_plugins++] = v;
         } else if (!strcmp(a, "--dump-output")) {
             if (!*v) qk_die("--dump-output: empty directory name");
             o->dump_dir = v;

@@ -40,6 +40,9 @@ typedef struct {
     double target_ci;          /* percent: the median's 95 % interval half-width to reach */
     const char *json;          /* --json FILE, or NULL */
     const char *dump_dir;      /* --dump-output DIR, or NULL */
+    const char *plugins[16];   /* --plugin PATH, in order (QK_MAX_PLUGINS of bench/plugin.h) */
+    int n_plugins;
+    int no_default_plugins; /* --no-default-plugins */
     int list, help;
     const char *gb_context; /* --benchmark_context=K=V,...: the user's context keys */
     /* --benchmark_* flags, passed to Google Benchmark (gb_argv[0] is the program) */

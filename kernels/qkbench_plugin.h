@@ -8,7 +8,8 @@
  * which returns its description (static storage), or NULL with nothing registered. bench
  * refuses the library (one line, exit 2) when the entry point is missing, when abi_version is
  * not QKB_PLUGIN_ABI, when a variant's name is not [a-z0-9_]+ or clashes with another
- * variant's, or when a kind, device or format is one bench does not know.
+ * variant's, or when a kind, device or format is one bench does not know (bench/README.md,
+ * "Plug-ins", lists every refusal).
  *
  * Formats are named as in GGUF: "f32", "q4_K", "q8_K", "q8_1"; their bytes are exactly
  * ggml's (qkbench DESIGN.md, "Formats"). Self-contained: a plug-in needs no other header of
@@ -99,8 +100,10 @@ typedef struct qkb_variant {
 
 typedef struct qkb_plugin {
     uint32_t abi_version; /* QKB_PLUGIN_ABI */
-    const char *name;     /* shown by --list and in the JSON beside each of its variants */
-    const char *version;  /* of the code it measures (e.g. "ggml 0.25.3"), or NULL */
+    const char *name;     /* shown by --list and in the JSON beside each of its variants: 1..64
+                             printable ASCII, no spaces, quotes, backslashes, commas, semicolons */
+    const char *version;  /* of the code it measures (e.g. "ggml 0.25.3"), 1..64 printable
+                             ASCII, or NULL */
     size_t n_variants;
     const qkb_variant *variants;
 } qkb_plugin;
