@@ -4,6 +4,11 @@ variant and activation profile, the largest acceptable deviation from the f64 or
 max_rel, 1-cos) and from the algorithm-exact oracle (exact_rel_l2), no non-finite output, and
 which variants must produce bit-identical outputs (their output_hash counters).
 
+A rule applies to the variants its "variants" globs name. A variant no rule names (a plug-in's)
+is held to the rules whose "formats" list its weight and activation formats, as the result
+file's context gives them (`formats.<variant>`, e.g. "q4_K x f32"): the bound of its algorithm
+class. A variant neither named nor of listed formats breaks the contracts (nothing holds it).
+
 usage: contracts.py [--contracts FILE] RESULT.json...   exit 0: all hold, 1: a violation,
 2: unusable input."""
 import fnmatch
@@ -30,7 +35,27 @@ def load(path):
             not isinstance(c.get("deviation"), list) or \
             not all(isinstance(r, dict) for r in c["deviation"]):
         raise ValueError(f"{path}: not a qkbench contracts file (schema 1)")
+    for i, r in enumerate(c["deviation"]):
+        for key in ("variants", "formats"):
+            if not isinstance(r.get(key, []), list) or \
+                    not all(isinstance(v, str) for v in r.get(key, [])):
+                raise ValueError(f"{path}: deviation[{i}].{key} is not a list of strings")
     return c
+
+
+def rules_for(c, context, variant):
+    """The deviation rules that hold a variant, and None; or [] and why none does."""
+    named = [r for r in c["deviation"]
+             if any(fnmatch.fnmatch(variant, v) for v in r.get("variants", []))]
+    if named:
+        return named, None
+    formats = context.get(f"formats.{variant}")
+    if not isinstance(formats, str):
+        return [], "no contract names it and the file does not give its formats"
+    by_formats = [r for r in c["deviation"] if formats in r.get("formats", [])]
+    if not by_formats:
+        return [], f"no contract names it or its formats ({formats})"
+    return by_formats, None
 
 
 def check(contracts_path, results):
@@ -43,9 +68,10 @@ def check(contracts_path, results):
             cnt = row.counters
             if cnt.get("nonfinite", 0):
                 out.append(f"{where}: {row.name}: {cnt['nonfinite']:.0f} non-finite outputs")
-            for rule in c["deviation"]:
-                if not any(fnmatch.fnmatch(row.variant, v) for v in rule["variants"]):
-                    continue
+            rules, why_none = rules_for(c, getattr(res, "context", {}), row.variant)
+            if why_none:
+                out.append(f"{where}: {row.name}: {why_none}")
+            for rule in rules:
                 if not any(p == "*" or p == res.profile for p in rule["profiles"]):
                     continue
                 for key, counter in METRICS.items():
