@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# bench --plugin: every refusal is one line and exit 2; the example plug-in's rows are checked,
+# listed with their origin, written to the JSON and within their contract; the deliberately
+# wrong one is measured and flagged by plot/contracts.py; a MOE plug-in's rows (its own threads,
+# duplicate ids) equal the built-in reference bit for bit; a plug-in quantizer is held to the
+# reference; default plug-ins load (a missing one is a warning) unless --no-default-plugins.
+# usage: test_plugins.sh BENCH BENCH_WITH_DEFAULT_PLUGINS TEST_PLUGIN_DIR EXAMPLE_PLUGIN
+set -u
+bench=$1 bench_defaults=$2 dir=$3 example=$4
+src=$(cd "$(dirname "$0")/.." && pwd)
+passed=0 failed=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
+
+# One line on stderr naming the problem (PATTERN), nothing on stdout, exit 2.
+expect_refusal() { # description, pattern, args...
+  local what=$1 pattern=$2; shift 2
+  local out err rc
+  out=$(timeout 60 "$bench" "$@" 2>"$tmp/err"); rc=$?
+  err=$(cat "$tmp/err")
+  if [ "$rc" -eq 2 ] && [ -z "$out" ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] &&
+     printf '%s' "$err" | grep -q -- "$pattern"; then
+    ok
+  else
+    bad "$what: rc=$rc stderr='$err' stdout='${out:0:80}'"
+  fi
+}
+printf 'not a library\n' > "$tmp/text.so"
+expect_refusal "missing file" "No such file" --plugin "$tmp/missing.so" --list
+expect_refusal "not a shared library" "not a shared library" --plugin "$tmp/text.so" --list
+expect_refusal "an executable" "cannot load it" --plugin "$bench" --list
+if [ "$(id -u)" -ne 0 ]; then
+  cp "$example" "$tmp/unreadable.so" && chmod 000 "$tmp/unreadable.so"
+  expect_refusal "unreadable file" "Permission denied" --plugin "$tmp/unreadable.so" --list
+fi
+expect_refusal "no entry point" "no entry point 'qkbench_plugin'" --plugin "$dir/qkb_bad_no_entry.so"
+expect_refusal "entry returns NULL" "returned NULL" --plugin "$dir/qkb_bad_null_entry.so"
+expect_refusal "ABI mismatch" "ABI version 2, this bench loads version 1" \
+  --plugin "$dir/qkb_bad_abi.so"
+expect_refusal "bad variant name" "'Bad-Name' is not \[a-z0-9_\]+" --plugin "$dir/qkb_bad_bad_name.so"
+expect_refusal "bad plug-in name" "plug-in name 'a name; with spaces'" \
+  --plugin "$dir/qkb_bad_plugin_name.so"
+expect_refusal "clash with a built-in" "'q4k_f32_ref' clashes with the built-in" \
+  --plugin "$dir/qkb_bad_clash_builtin.so"
+expect_refusal "clash with another plug-in" "'example_q4k_f32' clashes with the variant of plug-in 'example'" \
+  --plugin "$example" --plugin "$dir/qkb_bad_clash_example.so"
+expect_refusal "the same plug-in twice" "clashes with the variant of plug-in 'example'" \
+  --plugin "$example" --plugin "$example"
+expect_refusal "unknown kind" "unknown kind 7" --plugin "$dir/qkb_bad_unknown_kind.so"
+expect_refusal "unknown device" "unknown device 5" --plugin "$dir/qkb_bad_unknown_device.so"
+expect_refusal "unknown format" "unknown format 'q5_0'" --plugin "$dir/qkb_bad_unknown_format.so"
+expect_refusal "matvec callback NULL" "its matvec callback is NULL" \
+  --plugin "$dir/qkb_bad_null_matvec.so"
+expect_refusal "moe run callback NULL" "its run callback is NULL" --plugin "$dir/qkb_bad_null_run.so"
+expect_refusal "matvec on q8_K weights" "matvec q8_K f32 is not a combination bench can check" \
+  --plugin "$dir/qkb_bad_q8_weights.so"
+expect_refusal "CUDA matvec" "a CUDA variant of kind matvec" --plugin "$dir/qkb_bad_cuda_matvec.so"
+expect_refusal "no variants" "n_variants 0" --plugin "$dir/qkb_bad_zero_variants.so"
+expect_refusal "absurd variant count" "n_variants 1099511627776" \
+  --plugin "$dir/qkb_bad_absurd_variants.so"
+expect_refusal "empty --plugin" "empty file name" --plugin ""
+expect_refusal "--kernel naming an unloaded plug-in variant" "no matvec or moe variant matches" \
+  --kernel example_q4k_f32
+
+# --list: every plug-in variant with its plug-in's name, version and path; a CUDA MOE variant
+# listed (skipped without a GPU); quantizers with their bit-identity verdict
+list=$("$bench" --plugin "$example" --plugin "$dir/qkb_moe_example.so" --plugin "$dir/qkb_quant.so" \
+  --plugin "$dir/qkb_quant_away.so" --plugin "$dir/qkb_bad_cuda_moe.so" --list 2>&1)
+real_example=$(realpath "$example")
+check_list() { # pattern, what
+  if printf '%s\n' "$list" | grep -q -- "$1"; then ok; else bad "--list: $2"; fi
+}
+check_list "^example_q4k_f32 *cpu *matvec *q4_K x f32 *yes .*\[plug-in example 1.0, $real_example\]" \
+  "the example's origin"
+check_list "^moe_example_f32 *cpu *moe *q4_K x f32 *yes .*\[plug-in moe_example 1, " "the MOE example"
+check_list "^cuda_moe_no_device_code *cuda *moe *q4_K x q8_1 " "a CUDA MOE variant"
+check_list "^quant_plugin_q8k *cpu *quantize *f32 -> q8_K *yes .*qkb_quant.so\]$" \
+  "a bit-identical plug-in quantizer"
+check_list "^quant_plugin_q8k_away .*NOT BIT-IDENTICAL: differs from the reference q8_K quantizer on the edge case 'ties'" \
+  "a plug-in quantizer that rounds ties away from zero"
+check_list "^q4k_q8k_ref " "the built-in variants"
+
+# The example, the MOE example (2 threads, ids repeated) and the reference, hot and cold
+run() { # json, args...
+  local json=$1; shift
+  timeout 300 "$bench" --shape 256x1024 --min-samples 3 --min-time 0.02 --max-time 0.4 \
+    --target-ci 50 --json "$json" "$@" > "$tmp/out" 2> "$tmp/err"
+}
+threads=$(/usr/bin/python3 -c 'import os; print(min(2, len(os.sched_getaffinity(0))))')
+if run "$tmp/two.json" --plugin "$example" --plugin "$dir/qkb_moe_example.so" \
+    --kernel 'example_*,moe_example_f32,q4k_f32_ref' --experts 3,1,3 --threads "$threads" \
+    --dump-output "$tmp/dump"; then ok; else bad "two plug-ins: rc=$? $(cat "$tmp/err")"; fi
+if grep -q "^# moe_example_f32: plug-in moe_example 1 (.*); the whole unit by the plug-in's $threads threads" "$tmp/out"
+then ok; else bad "the table names a MOE row's plug-in and how it is timed"; fi
+/usr/bin/python3 - "$tmp" "$real_example" <<'PY' || failed=$((failed + 1))
+import json, sys
+import numpy as np
+tmp, example = sys.argv[1], sys.argv[2]
+doc = json.load(open(f"{tmp}/two.json"))
+ctx, rows = doc["context"], {b["name"].split("/iterations")[0]: b for b in doc["benchmarks"]}
+bad = []
+def check(cond, what):
+    if not cond:
+        bad.append(what)
+check(ctx.get("plugins", "").startswith(f"example 1.0 ({example})"), f"plugins: {ctx.get('plugins')}")
+check("moe_example 1 (" in ctx.get("plugins", ""), "plugins lists the MOE plug-in")
+check(ctx.get("plugin.example_q4k_f32") == f"example 1.0 ({example}): matvec on cpu, q4_K x f32",
+      f"plugin.example_q4k_f32: {ctx.get('plugin.example_q4k_f32')}")
+check("moe on cpu, q4_K x f32" in ctx.get("plugin.moe_example_f32", ""), "plugin.moe_example_f32")
+check("plugin.q4k_f32_ref" not in ctx, "a built-in is not marked as a plug-in's")
+for v in ("example_q4k_f32", "moe_example_f32", "q4k_f32_ref"):
+    check(ctx.get(f"formats.{v}") == "q4_K x f32", f"formats.{v}: {ctx.get(f'formats.{v}')}")
+    for t in ("hot", "cold"):
+        r = rows.get(f"{v}/256x1024/k3/{t}")
+        check(r is not None, f"no {t} row of {v}")
+        if r is None or r.get("error_occurred"):
+            continue
+        check(r["rel_l2"] < 2e-5 and r["nonfinite"] == 0, f"{v} {t}: rel_l2 {r['rel_l2']}")
+        # the same arithmetic as q4k_f32_ref, in the same order: bit for bit
+        ref = rows.get(f"q4k_f32_ref/256x1024/k3/{t}", {})
+        check(r["output_hash"] == ref.get("output_hash"), f"{v} {t}: output differs from q4k_f32_ref")
+        check(r.get("peak_us", 0) > 0 and r.get("bytes") == ref.get("bytes"), f"{v} {t}: peak, bytes")
+check("MOE plug-in rows" in ctx.get("plugin_timing", ""), "plugin_timing")
+y = np.load(f"{tmp}/dump/moe_example_f32.npy")
+check(y.shape == (3 * 256,) and np.array_equal(y, np.load(f"{tmp}/dump/q4k_f32_ref.npy")),
+      "--dump-output: the MOE output equals the reference's")
+check(np.array_equal(y[:256], y[512:]), "a repeated id gives the same output")
+for line in bad:
+    print("FAIL:", line)
+sys.exit(1 if bad else 0)
+PY
+[ $? -eq 0 ] && ok  # (a failure was counted above)
+if /usr/bin/python3 "$src/plot/contracts.py" "$tmp/two.json" > "$tmp/contracts"; then ok
+else bad "the example rows break their contract: $(cat "$tmp/contracts")"; fi
+
+# The deliberately wrong plug-in (no mins): measured, and flagged by its formats' contract
+if run "$tmp/wrong.json" --plugin "$dir/qkb_wrong_mins.so" --kernel wrong_q4k_f32_no_mins --top 2 \
+    --hot --threads 1; then ok; else bad "the wrong plug-in does not run: $(cat "$tmp/err")"; fi
+/usr/bin/python3 "$src/plot/contracts.py" "$tmp/wrong.json" > "$tmp/contracts"; rc=$?
+if [ $rc -eq 1 ] && grep -q "contract broken: wrong.json: wrong_q4k_f32_no_mins/256x1024/k2/hot: rel_l2" "$tmp/contracts"
+then ok; else bad "contracts.py on the wrong plug-in: rc=$rc $(cat "$tmp/contracts")"; fi
+# a variant no rule names and whose formats no rule lists is not silently accepted
+sed 's/"formats": \["q4_K x f32"\], //' "$src/results/contracts.json" > "$tmp/no_formats.json"
+/usr/bin/python3 "$src/plot/contracts.py" --contracts "$tmp/no_formats.json" "$tmp/wrong.json" \
+  > "$tmp/contracts"; rc=$?
+if [ $rc -eq 1 ] && grep -q "no contract names it or its formats (q4_K x f32)" "$tmp/contracts"
+then ok; else bad "an unheld variant: rc=$rc $(cat "$tmp/contracts")"; fi
+
+# A plug-in quantizer that is not bit-identical fails a run that loads it (exit 1, one line)
+run "$tmp/quant.json" --plugin "$dir/qkb_quant_away.so" --kernel q4k_f32_ref --hot --threads 1; rc=$?
+if [ $rc -eq 1 ] && grep -q "^quant_plugin_q8k_away *FAILED: differs from the reference" "$tmp/out" &&
+   grep -q "plug-in quantizer is not bit-identical" "$tmp/err"; then ok
+else bad "a quantizer that differs: rc=$rc $(cat "$tmp/err")"; fi
+run "$tmp/quant.json" --plugin "$dir/qkb_quant.so" --kernel q4k_f32_ref --hot --threads 1
+rc=$?
+if [ $rc -eq 0 ] && grep -q '"plugin.quant_plugin_q8k": ".*bit-identical to the reference' "$tmp/quant.json"
+then ok; else bad "a bit-identical quantizer: rc=$rc"; fi
+
+# Default plug-ins: loaded (a missing one: one warning line), none with --no-default-plugins
+list=$("$bench_defaults" --list 2> "$tmp/err")
+if printf '%s\n' "$list" | grep -q "^example_q4k_f32 .*\[plug-in example 1.0, " &&
+   [ "$(wc -l < "$tmp/err")" -eq 1 ] &&
+   grep -q "^bench: warning: default plug-in not loaded: .*no_such_plugin.so: No such file" "$tmp/err"
+then ok; else bad "default plug-ins: $(cat "$tmp/err")"; fi
+list=$("$bench_defaults" --no-default-plugins --list 2> "$tmp/err")
+if ! printf '%s\n' "$list" | grep -q "example_q4k_f32" && [ ! -s "$tmp/err" ]; then ok
+else bad "--no-default-plugins still loads them"; fi
+list=$("$bench" --list 2> "$tmp/err")
+if ! printf '%s\n' "$list" | grep -q "plug-in" && [ ! -s "$tmp/err" ]; then ok
+else bad "bench without plug-ins lists one"; fi
+# an explicit --plugin that fails is exit 2 even beside default ones
+out=$("$bench_defaults" --plugin "$tmp/missing.so" --list 2> "$tmp/err"); rc=$?
+if [ $rc -eq 2 ] && grep -q "^bench: --plugin .*missing.so: No such file" "$tmp/err"; then ok
+else bad "an explicit --plugin that fails beside default ones: rc=$rc"; fi
+
+echo "plugins: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
