@@ -294,7 +294,7 @@ static void report(qk_gb_state *st, bench_row *row) {
     qk_gb_counter(st, "one_minus_cos", v->dev.one_minus_cos, QK_GB_PLAIN);
     qk_gb_counter(st, "nonfinite", (double)v->dev.nonfinite, QK_GB_PLAIN);
     qk_gb_counter(st, "output_hash", v->output_hash, QK_GB_PLAIN);
-    if (v->quant || (is_moe(v) && v->k->act_format != QK_FMT_F32)) {
+    if (v->k->act_format != QK_FMT_F32) { /* GPU rows quantize on the device: they too */
         qk_gb_counter(st, "exact_rel_l2", v->exact.rel_l2, QK_GB_PLAIN);
         qk_gb_counter(st, "exact_max_rel", v->exact.max_rel, QK_GB_PLAIN);
     }
