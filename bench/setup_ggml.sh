@@ -23,21 +23,23 @@ fi
 mkdir -p build/deps
 tarball=build/$sdist
 if [ ! -f "$tarball" ]; then
-  # PyPI's JSON API names the sdist's URL; urllib: no tool beyond the Python the tests use
-  if ! /usr/bin/python3 - "$version" "$sdist" "$tarball.part" <<'EOF' 2>build/deps/download.log; then
-import json, sys, urllib.request
-version, name, out = sys.argv[1:]
-with urllib.request.urlopen(f"https://pypi.org/pypi/llama-cpp-python/{version}/json",
-                            timeout=30) as r:
-    urls = [u["url"] for u in json.load(r)["urls"] if u["filename"] == name]
+  # PyPI's simple index (what pip reads; PIP_INDEX_URL where set) names the sdist's URL
+  index=${PIP_INDEX_URL:-https://pypi.org/simple}
+  if ! /usr/bin/python3 - "${index%/}/llama-cpp-python/" "$sdist" "$tarball.part" <<'EOF' 2>build/deps/download.log; then
+import json, sys, urllib.parse, urllib.request
+page, name, out = sys.argv[1:]
+request = urllib.request.Request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+with urllib.request.urlopen(request, timeout=30) as r:
+    urls = [f["url"] for f in json.load(r)["files"] if f["filename"] == name]
 if not urls:
-    sys.exit(f"PyPI lists no {name}")
-with urllib.request.urlopen(urls[0], timeout=60) as r, open(out, "wb") as f:
+    sys.exit(f"{page} lists no {name}")
+with urllib.request.urlopen(urllib.parse.urljoin(page, urls[0]), timeout=60) as r, \
+        open(out, "wb") as f:
     while chunk := r.read(1 << 20):
         f.write(chunk)
 EOF
     rm -f "$tarball.part"
-    echo "setup_ggml: cannot download $sdist from PyPI ($(tail -1 build/deps/download.log)): no ggml rows" >&2
+    echo "setup_ggml: cannot download $sdist from $index ($(tail -1 build/deps/download.log))" >&2
     exit 3
   fi
   mv "$tarball.part" "$tarball"
