@@ -2,7 +2,8 @@
 # Build, test and benchmark on a GPU host (the device tool's machine: CUDA 13, Google Benchmark
 # 1.8, hwloc, CMake, ninja; no package registry). Results and logs go to $OUT (default
 # build/gpu-out). Usage: [QK_GIT_COMMIT=<commit>] bash bench/gpu_run.sh [quick]
-# (QK_GIT_COMMIT names the source where this copy's .git is not the source's).
+# (QK_GIT_COMMIT names the source where this copy's .git is not the source's). With llama.cpp's
+# ggml rows: bash bench/setup_ggml.sh here first, and carry build/deps/ggml to the device.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-build/gpu-out}
@@ -14,14 +15,26 @@ step "machine"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem,driver_version --format=csv
 nproc
 step "build"
+# llama.cpp's ggml rows (CPU and CUDA) when build/deps/ggml was carried here (no registry here):
+# bash bench/setup_ggml.sh beforehand, then carry build/deps/ggml
+ggml=(-DQK_GGML=OFF)
+if [ -d build/deps/ggml ] && bash bench/setup_ggml.sh; then
+  ggml=(-DQK_GGML=ON -DQK_GGML_CUDA=ON)
+else
+  echo "no build/deps/ggml: without llama.cpp's ggml rows"
+fi
 # the build's logs stay in build/ (the device tool brings back 8 files at most): shown on failure
 cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DQK_WERROR=ON -DQK_CUDA=ON \
-  -DQK_CUDA_ARCHITECTURES=90 >build/gpu-cmake.txt 2>&1 || { tail -30 build/gpu-cmake.txt; exit 1; }
+  -DQK_CUDA_ARCHITECTURES=90 "${ggml[@]}" >build/gpu-cmake.txt 2>&1 || { tail -30 build/gpu-cmake.txt; exit 1; }
 cmake --build build/gpu -j"$(nproc)" >build/gpu-build.txt 2>&1 || { grep -E "error|Error" -A5 build/gpu-build.txt | head -60; exit 1; }
 step "tests (the suites that need no PyPI packages)"
 ctest --test-dir build/gpu --output-on-failure -j4 \
   -R '^(formats|kernels|quantizers|matvec|npy|synth|gpu|gbench|gguf_errors|cli)$' 2>&1 | tail -25
 build/gpu/tests/test_gpu | tail -3
+if [ -x build/gpu/tests/test_ggml_plugin ]; then # the ggml rows' suite, with ggml_cuda's deviation
+  build/gpu/tests/test_ggml_plugin build/gpu/bench/plugins/qkbench_ggml.so 2>&1 |
+    grep -E "^FAIL|ggml:|ggml_cuda|ggml_plugin:"
+fi
 step "compute-sanitizer (memcheck, racecheck) on every GPU variant"
 for tool in memcheck racecheck; do
   QK_GPU_TEST_QUICK=1 compute-sanitizer --tool "$tool" --error-exitcode 9 build/gpu/tests/test_gpu \
@@ -37,6 +50,10 @@ step "bench: dp4a_q4k_q8_e2e top-8 hot, three more runs (the spread between runs
 for i in 1 2 3; do
   build/gpu/bench/bench --kernel dp4a_q4k_q8_e2e --top 8 --hot --min-time 0.5 --max-time 5 | grep '^dp4a'
 done
+if [ -x build/gpu/tests/test_ggml_plugin ]; then
+  step "bench: llama.cpp's ggml_cuda beside dp4a_q4k_q8_e2e, top-8 hot"
+  build/gpu/bench/bench --kernel 'ggml_cuda,dp4a_q4k_q8_e2e' --top 8 --hot --min-time 0.5 --max-time 5
+fi
 step "bench: top-8 down projection (2048x768: 3 super-blocks a row), every GPU variant"
 build/gpu/bench/bench --kernel 'gpu_*,dp4a_*' --top 8 --shape down --min-time 0.5 --max-time 5 \
   --json "$out/$gpu-down-top8.json"

