@@ -1,67 +1,135 @@
-/* q4k_f32_avx2: fused dequantization + FMA on f32 activations (what a CUDA f32 path computes).
- * Per sub-block: sum q*x in 8 f32 lanes, then acc += (d*sc) * that; the min term uses the
- * sub-block's sum of x, computed once per super-block for a group of 4 rows. */
+/* q4k_f32_avx2: fused dequantization + FMA on f32 activations in 8 lanes, 4 rows per pass, in
+ * the factored form y = sum_j d*sc_j*(sum q*x) - dmin*m_j*(sum x).
+ *
+ * AVX2's vpermps has 8-entry tables, too small for a nibble, so a nibble becomes a float by
+ * vpmovzxbd (8 quant bytes from memory, one byte per dword), vpand 15 or vpsrld 4, vcvtdq2ps;
+ * then one FMA per 8 products into the sub-block's sum, and one FMA by d*sc_j per sub-block.
+ * The activations' sums per sub-block are computed once per call for all rows (in slices of
+ * SLICE super-blocks, on the stack), so the mins cost one FMA per row and super-block. The
+ * 6-bit scales are decoded in SIMD, two rows per vector (qk_q4k_unpack_scales). */
 #include "cpu_kernels.h"
-#include "../kernels/qk_q4k_scales.h"
 #include "simd_hsum.h"
 #include <immintrin.h>
 
-enum { ROWS = 4 };
+enum { ROWS = 4, SLICE = 64 };
 
-/* q (32 nibbles as bytes 0..15) times x[0..32) in 8 lanes */
-static inline __m256 dot32(__m256i q, const float *x) {
-    __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
-    __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), _mm256_loadu_ps(x));
-    a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))),
-                        _mm256_loadu_ps(x + 8), a);
-    a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), _mm256_loadu_ps(x + 16), a);
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))),
-                           _mm256_loadu_ps(x + 24), a);
+/* Forces the broadcasts of a just-stored array to load from it (a load each) rather than be
+ * turned into register shuffles by the compiler (a shuffle-port uop each). */
+#define FROM_MEMORY(a) __asm__("" : "+m"(a))
+
+/* Two 16-byte super-block headers (d, dmin, 12 scale bytes), one per 128-bit lane, to lane
+ * bytes sc0..7, m0..7 (the words w0 = bytes 4..7, w1 = 8..11, w2 = 12..15 of DESIGN.md):
+ * sc0..3 = w0 & 63, sc4..7 = (w2 & 15) | (w0 >> 6) << 4, m0..3 = w1 & 63,
+ * m4..7 = (w2 >> 4) | (w1 >> 6) << 4. Equal to qk_q4k_unpack_scales. */
+static inline __m256i unpack_scales2(__m256i h) {
+    const __m256i low = _mm256_broadcastsi128_si256(
+        _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m256i top = _mm256_broadcastsi128_si256(
+        _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
+    const __m256i shift = _mm256_setr_epi32(0, 0, 0, 4, 0, 0, 0, 4);
+    const __m256i keep = _mm256_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f,
+                                           0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f);
+    __m256i a = _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(h, low), shift), keep);
+    __m256i b =
+        _mm256_and_si256(_mm256_srli_epi32(_mm256_shuffle_epi8(h, top), 2), _mm256_set1_epi8(0x30));
+    return _mm256_or_si256(a, b);
+}
+
+/* The 8 sub-block sums of x[0..256), in order */
+static inline __m256 subblock_sums(const float *x) {
+    __m256 s[8];
+    for (int j = 0; j < 8; j++) {
+        const float *p = x + 32 * j;
+        s[j] = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)),
+                             _mm256_add_ps(_mm256_loadu_ps(p + 16), _mm256_loadu_ps(p + 24)));
+    }
+    /* two levels of hadd leave lane halves' partial sums of s0..3 | s0..3 and s4..7 | s4..7 */
+    __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(s[0], s[1]), _mm256_hadd_ps(s[2], s[3]));
+    __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(s[4], s[5]), _mm256_hadd_ps(s[6], s[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20),
+                         _mm256_permute2f128_ps(t0, t1, 0x31));
+}
+
+/* 8 quant bytes from memory: their low nibbles (lo) and high nibbles (hi) as floats */
+static inline void nibbles8(const uint8_t *q, __m256 *lo, __m256 *hi) {
+    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)q));
+    *lo = _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(15)));
+    *hi = _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4));
+}
+
+/* One row's super-block: acc += sum_j s_j * sum(q*x) over sub-block j (s: d*sc_j). */
+static inline __m256 row_dot(const uint8_t *q, const float *xb, const float s[8], __m256 acc) {
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        const float *xc = xb + 64 * c;
+        __m256 lo, hi, pl, ph;
+        nibbles8(q + 32 * c, &lo, &hi);
+        pl = _mm256_mul_ps(lo, _mm256_loadu_ps(xc));
+        ph = _mm256_mul_ps(hi, _mm256_loadu_ps(xc + 32));
+#pragma GCC unroll 3
+        for (int k = 1; k < 4; k++) {
+            nibbles8(q + 32 * c + 8 * k, &lo, &hi);
+            pl = _mm256_fmadd_ps(lo, _mm256_loadu_ps(xc + 8 * k), pl);
+            ph = _mm256_fmadd_ps(hi, _mm256_loadu_ps(xc + 32 + 8 * k), ph);
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(s[2 * c]), pl, acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(s[2 * c + 1]), ph, acc);
+    }
+    return acc;
+}
+
+/* Rows r0..r1 over super-blocks [b0, b0+nb) of rows nbr super-blocks long; adds to y if add */
+static void slice(const qk_block_q4k *w, size_t nbr, size_t b0, size_t nb, size_t r0, size_t r1,
+                  const float *x, float *y, int add) {
+    float xsum[SLICE][8];
+    for (size_t b = 0; b < nb; b++)
+        _mm256_storeu_ps(xsum[b], subblock_sums(x + (b0 + b) * QK_K));
+    for (size_t rg = r0; rg < r1; rg += ROWS) {
+        /* a short last group repeats its last row; only the real rows are written */
+        const qk_block_q4k *row[ROWS];
+        for (size_t i = 0; i < ROWS; i++)
+            row[i] = w + (rg + i < r1 ? rg + i : r1 - 1) * nbr + b0;
+        __m256 acc[ROWS];
+        for (int i = 0; i < ROWS; i++)
+            acc[i] = _mm256_setzero_ps();
+        for (size_t b = 0; b < nb; b++) {
+            const float *xb = x + (b0 + b) * QK_K;
+            const __m256i u01 = unpack_scales2(
+                _mm256_loadu2_m128i((const __m128i *)&row[1][b], (const __m128i *)&row[0][b]));
+            const __m256i u23 = unpack_scales2(
+                _mm256_loadu2_m128i((const __m128i *)&row[3][b], (const __m128i *)&row[2][b]));
+            const __m256 xs = _mm256_loadu_ps(xsum[b]);
+            /* the next group's rows (1/nb of them per super-block) */
+            const char *next = (const char *)(row[0] + ROWS * nbr) + ROWS * b * sizeof(*w);
+            for (size_t k = 0; k < ROWS * sizeof(*w); k += 64)
+                _mm_prefetch(next + k, _MM_HINT_T0);
+#define ROW(r, u, lane)                                                                            \
+    do {                                                                                           \
+        const __m128i ur = _mm256_extracti128_si256(u, lane);                                      \
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(row[r][b].d));                                   \
+        const __m256 dmin = _mm256_set1_ps(_cvtsh_ss(row[r][b].dmin));                             \
+        float s[8];                                                                                \
+        _mm256_storeu_ps(s, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(ur))));       \
+        FROM_MEMORY(s);                                                                            \
+        const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(ur, 8)));          \
+        acc[r] =                                                                                   \
+            _mm256_fnmadd_ps(_mm256_mul_ps(dmin, m), xs, row_dot(row[r][b].qs, xb, s, acc[r]));    \
+    } while (0)
+            ROW(0, u01, 0);
+            ROW(1, u01, 1);
+            ROW(2, u23, 0);
+            ROW(3, u23, 1);
+#undef ROW
+        }
+        for (size_t i = 0; i < ROWS && rg + i < r1; i++)
+            y[rg + i] = (add ? y[rg + i] : 0.0f) + qk_hsum8(acc[i]);
+    }
 }
 
 void qk_q4k_f32_avx2(const void *w, size_t rows, size_t cols, size_t r0, size_t r1, const void *x,
                      float *y) {
     (void)rows;
-    const float *xf = x;
     const size_t nb = cols / QK_K;
-    const __m256i nib = _mm256_set1_epi8(0x0F);
-    for (size_t rg = r0; rg < r1; rg += ROWS) {
-        size_t nr = r1 - rg < ROWS ? r1 - rg : ROWS;
-        __m256 acc[ROWS];
-        float minacc[ROWS];
-        for (size_t i = 0; i < ROWS; i++)
-            acc[i] = _mm256_setzero_ps(), minacc[i] = 0;
-        for (size_t b = 0; b < nb; b++) {
-            const float *xb = xf + b * QK_K;
-            float xsum[8];
-            for (int j = 0; j < 8; j++) {
-                __m256 s = _mm256_add_ps(
-                    _mm256_add_ps(_mm256_loadu_ps(xb + 32 * j), _mm256_loadu_ps(xb + 32 * j + 8)),
-                    _mm256_add_ps(_mm256_loadu_ps(xb + 32 * j + 16),
-                                  _mm256_loadu_ps(xb + 32 * j + 24)));
-                xsum[j] = qk_hsum8(s);
-            }
-            for (size_t i = 0; i < nr; i++) {
-                const qk_block_q4k *blk = qk_q4k_row(w, cols, rg + i) + b;
-                uint8_t sm[16];
-                qk_q4k_unpack_scales(blk->scales, sm);
-                const float d = _cvtsh_ss(blk->d), dmin = _cvtsh_ss(blk->dmin);
-                float msum = 0;
-                for (int c = 0; c < 4; c++) {
-                    __m256i q = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * c));
-                    __m256i ql = _mm256_and_si256(q, nib);
-                    __m256i qh = _mm256_and_si256(_mm256_srli_epi16(q, 4), nib);
-                    acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d * sm[2 * c]), dot32(ql, xb + 64 * c),
-                                             acc[i]);
-                    acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(d * sm[2 * c + 1]),
-                                             dot32(qh, xb + 64 * c + 32), acc[i]);
-                }
-                for (int j = 0; j < 8; j++)
-                    msum += sm[8 + j] * xsum[j];
-                minacc[i] += dmin * msum;
-            }
-        }
-        for (size_t i = 0; i < nr; i++)
-            y[rg + i] = qk_hsum8(acc[i]) - minacc[i];
-    }
+    for (size_t b0 = 0; b0 < nb; b0 += SLICE)
+        slice(w, nb, b0, nb - b0 < SLICE ? nb - b0 : SLICE, r0, r1, x, y, b0 > 0);
 }

@@ -1,50 +1,119 @@
-/* q4k_q8k_maddubs: AVX2. vpmaddubsw multiplies u8 nibbles by s8 activations into s16 pairs
- * (at most 2*15*127, no saturation), vpmaddwd by the sub-block's scale gives s32 lanes whose
- * total is S; the mins use Q8_K's bsums. Integer S and M equal q4k_q8k_ref's. */
+/* q4k_q8k_maddubs: AVX2 on plain Q4_K rows, 4 rows per pass. vpmaddubsw multiplies u8 nibbles
+ * by s8 activations into s16 pairs (at most 2*15*127, no saturation), vpmaddwd by a vector of the
+ * sub-block's scale gives s32 lanes whose total is S; the mins use Q8_K's bsums. The 6-bit
+ * scales are decoded in SIMD, two rows per 256-bit vector (qk_q4k_unpack_scales), and each
+ * sub-block's scale vector is one vpshufb of the row's decoded bytes (no scalar unpack, no
+ * stack round trip); d and dmin of the 4 rows convert in one vcvtph2ps, and M for two rows is
+ * one vpmaddwd. The next group's rows are prefetched. Integer S and M equal q4k_q8k_ref's. */
 #include "cpu_kernels.h"
-#include "../kernels/qk_q4k_scales.h"
 #include "simd_hsum.h"
 #include <immintrin.h>
+#include <string.h>
+
+enum { ROWS = 4 };
+
+/* Two 16-byte super-block headers (d, dmin, 12 scale bytes), one per 128-bit lane, to lane
+ * bytes sc0..7, m0..7 (the words w0 = bytes 4..7, w1 = 8..11, w2 = 12..15 of DESIGN.md):
+ * sc0..3 = w0 & 63, sc4..7 = (w2 & 15) | (w0 >> 6) << 4, m0..3 = w1 & 63,
+ * m4..7 = (w2 >> 4) | (w1 >> 6) << 4. Equal to qk_q4k_unpack_scales. */
+static inline __m256i unpack_scales2(__m256i h) {
+    const __m256i low = _mm256_broadcastsi128_si256(
+        _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m256i top = _mm256_broadcastsi128_si256(
+        _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
+    const __m256i shift = _mm256_setr_epi32(0, 0, 0, 4, 0, 0, 0, 4);
+    const __m256i keep = _mm256_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f,
+                                           0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f);
+    __m256i a = _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(h, low), shift), keep);
+    __m256i b =
+        _mm256_and_si256(_mm256_srli_epi32(_mm256_shuffle_epi8(h, top), 2), _mm256_set1_epi8(0x30));
+    return _mm256_or_si256(a, b);
+}
+
+/* vpshufb masks: scale j of a lane's decoded bytes as 16 words */
+#define SCALE_WORDS(j) _mm256_set1_epi16((short)(0xFF00 | (j)))
+
+/* One row's S for one super-block as 8 s32 lanes (sr: the row's decoded bytes in both lanes) */
+static inline __m256i row_sum(const uint8_t *q, const int8_t *xs, __m256i sr) {
+    const __m256i nib = _mm256_set1_epi8(0x0F);
+    __m256i s[4];
+#pragma GCC unroll 4 /* constant masks, s[] in registers */
+    for (int c = 0; c < 4; c++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * c));
+        const __m256i pl = _mm256_maddubs_epi16(_mm256_and_si256(v, nib),
+                                                _mm256_loadu_si256((const __m256i *)(xs + 64 * c)));
+        const __m256i ph =
+            _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), nib),
+                                 _mm256_loadu_si256((const __m256i *)(xs + 64 * c + 32)));
+        s[c] = _mm256_add_epi32(
+            _mm256_madd_epi16(pl, _mm256_shuffle_epi8(sr, SCALE_WORDS(2 * c))),
+            _mm256_madd_epi16(ph, _mm256_shuffle_epi8(sr, SCALE_WORDS(2 * c + 1))));
+    }
+    return _mm256_add_epi32(_mm256_add_epi32(s[0], s[1]), _mm256_add_epi32(s[2], s[3]));
+}
 
 void qk_q4k_q8k_maddubs(const void *w, size_t rows, size_t cols, size_t r0, size_t r1,
                         const void *x, float *y) {
     (void)rows;
     const qk_block_q8k *xq = x;
     const size_t nb = cols / QK_K;
-    const __m256i nib = _mm256_set1_epi8(0x0F);
-    for (size_t r = r0; r < r1; r++) {
-        const qk_block_q4k *row = qk_q4k_row(w, cols, r);
-        __m256 acc = _mm256_setzero_ps();
-        __m128 macc = _mm_setzero_ps();
+    /* the mins, bytes 8..15 of a lane, as words */
+    const __m256i mins_w = _mm256_broadcastsi128_si256(
+        _mm_setr_epi8(8, -1, 9, -1, 10, -1, 11, -1, 12, -1, 13, -1, 14, -1, 15, -1));
+    for (size_t rg = r0; rg < r1; rg += ROWS) {
+        /* a short last group repeats its last row; only the real rows are written */
+        const qk_block_q4k *row[ROWS];
+        for (size_t i = 0; i < ROWS; i++)
+            row[i] = qk_q4k_row(w, cols, rg + i < r1 ? rg + i : r1 - 1);
+        __m256 acc[ROWS];
+        for (int i = 0; i < ROWS; i++)
+            acc[i] = _mm256_setzero_ps();
+        __m256 macc01 = _mm256_setzero_ps(), macc23 = _mm256_setzero_ps(); /* 4 lanes per row */
         for (size_t b = 0; b < nb; b++) {
-            const qk_block_q4k *blk = &row[b];
             const qk_block_q8k *xb = &xq[b];
-            uint8_t sm[16];
-            qk_q4k_unpack_scales(blk->scales, sm);
-            __m256i sumi = _mm256_setzero_si256();
-            for (int c = 0; c < 4; c++) {
-                __m256i q = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * c));
-                __m256i ql = _mm256_and_si256(q, nib);
-                __m256i qh = _mm256_and_si256(_mm256_srli_epi16(q, 4), nib);
-                __m256i pl = _mm256_maddubs_epi16(
-                    ql, _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * c)));
-                __m256i ph = _mm256_maddubs_epi16(
-                    qh, _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * c + 32)));
-                sumi = _mm256_add_epi32(sumi,
-                                        _mm256_madd_epi16(pl, _mm256_set1_epi16((short)sm[2 * c])));
-                sumi = _mm256_add_epi32(
-                    sumi, _mm256_madd_epi16(ph, _mm256_set1_epi16((short)sm[2 * c + 1])));
-            }
-            /* M: pair the 16 bsums into 8 sub-block sums, times the 8 mins */
-            __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)xb->bsums),
-                                        _mm_loadu_si128((const __m128i *)(xb->bsums + 8)));
-            __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
-            __m128i msum = _mm_madd_epi16(bs, mins);
-            const float d = xb->d * _cvtsh_ss(blk->d);
-            const float dmin = xb->d * _cvtsh_ss(blk->dmin);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-            macc = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(msum), macc);
+            const __m256i h01 =
+                _mm256_loadu2_m128i((const __m128i *)&row[1][b], (const __m128i *)&row[0][b]);
+            const __m256i h23 =
+                _mm256_loadu2_m128i((const __m128i *)&row[3][b], (const __m128i *)&row[2][b]);
+            const __m256i u01 = unpack_scales2(h01), u23 = unpack_scales2(h23);
+            /* {d(r), dmin(r)} of the 4 rows (the first dword of each header), times the
+             * activations' d */
+            int32_t dw[ROWS];
+            for (int r = 0; r < ROWS; r++)
+                memcpy(&dw[r], &row[r][b], 4);
+            const __m256 dd = _mm256_mul_ps(
+                _mm256_cvtph_ps(_mm_setr_epi32(dw[0], dw[1], dw[2], dw[3])), _mm256_set1_ps(xb->d));
+            /* M: the 8 sub-block sums of the activations (pairs of bsums) times the mins */
+            const __m256i bs = _mm256_broadcastsi128_si256(
+                _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)xb->bsums),
+                               _mm_loadu_si128((const __m128i *)(xb->bsums + 8))));
+            macc01 = _mm256_fmadd_ps(
+                _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_shuffle_epi8(u01, mins_w), bs)),
+                _mm256_permutevar8x32_ps(dd, _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3)), macc01);
+            macc23 = _mm256_fmadd_ps(
+                _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_shuffle_epi8(u23, mins_w), bs)),
+                _mm256_permutevar8x32_ps(dd, _mm256_setr_epi32(5, 5, 5, 5, 7, 7, 7, 7)), macc23);
+            /* the next group's rows (contiguous after these), 1/nb of them per super-block:
+             * the hardware prefetcher alone left the loads waiting on L3 */
+            const char *next = (const char *)row[0] + ROWS * (nb + b) * sizeof(qk_block_q4k);
+            for (size_t k = 0; k < ROWS * sizeof(qk_block_q4k); k += 64)
+                _mm_prefetch(next + k, _MM_HINT_T0);
+                /* row r: its lane of decoded bytes in both lanes, its d in all 8 */
+#define ROW(r, u, lanes)                                                                           \
+    acc[r] = _mm256_fmadd_ps(                                                                      \
+        _mm256_cvtepi32_ps(row_sum(row[r][b].qs, xb->qs, _mm256_permute2x128_si256(u, u, lanes))), \
+        _mm256_permutevar8x32_ps(dd, _mm256_set1_epi32(2 * (r))), acc[r])
+            ROW(0, u01, 0x00);
+            ROW(1, u01, 0x11);
+            ROW(2, u23, 0x00);
+            ROW(3, u23, 0x11);
+#undef ROW
         }
-        y[r] = qk_hsum8(acc) - qk_hsum4(macc);
+        float m[16];
+        _mm256_storeu_ps(m, macc01);
+        _mm256_storeu_ps(m + 8, macc23);
+        for (size_t i = 0; i < ROWS && rg + i < r1; i++)
+            y[rg + i] =
+                qk_hsum8(acc[i]) - ((m[4 * i] + m[4 * i + 1]) + (m[4 * i + 2] + m[4 * i + 3]));
     }
 }
