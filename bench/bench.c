@@ -66,6 +66,9 @@ typedef struct {
     double slowdown;         /* test hook QK_INJECT_SLOWDOWN: extra fraction of each call spun */
     int late_fault;          /* test hook QK_INJECT_LATE_FAULT: outputs go wrong after the check */
     int checked;             /* the output was checked (deviation, hash) */
+    /* the check before timing failed (a write outside the rows asked for, a MOE run that
+     * failed): its rows fail with this reason, untimed */
+    char fail[520];
 } variant;
 
 /* QK_GPU_HOT, _COLD, _DECODE have the same values. */
@@ -108,7 +111,9 @@ struct bench_row {
     double kernel_s;   /* GPU rows: median CUPTI kernel time per unit (0: none) */
     int kernels_per_unit;
     int skipped;
-    int failed; /* the last timed call's output differed from the checked one */
+    int failed;       /* its check failed: the variant's before timing, a run during the sampling,
+                         or the last timed call's output differing from the checked one */
+    int busy_threads; /* CPU MOE plug-in rows: the threads its runs keep busy (calibrated) */
     char message[520];
 };
 
@@ -198,9 +203,10 @@ static void check_hooks(const qk_kernel *const *sel, size_t n_sel) {
             if (!qk_hook_slowdown_target(name, sizeof name)) continue;
             (void)injected_slowdown(""); /* a malformed value is named first */
         }
-        int found = 0;
+        int found = 0; /* the slowdown also slows a CPU MOE plug-in variant's runs */
         for (size_t i = 0; i < n_sel && !found; i++)
-            found = sel[i]->device == QK_DEV_CPU && sel[i]->op == QK_OP_MATVEC &&
+            found = sel[i]->device == QK_DEV_CPU &&
+                    (sel[i]->op == QK_OP_MATVEC || (!hook && sel[i]->op == QK_OP_MOE)) &&
                     !unsupported(sel[i]) && !strcmp(sel[i]->name, name);
         if (!found)
             qk_die("%s: '%s' is not a CPU variant this run times (--kernel selects them; "
@@ -220,7 +226,9 @@ static void spin_job(void *arg, int ti, int nt) {
 
 static void forward(variant *v) {
     const double t0 = v->slowdown > 0 ? qk_hook_now() : 0;
+    qk_plugin_running(v->k);
     qk_moe_forward(g.pool, v->quant, v->k, &v->w, g.ids, g.o.n_ids, g.x, v->xq, v->y);
+    qk_plugin_running(NULL);
     if (v->late_fault && v->checked) {
         uint32_t bits;
         memcpy(&bits, &v->y[0], 4);
@@ -233,8 +241,17 @@ static void forward(variant *v) {
     }
 }
 
-/* Why the last sample failed (a GPU error, a plug-in's run), for its row's message. */
+/* Why the last sample failed (a GPU error, a plug-in's run), for its row's message;
+ * sample_failed: it was the plug-in's run (the row fails), not the device (skipped). */
 static char sample_error[512];
+static int sample_failed;
+
+/* A plug-in's message (err_size bytes, maybe unterminated) in one line: control characters and
+ * backslashes escaped. */
+static const char *one_line(char *err, size_t err_size, char *out, size_t size) {
+    err[err_size - 1] = 0;
+    return *err ? qk_gguf_printable(err, strlen(err), out, size) : "(no reason given)";
+}
 
 static int is_moe(const variant *v) {
     return v->k->op == QK_OP_MOE;
@@ -246,11 +263,22 @@ static int on_gpu(const variant *v) {
 
 /* A MOE plug-in variant's unit: the plug-in's run, on its own threads or its device. */
 static int moe_run(variant *v) {
-    char err[400] = "";
-    if (!v->k->ext->run(v->moe, err, sizeof err)) return 0;
-    err[sizeof err - 1] = 0;
-    snprintf(sample_error, sizeof sample_error, "the plug-in's run failed: %s",
-             *err ? err : "(no reason given)");
+    char err[400] = "", line[420];
+    const double t0 = v->slowdown > 0 ? qk_hook_now() : 0;
+    qk_plugin_running(v->k);
+    int rc = v->k->ext->run(v->moe, err, sizeof err);
+    qk_plugin_running(NULL);
+    if (!rc) {
+        if (v->slowdown > 0) { /* QK_INJECT_SLOWDOWN: the calling thread spins the extra */
+            double until = t0 + (qk_hook_now() - t0) * (1 + v->slowdown);
+            while (qk_hook_now() < until) {
+            }
+        }
+        return 0;
+    }
+    snprintf(sample_error, sizeof sample_error, "the plug-in's run failed (it returned %d): %s", rc,
+             one_line(err, sizeof err, line, sizeof line));
+    sample_failed = 1;
     return -1;
 }
 
@@ -314,18 +342,19 @@ static void check_last_output(qk_gb_state *st, bench_row *row, const float *y) {
 
 static volatile unsigned long long read_sink;
 
-/* One CPU row's unit and, for cold rows, what must leave the caches before it. */
-static void unit_variant(bench_row *row) {
-    if (is_moe(row->v))
-        (void)moe_run(row->v); /* calibration only: a failure is the first sample's to report */
-    else
-        forward(row->v);
+/* One CPU row's unit and, for cold rows, what must leave the caches before it. 0, or -1 when a
+ * MOE plug-in's run failed (sample_error says why). */
+static int unit_variant(bench_row *row) {
+    if (is_moe(row->v)) return moe_run(row->v);
+    forward(row->v);
+    return 0;
 }
 static void evict_for_variant(bench_row *row) {
     evict_variant(row->v);
 }
-static void unit_peak(bench_row *row) {
+static int unit_peak(bench_row *row) {
     read_sink = qk_read_all(g.pool, g.peak_buf, (size_t)row->bytes);
+    return 0;
 }
 static void evict_for_peak(bench_row *row) {
     qk_evict(g.peak_buf, (size_t)row->bytes);
@@ -340,18 +369,18 @@ static void wake_job(void *arg, int ti, int nt) {
  * sample during which a pool thread's CPU time fell below 95 % of the wall (preempted, or its
  * virtual CPU taken by the hypervisor) is dropped (bench/sampling.h). */
 static int sample_cpu(bench_row *row, double *t, unsigned char *why, double *kernel_s) {
-    void (*unit)(bench_row *) = row->v ? unit_variant : unit_peak;
+    int (*unit)(bench_row *) = row->v ? unit_variant : unit_peak;
     if (row->temp == TEMP_COLD) {
         (row->v ? evict_for_variant : evict_for_peak)(row);
         qk_pool_run(g.pool, wake_job, NULL);
     } else {
-        unit(row);
+        (void)unit(row);
     }
     qk_sample_mark m;
     double wall;
     qk_sample_begin(&m);
     for (int c = 0; c < row->calls; c++)
-        unit(row);
+        (void)unit(row);
     *why = (unsigned char)qk_sample_end(&m, &wall);
     *t = wall / row->calls;
     *kernel_s = NAN;
@@ -360,21 +389,25 @@ static int sample_cpu(bench_row *row, double *t, unsigned char *why, double *ker
 
 /* One sample of a CPU MOE plug-in row: the pool's workers parked (asleep, so that the
  * plug-in's threads have the CPUs), then as sample_cpu (a cold one after the plug-in's evict).
- * Dropped by the process's CPU clock against threads x wall (bench/sampling.h: the threads are
- * the plug-in's, whose own clocks bench cannot name). */
+ * Dropped by the CPU time of the process's threads against busy_threads x wall (bench/sampling.h:
+ * the threads are the plug-in's, whose own clocks bench cannot name; busy_threads, those its
+ * runs kept busy in calibration). */
 static int sample_moe_cpu(bench_row *row, double *t, unsigned char *why, double *kernel_s) {
     variant *v = row->v;
     qk_pool_park(g.pool);
-    if (row->temp == TEMP_COLD)
+    if (row->temp == TEMP_COLD) {
+        qk_plugin_running(v->k);
         v->k->ext->evict(v->moe);
-    else if (moe_run(v))
+        qk_plugin_running(NULL);
+    } else if (moe_run(v))
         return -1;
     qk_process_mark m;
     double wall;
     qk_process_sample_begin(&m);
     for (int c = 0; c < row->calls; c++)
         if (moe_run(v)) return -1;
-    *why = (unsigned char)qk_process_sample_end(&m, g.o.threads, &wall);
+    int busy;
+    *why = (unsigned char)qk_process_sample_end(&m, row->busy_threads, &wall, &busy);
     *t = wall / row->calls;
     *kernel_s = NAN;
     return 0;
@@ -412,23 +445,53 @@ static int sample_moe_cuda(bench_row *row, double *t, unsigned char *why, double
     return 0;
 }
 
+/* A CPU MOE plug-in row's busy_threads: the most threads (of the process: the plug-in's, the
+ * calling one included) whose CPU time was at least half the wall time of one run, over five
+ * untimed runs; at least 1, at most --threads. 0, or -1 when a run failed. */
+static int count_busy_threads(bench_row *row) {
+    qk_pool_park(g.pool);
+    if (moe_run(row->v)) return -1;
+    int most = 1;
+    for (int i = 0; i < 5; i++) {
+        qk_process_mark m;
+        double wall;
+        int busy;
+        qk_process_sample_begin(&m);
+        if (moe_run(row->v)) return -1;
+        (void)qk_process_sample_end(&m, 1, &wall, &busy);
+        most = busy > most ? busy : most;
+    }
+    row->busy_threads = most < g.o.threads ? most : g.o.threads;
+    return 0;
+}
+
 /* Units per hot CPU sample: about SAMPLE_SECONDS of them, from the fastest of three timed calls
- * after one untimed (a call slowed by a neighbour would leave the samples too short). */
-static void calibrate_cpu(bench_row *row) {
-    if (row->calls) return;
+ * after one untimed (a call slowed by a neighbour would leave the samples too short). 0, or -1
+ * when a MOE plug-in's run failed. */
+static int calibrate_cpu(bench_row *row) {
+    if (row->calls) return 0;
     row->calls = 1;
-    if (row->temp == TEMP_COLD) return;
+    if (row->v && is_moe(row->v) && count_busy_threads(row)) return -1;
+    if (row->temp == TEMP_COLD) return 0;
     if (row->v && is_moe(row->v)) qk_pool_park(g.pool);
-    void (*unit)(bench_row *) = row->v ? unit_variant : unit_peak;
-    unit(row);
+    int (*unit)(bench_row *) = row->v ? unit_variant : unit_peak;
+    if (unit(row)) return -1;
     double t = INFINITY;
     for (int i = 0; i < 3; i++) {
         double t0 = now_s();
-        unit(row);
+        if (unit(row)) return -1;
         t = fmin(t, now_s() - t0);
     }
     double calls = t > 0 ? ceil(SAMPLE_SECONDS / t) : 1e5;
     row->calls = calls > 1e5 ? 100000 : calls < 1 ? 1 : (int)calls;
+    return 0;
+}
+
+/* A row whose plug-in run failed (sample_error says why): failed, no longer sampled. */
+static void fail_row(bench_row *row) {
+    row->failed = 1;
+    snprintf(row->message, sizeof row->message, "%s", sample_error);
+    row->active = 0;
 }
 
 /* GPU rows: a hot sample is a CUDA graph of GPU_HOT_UNITS units back to back, timed by events
@@ -544,9 +607,13 @@ static void sample_all(void) {
         int served = 0; /* a peak row is sampled beside the selected rows it serves */
         for (size_t j = 0; j < g.n_rows && !row->v; j++)
             served |= g.rows[j].selected && g.rows[j].peak == row;
-        row->active = row->selected && (row->v || !served);
+        row->active = row->selected && (row->v || !served) && !row->failed;
         if (!row->active) continue;
-        if (row->sample == sample_cpu || row->sample == sample_moe_cpu) calibrate_cpu(row);
+        sample_failed = 0;
+        if ((row->sample == sample_cpu || row->sample == sample_moe_cpu) && calibrate_cpu(row)) {
+            fail_row(row);
+            continue;
+        }
         if (row->peak && row->peak->sample == sample_cpu) calibrate_cpu(row->peak);
         row->state = QK_SAMPLING_GO_ON;
         row->next_check = 1;
@@ -557,10 +624,15 @@ static void sample_all(void) {
         for (size_t i = 0; i < g.n_rows; i++) {
             bench_row *row = &g.rows[i];
             if (!row->active) continue;
+            sample_failed = 0;
             if (sample_pair(row, turn)) {
-                row->skipped = 1;
-                snprintf(row->message, sizeof row->message, "%s", sample_error);
-                row->active = 0;
+                if (sample_failed) { /* the plug-in's run: a wrong kernel, the row fails */
+                    fail_row(row);
+                } else { /* the device (a GPU error): skipped */
+                    row->skipped = 1;
+                    snprintf(row->message, sizeof row->message, "%s", sample_error);
+                    row->active = 0;
+                }
                 n_active--, n_sampled++;
                 continue;
             }
@@ -585,22 +657,33 @@ static void sample_all(void) {
 static void no_clean_sample(bench_row *row) {
     if (!row->log.n) { /* a peak row whose rows all failed before a sample (a GPU error) */
         snprintf(row->message, sizeof row->message,
-                 "not sampled: every row it serves was skipped before its first sample");
+                 "not sampled: every row it serves failed or was skipped before its first sample");
         return;
     }
+    char cause[200] = "the machine was too busy to measure";
+    if (row->sample == sample_moe_cpu)
+        snprintf(cause, sizeof cause,
+                 "the plug-in's threads were not all busy during its runs (it kept %d of %d "
+                 "busy in calibration), or the machine was too busy",
+                 row->busy_threads, g.o.threads);
     snprintf(row->message, sizeof row->message,
              "no clean sample among %zu (%zu preempted, %zu off the CPU, %zu at a low GPU clock, "
-             "%zu not held): the machine was too busy to measure",
+             "%zu not held): %s",
              row->log.n, row->why_count[QK_SAMPLE_PREEMPTED], row->why_count[QK_SAMPLE_OFF_CPU],
-             row->why_count[QK_SAMPLE_CLOCK_LOW], row->why_count[QK_SAMPLE_NOT_HELD]);
+             row->why_count[QK_SAMPLE_CLOCK_LOW], row->why_count[QK_SAMPLE_NOT_HELD], cause);
 }
 
 /* A MOE plug-in variant's output of its last run into v->y. 0, or -1 with the reason. */
 static int moe_output(variant *v, char *err, size_t size) {
-    char why[400] = "";
-    if (!v->k->ext->output(v->moe, v->y, why, sizeof why)) return 0;
-    why[sizeof why - 1] = 0;
-    snprintf(err, size, "the plug-in's output failed: %s", *why ? why : "(no reason given)");
+    char why[400] = "", line[420];
+    for (size_t i = 0; i < g.n_out; i++) /* poisoned: every output must be written each time */
+        v->y[i] = NAN;
+    qk_plugin_running(v->k);
+    int rc = v->k->ext->output(v->moe, v->y, why, sizeof why);
+    qk_plugin_running(NULL);
+    if (!rc) return 0;
+    snprintf(err, size, "the plug-in's output failed (it returned %d): %s", rc,
+             one_line(why, sizeof why, line, sizeof line));
     return -1;
 }
 
@@ -608,6 +691,12 @@ static int moe_output(variant *v, char *err, size_t size) {
  * is the estimate. */
 static void run_row(qk_gb_state *st, void *arg) {
     bench_row *row = arg;
+    if (row->failed) { /* its check before timing, or a run while sampling */
+        while (qk_gb_keep_running(st))
+            qk_gb_set_iteration_time(st, 0);
+        qk_gb_fail(st, row->message);
+        return;
+    }
     while (qk_gb_keep_running(st)) {
         if (!row->skipped && !row->measured) no_clean_sample(row), row->skipped = 1;
         if (row->skipped) {
@@ -621,9 +710,9 @@ static void run_row(qk_gb_state *st, void *arg) {
         /* GPU: the device's output of the last timed unit, copied back without running it */
         /* a MOE plug-in's: its output of the last run, copied without running it */
         if (row->v->moe && moe_output(row->v, err, sizeof err)) {
-            row->skipped = 1;
+            row->failed = 1;
             snprintf(row->message, sizeof row->message, "%s", err);
-            qk_gb_skip(st, row->message);
+            qk_gb_fail(st, row->message);
             return;
         }
         if (row->v->gpu && qk_gpu_case_output(row->v->gpu, row->v->y, err, sizeof err)) {
@@ -699,7 +788,9 @@ static void list_kernels(void) {
     for (size_t i = 0; i < variant_count(); i++) {
         const qk_kernel *k = variant_at(i);
         const char *why = unsupported(k), *verdict = qk_plugin_quant_verdict(k);
-        char formats[32], origin[PATH_MAX + 200] = "", label[160];
+        static char origin[4 * PATH_MAX + 600];
+        char formats[32], label[160];
+        origin[0] = 0;
         if (k->plugin)
             snprintf(origin, sizeof origin, "  [plug-in %s, %s]%s%s",
                      qk_plugin_label(k->plugin, label, sizeof label), k->plugin->path,
@@ -990,8 +1081,8 @@ static void check_filter(void) {
         if (hook) snprintf(name, sizeof name, "%s", late);
         int timed = 0;
         for (size_t i = 0; i < g.n_rows && !timed; i++)
-            timed = run[i] && g.rows[i].v && !g.rows[i].v->gpu && !is_moe(g.rows[i].v) &&
-                    !strcmp(g.rows[i].v->k->name, name);
+            timed = run[i] && g.rows[i].v && !on_gpu(g.rows[i].v) &&
+                    (!hook || !is_moe(g.rows[i].v)) && !strcmp(g.rows[i].v->k->name, name);
         if (!timed)
             qk_die("%s: '%s': --benchmark_filter '%s' leaves out every row of that variant", var,
                    qk_gguf_printable(name, strlen(name), shown, sizeof shown), filter);
@@ -1103,6 +1194,23 @@ static void plan_machine(void) {
     if (o->decode_asked && !gpu_runs)
         qk_die("--decode: decode rows are GPU rows, and no GPU variant runs here%s",
                gpu_skipped ? " (bench --list says why)" : "");
+    /* a MOE plug-in variant without cold rows, asked for cold rows only: refused now (with
+     * other rows to run, the table's footnote says it has none) */
+    if (o->cold && !o->hot && !o->decode) {
+        const qk_kernel *no_cold = NULL;
+        int any_row = 0;
+        for (size_t i = 0; i < g.n_sel; i++) {
+            const qk_kernel *k = g.sel[i];
+            int cold = k->op != QK_OP_MOE || (k->device == QK_DEV_CPU && k->ext->evict);
+            if (!cold && !no_cold) no_cold = k;
+            any_row |= cold;
+        }
+        if (!any_row)
+            qk_die("--cold: %s has no cold row: %s", no_cold->name,
+                   no_cold->device == QK_DEV_GPU
+                       ? "a CUDA plug-in variant is timed hot only (ABI 1)"
+                       : "its plug-in gives no evict");
+    }
 }
 
 /* Step 4, the data's source: a Q4_K tensor of a GGUF file or the synthetic default, the
@@ -1276,12 +1384,69 @@ static void prepare_moe_variant(variant *v) {
                       .n_threads = o->threads,
                       .cpus = g.pinned ? g.cpus : NULL,
                       .cuda_device = 0};
+    char line[540];
+    qk_plugin_running(k);
     v->moe = k->ext->create(&c, err, sizeof err);
-    err[sizeof err - 1] = 0;
-    if (!v->moe) qk_die("%s: the plug-in's create failed: %s", k->name, *err ? err : "(no reason)");
+    qk_plugin_running(NULL);
+    if (!v->moe)
+        qk_die("%s: the plug-in's create failed: %s", k->name,
+               one_line(err, sizeof err, line, sizeof line));
     if (k->device == QK_DEV_CPU) qk_pool_park(g.pool);
-    if (moe_run(v)) qk_die("%s: %s", k->name, sample_error);
-    if (moe_output(v, err, sizeof err)) qk_die("%s: %s", k->name, err);
+    /* a failed run or output is a wrong kernel, as a failed check: its rows fail (exit 1) */
+    if (moe_run(v))
+        snprintf(v->fail, sizeof v->fail, "%s", sample_error);
+    else if (moe_output(v, err, sizeof err))
+        snprintf(v->fail, sizeof v->fail, "%s", err);
+}
+
+/* The check of a matvec variant's row ranges: each range of every expert, as the pool splits
+ * them over --threads threads, run alone on an output poisoned with a NaN pattern, guard zones
+ * either side; any word outside [r0, r1) that changed fails the variant (v->fail), before it
+ * runs on the real outputs (a write past them would corrupt the heap). */
+enum { RANGE_GUARD = 4096 };
+static const uint32_t poison_bits = 0x7fa5a5a5u; /* a quiet NaN no kernel computes */
+typedef struct {
+    variant *v;
+    float *buf; /* RANGE_GUARD + rows + RANGE_GUARD */
+    int ti;
+} range_check;
+static void check_range(void *arg, size_t i, size_t r0, size_t r1) {
+    range_check *c = arg;
+    variant *v = c->v;
+    size_t rows = g.o.rows, n = rows + 2 * RANGE_GUARD;
+    if (*v->fail) return;
+    for (size_t j = 0; j < n; j++)
+        memcpy(&c->buf[j], &poison_bits, 4);
+    size_t e = (size_t)g.ids[i];
+    qk_plugin_running(v->k);
+    v->k->matvec((const char *)v->w.data + e * v->w.expert_bytes, rows, g.o.cols, r0, r1, v->xq,
+                 c->buf + RANGE_GUARD);
+    qk_plugin_running(NULL);
+    for (size_t j = 0; j < n; j++) {
+        uint32_t bits;
+        memcpy(&bits, &c->buf[j], 4);
+        long long r = (long long)j - RANGE_GUARD;
+        if (bits == poison_bits || (r >= (long long)r0 && r < (long long)r1)) continue;
+        size_t outside = 0;
+        for (size_t q = j; q < n; q++) {
+            long long rq = (long long)q - RANGE_GUARD;
+            memcpy(&bits, &c->buf[q], 4);
+            outside += bits != poison_bits && (rq < (long long)r0 || rq >= (long long)r1);
+        }
+        snprintf(v->fail, sizeof v->fail,
+                 "wrong kernel: asked for rows [%zu, %zu) of %zu (thread %d of %d's range), it "
+                 "wrote y[%lld]%s%s (%zu word%s outside the range)",
+                 r0, r1, rows, c->ti, g.o.threads, r, r < 0 ? ", before the output" : "",
+                 r >= (long long)rows ? ", past the output" : "", outside, outside == 1 ? "" : "s");
+        return;
+    }
+}
+static void check_ranges(variant *v) {
+    range_check c = {v, xmalloc((g.o.rows + 2 * RANGE_GUARD) * sizeof(float), "the range check"),
+                     0};
+    for (c.ti = 0; c.ti < g.o.threads && !*v->fail; c.ti++)
+        qk_matvec_ranges(v->k->row_group, g.o.rows, g.o.n_ids, c.ti, g.o.threads, check_range, &c);
+    free(c.buf);
 }
 
 /* A CPU variant's weight layout, its quantizer, and one unit run on NaN-poisoned outputs. */
@@ -1293,6 +1458,17 @@ static void prepare_cpu_variant(variant *v) {
         if (!v->quant) qk_die("no quantizer for %s activations", qk_format_name(k->act_format));
         if (k->act_format == QK_FMT_Q8_K) g.q8k_quant = v->quant;
     }
+    if (k->packed_size) { /* a plug-in's layout size: 0 or absurd is refused */
+        qk_plugin_running(k);
+        size_t bytes = k->packed_size(o->rows, o->cols);
+        qk_plugin_running(NULL);
+        size_t plain = o->rows * (o->cols / QK_K) * sizeof(qk_block_q4k);
+        if (!bytes) qk_die("%s: packed_size(%zu, %zu) is 0 bytes", k->name, o->rows, o->cols);
+        if (bytes / 64 > plain || bytes > SIZE_MAX / g.n_distinct)
+            qk_die("%s: packed_size(%zu, %zu) is %zu bytes: absurd (more than 64 times the plain "
+                   "layout's %zu)",
+                   k->name, o->rows, o->cols, bytes, plain);
+    }
     if (qk_weights_prepare(k, g.w, o->rows, o->cols, g.n_distinct, &v->w))
         qk_die("out of memory laying out weights for %s", k->name);
     v->xq_bytes = qk_format_bytes(k->act_format, o->cols);
@@ -1300,8 +1476,12 @@ static void prepare_cpu_variant(variant *v) {
     v->y = xmalloc(g.n_out * sizeof *v->y, "outputs");
     for (size_t i = 0; i < g.n_out; i++)
         v->y[i] = NAN;
-    if (!v->quant) memcpy(v->xq, g.x, v->xq_bytes);
-    forward(v);
+    if (!v->quant)
+        memcpy(v->xq, g.x, v->xq_bytes);
+    else
+        v->quant->quantize(g.x, v->xq, o->cols);
+    check_ranges(v);
+    if (!*v->fail) forward(v);
 }
 
 /* Step 8, the variants: each one this machine runs is laid out and run once, and its output
@@ -1325,6 +1505,7 @@ static void prepare_variants(void) {
             prepare_gpu_variant(v);
         else
             prepare_cpu_variant(v);
+        if (*v->fail) continue; /* its rows fail, untimed */
         v->dev = qk_deviation_of(v->y, g.y_ref, g.n_out);
         v->output_hash = hash52(v->y, g.n_out * sizeof *v->y);
         v->checked = 1;
@@ -1409,6 +1590,10 @@ static void register_rows(void) {
             bench_row *row = &g.rows[g.n_rows++];
             row->v = v;
             row->temp = temp;
+            if (*v->fail) {
+                row->failed = 1;
+                snprintf(row->message, sizeof row->message, "%s", v->fail);
+            }
             row->bytes = bytes;
             row->ops = 2.0 * (double)o->rows * (double)o->cols * (double)o->n_ids;
             row->peak = peak;
@@ -1450,7 +1635,8 @@ static void stop_rule_text(char *out, size_t size) {
  * plot/contracts.py holds a variant the contracts do not name to the bound of its formats.
  * `plugin_timing` says how MOE plug-in rows are timed, when there are any. */
 static void describe_plugins(void) {
-    char v[2 * PATH_MAX], key[128], label[160], formats[32];
+    static char v[8 * PATH_MAX];
+    char key[128], label[160], formats[32];
     size_t len = 0;
     v[0] = 0;
     for (size_t i = 0; i < qk_plugin_count(); i++) {
@@ -1588,6 +1774,9 @@ static void run_timing(void) {
     if (o->json) finish_json(o->json);
 }
 
+/* The table's first column: 26 characters, or the longest variant name. */
+static int name_width = 26;
+
 /* One row of the table. */
 static void print_row(const bench_row *row) {
     char label[80];
@@ -1597,11 +1786,11 @@ static void print_row(const bench_row *row) {
         snprintf(label, sizeof label, "peak read%s %.2f MiB", row->gpu_read ? " (GPU)" : "",
                  row->bytes / 1048576.0);
     if (row->failed) {
-        printf("%-26s FAILED: %s\n", label, row->message);
+        printf("%-*s FAILED: %s\n", name_width, label, row->message);
         return;
     }
     if (row->skipped) {
-        printf("%-26s skipped: %s\n", label, row->message);
+        printf("%-*s skipped: %s\n", name_width, label, row->message);
         return;
     }
     if (!row->measured) return; /* filtered out by --benchmark_filter */
@@ -1610,7 +1799,7 @@ static void print_row(const bench_row *row) {
     char ci[16], n[24];
     snprintf(ci, sizeof ci, "%s%.1f", e->exact ? "" : "~", 100 * qk_estimate_rel_halfwidth(e));
     snprintf(n, sizeof n, "%zu/%zu", e->n, row->dropped);
-    printf("%-26s %10.2f %6s %10.2f %9s %8.1f", label, med * 1e6, ci, e->min * 1e6, n,
+    printf("%-*s %10.2f %6s %10.2f %9s %8.1f", name_width, label, med * 1e6, ci, e->min * 1e6, n,
            row->bytes / med * 1e-9);
     const char *noisy = row->noisy ? "  noisy" : "";
     if (!row->v) {
@@ -1641,10 +1830,16 @@ static size_t print_plugin_notes(void) {
             printf("; the whole unit on the GPU by the plug-in: 100 runs back to back on the "
                    "host clock per sample, CUPTI's kernel time from a second pass; no cold or "
                    "decode row (ABI 1 times CUDA plug-ins hot)");
-        else if (k->op == QK_OP_MOE)
-            printf("; the whole unit by the plug-in's %d threads (the pool parked; a sample is "
-                   "dropped by the process's CPU time against threads x wall)%s",
-                   g.o.threads, k->ext->evict ? "" : "; no cold row: the plug-in gives no evict");
+        else if (k->op == QK_OP_MOE) {
+            int busy = 0;
+            for (size_t r = 0; r < g.n_rows; r++)
+                if (g.rows[r].v == &g.vars[i] && g.rows[r].busy_threads > busy)
+                    busy = g.rows[r].busy_threads;
+            printf("; the whole unit by the plug-in's threads (the pool parked; %d of %d busy "
+                   "in calibration; a sample is dropped by their CPU time against %d x wall)%s",
+                   busy, g.o.threads, busy,
+                   k->ext->evict ? "" : "; no cold row: the plug-in gives no evict");
+        }
         printf("\n");
     }
     for (size_t i = 0; i < qk_plugin_kernel_count(); i++) {
@@ -1652,7 +1847,7 @@ static size_t print_plugin_notes(void) {
         const char *verdict = qk_plugin_quant_verdict(k);
         if (!verdict) continue;
         n_bad++;
-        printf("%-26s FAILED: %s\n", k->name, verdict);
+        printf("%-*s FAILED: %s\n", name_width, k->name, verdict);
     }
     return n_bad;
 }
@@ -1662,6 +1857,10 @@ static size_t print_plugin_notes(void) {
  * Returns the number of failed rows. */
 static size_t print_report(void) {
     qk_options *o = &g.o;
+    for (size_t i = 0; i < variant_count(); i++) {
+        int n = (int)strlen(variant_at(i)->name);
+        name_width = n > name_width ? n : name_width;
+    }
     static const char *const section[] = {
         "hot: caches warm, calls back to back",
         "cold: the working set is flushed from every cache before each sample (bytes: a repeated "
@@ -1674,9 +1873,9 @@ static size_t print_report(void) {
             any |= g.rows[i].temp == temp && g.rows[i].selected;
         if (!any) continue;
         printf("\n%s\n", section[temp]);
-        printf("%-26s %10s %6s %10s %9s %8s %8s %6s %9s %9s %9s %9s %9s\n", "variant", "median_us",
-               "+-%", "min_us", "n/drop", "GB/s", "GOP/s", "%peak", "rel_l2", "max_rel", "1-cos",
-               "exact_l2", "kernel_us");
+        printf("%-*s %10s %6s %10s %9s %8s %8s %6s %9s %9s %9s %9s %9s\n", name_width, "variant",
+               "median_us", "+-%", "min_us", "n/drop", "GB/s", "GOP/s", "%peak", "rel_l2",
+               "max_rel", "1-cos", "exact_l2", "kernel_us");
         for (size_t i = 0; i < g.n_rows; i++)
             if (g.rows[i].temp == temp) print_row(&g.rows[i]);
     }
@@ -1696,9 +1895,10 @@ static size_t print_report(void) {
                n_noisy, n_noisy == 1 ? "" : "s", 100 * QK_MAX_DROPPED_FRACTION, o->target_ci,
                o->max_time);
     for (size_t i = 0; i < g.n_skipped; i++)
-        printf("%-26s skipped: %s\n", g.skipped[i]->name, unsupported(g.skipped[i]));
+        printf("%-*s skipped: %s\n", name_width, g.skipped[i]->name, unsupported(g.skipped[i]));
     for (size_t i = 0; i < g.n_vars; i++) { /* e.g. weights whose fp16 scale is inf or NaN */
         const variant *v = &g.vars[i];
+        if (*v->fail) continue;
         const qk_deviation *d = &v->dev, *e = &v->exact;
         int exact = v->quant || v->k->act_format != QK_FMT_F32;
         if (d->nonfinite || !isfinite(d->rel_l2) || !isfinite(d->max_rel) ||
@@ -1716,21 +1916,17 @@ static size_t print_report(void) {
     size_t n_bad_quantizers = print_plugin_notes();
     if (o->json) printf("# JSON: %s\n", o->json);
 
-    /* a failed row fails the run, in one line naming the rows */
-    char failed[1024] = "";
-    size_t n_failed = 0, len_failed = 0;
+    /* a failed row fails the run: one line naming each failed row and why */
+    static char failed[4096];
+    size_t n_failed = 0, len = 0;
     for (size_t i = 0; i < g.n_rows; i++)
-        if (g.rows[i].failed && len_failed < sizeof failed)
-            len_failed += (size_t)snprintf(failed + len_failed, sizeof failed - len_failed, "%s%s",
-                                           n_failed++ ? ", " : "", g.rows[i].name);
+        if (g.rows[i].failed && len < sizeof failed)
+            len += (size_t)snprintf(failed + len, sizeof failed - len, "%s%s: %s",
+                                    n_failed++ ? "; " : "", g.rows[i].name, g.rows[i].message);
     fflush(stdout);
     if (n_failed)
-        fprintf(
-            stderr,
-            "bench: the output of the last timed call differs from the output checked before "
-            "timing in %zu row%s: %s (a kernel that goes wrong when warm or on later calls)%s\n",
-            n_failed, n_failed == 1 ? "" : "s", failed,
-            o->json ? "; the JSON marks them as errors" : "");
+        fprintf(stderr, "bench: %zu row%s failed: %s%s\n", n_failed, n_failed == 1 ? "" : "s",
+                failed, o->json ? " (errors in the JSON)" : "");
     if (n_bad_quantizers)
         fprintf(stderr,
                 "bench: %zu plug-in quantizer%s not bit-identical to the reference (named in the "
@@ -1752,7 +1948,9 @@ static void release_all(void) {
         free(l->t), free(l->peak), free(l->kernel), free(l->why), free(l->peak_why);
     }
     for (size_t i = 0; i < g.n_vars; i++) {
+        qk_plugin_running(g.vars[i].k);
         if (g.vars[i].moe) g.vars[i].k->ext->destroy(g.vars[i].moe);
+        qk_plugin_running(NULL);
         qk_weights_release(&g.vars[i].w);
         qk_gpu_case_destroy(g.vars[i].gpu);
         free(g.vars[i].xq), free(g.vars[i].y);

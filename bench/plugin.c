@@ -10,11 +10,15 @@
 #include "../kernels/qk_q4k_scales.h"
 #include "../kernels/qk_quant.h"
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static qk_plugin plugins[QK_MAX_PLUGINS];
 static size_t n_plugins;
@@ -74,11 +78,31 @@ static int format_of(const char *name, qk_format *f) {
     return 0;
 }
 
+static int all_digits(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return n > 0;
+}
+
+const char *qk_reserved_name(const char *name) {
+    if (!strcmp(name, "peak_read") || !strcmp(name, "peak_read_gpu"))
+        return "the peak read rows' name (reserved)";
+    if (!strcmp(name, "hot") || !strcmp(name, "cold") || !strcmp(name, "decode"))
+        return "a temperature of the row names (reserved)";
+    if (name[0] == 'k' && all_digits(name + 1, strlen(name + 1)))
+        return "the k<digits> part of the row names (reserved)";
+    const char *x = strchr(name, 'x');
+    if (x && all_digits(name, (size_t)(x - name)) && all_digits(x + 1, strlen(x + 1)))
+        return "the shape part of the row names (reserved)";
+    if (!strcmp(name, "activations") || !strncmp(name, "oracle_", 7))
+        return "a file bench writes in --dump-output's folder (reserved: activations, oracle_*)";
+    return NULL;
+}
+
 /* Who already uses a variant name: a built-in, a loaded plug-in, or NULL. */
 static const char *name_taken(const char *name, char *who, size_t size) {
     if (qk_cpu_kernel(name) || qk_gpu_kernel(name)) return "the built-in variant of that name";
-    if (!strcmp(name, "peak_read") || !strcmp(name, "peak_read_gpu"))
-        return "the peak read rows' name (reserved)";
+    if (qk_reserved_name(name)) return qk_reserved_name(name);
     for (size_t p = 0; p < n_plugins; p++)
         for (size_t i = 0; i < plugins[p].desc->n_variants; i++)
             if (!strcmp(plugins[p].kernels[i].name, name)) {
@@ -171,116 +195,286 @@ static int check_variant(const qkb_plugin *d, size_t i, qk_kernel *k, char *err,
     return 0;
 }
 
+/* The crash handler: while plug-in code runs, crash_what is the line naming it. */
+static const char *volatile crash_what;
+static char alt_stack[1 << 16];
+
+static void on_crash(int sig) {
+    const char *what = crash_what;
+    if (!what) { /* not in plug-in code: the default action (a core, exit 128 + sig) */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    const char *name = sig == SIGSEGV  ? "SIGSEGV (invalid memory access)"
+                       : sig == SIGBUS ? "SIGBUS (bus error)"
+                       : sig == SIGILL ? "SIGILL (illegal instruction)"
+                                       : "SIGFPE (arithmetic exception)";
+    const char *parts[] = {"bench: ", name, " in ", what, "\n"};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        size_t n = strlen(parts[i]);
+        if (write(2, parts[i], n) != (ssize_t)n) break;
+    }
+    _exit(1);
+}
+
+static void install_crash_handler(void) {
+    static int done;
+    if (done) return;
+    done = 1;
+    stack_t st = {.ss_sp = alt_stack, .ss_size = sizeof alt_stack};
+    sigaltstack(&st, NULL); /* a plug-in's stack overflow on the main thread is reported too */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_crash;
+    sa.sa_flags = SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
+void qk_plugin_running(const qk_kernel *k) {
+    const qk_plugin *p = k ? k->plugin : NULL;
+    crash_what = p ? p->crash_msg[k - p->kernels] : NULL;
+}
+
+/* stdout goes to stderr while a plug-in's constructors and entry point run (--list and the
+ * table stay bench's own). */
+static int stdout_aside(void) {
+    fflush(stdout);
+    int saved = dup(1);
+    if (saved >= 0) dup2(2, 1);
+    return saved;
+}
+static void stdout_back(int saved) {
+    fflush(stdout);
+    if (saved < 0) return;
+    dup2(saved, 1);
+    close(saved);
+}
+
 /* A plug-in quantizer against the reference of its format on the edge-case series (the test
- * of the built-in ones, tests/test_quantizers.c), outputs poisoned: NULL or what differs. */
-static void check_quantizer(const qk_kernel *k, char *verdict, size_t size) {
-    enum { NB = QK_EDGE_CASES, N = NB * QK_K };
+ * of the built-in ones, tests/test_quantizers.c), outputs poisoned: NULL or what differs. A
+ * write into the poisoned guard zones either side of its output is refused (overrun set). */
+static void check_quantizer(const qk_kernel *k, char *verdict, size_t size, char *overrun,
+                            size_t overrun_size) {
+    enum { NB = QK_EDGE_CASES, N = NB * QK_K, GUARD = 4096 };
     float *x = malloc(N * sizeof *x);
     size_t bytes = qk_format_bytes(k->act_format, N), per = bytes / NB;
-    unsigned char *ref = malloc(bytes), *got = malloc(bytes);
+    unsigned char *ref = malloc(bytes), *buf = malloc(bytes + 2 * GUARD), *got = buf + GUARD;
     const char *names[NB];
-    verdict[0] = 0;
-    if (!x || !ref || !got) snprintf(verdict, size, "not checked: out of memory");
+    verdict[0] = overrun[0] = 0;
+    if (!x || !ref || !buf) snprintf(verdict, size, "not checked: out of memory");
     qk_rng r;
     qk_rng_seed(&r, 1234);
-    for (int round = 0; round < 20 && !verdict[0]; round++) {
+    for (int round = 0; round < 20 && !verdict[0] && !overrun[0]; round++) {
         for (int b = 0; b < NB; b++)
             names[b] = qk_edge_block(&r, b, x + b * QK_K);
         memset(ref, 0x5a, bytes);
-        memset(got, 0xa5, bytes); /* every byte must be written */
+        memset(buf, 0xa5, bytes + 2 * GUARD); /* every byte must be written, none outside */
         if (k->act_format == QK_FMT_Q8_K)
             qk_quantize_q8k_ref(x, (qk_block_q8k *)ref, N);
         else
             qk_quantize_q8_1_ref(x, (qk_block_q8_1 *)ref, N);
         k->quantize(x, got, N);
-        for (int b = 0; b < NB && !verdict[0]; b++)
+        for (size_t i = 0; i < GUARD && !overrun[0]; i++)
+            if (buf[i] != 0xa5 || got[bytes + i] != 0xa5)
+                snprintf(overrun, overrun_size,
+                         "it writes outside its output: byte %s%zu of the %zu bytes of %d %s "
+                         "blocks",
+                         buf[i] != 0xa5 ? "-" : "", buf[i] != 0xa5 ? GUARD - i : bytes + i, bytes,
+                         NB, qk_format_name(k->act_format));
+        for (int b = 0; b < NB && !verdict[0] && !overrun[0]; b++)
             if (memcmp(ref + b * per, got + b * per, per))
                 snprintf(verdict, size,
                          "differs from the reference %s quantizer on the edge case '%s' (round "
                          "%d)",
                          qk_format_name(k->act_format), names[b], round);
     }
-    free(x), free(ref), free(got);
+    free(x), free(ref), free(buf);
 }
 
-int qk_plugin_load(const char *path, int is_default, char *err, size_t size) {
-    char a[96], b[96];
-    qk_plugin *p = &plugins[n_plugins];
-    if (n_plugins == QK_MAX_PLUGINS)
-        return refuse(err, size, "%s: more than %d plug-ins", path, QK_MAX_PLUGINS);
-    memset(p, 0, sizeof *p);
-    p->is_default = is_default;
-    if (!realpath(path, p->path)) return refuse(err, size, "%s: %s", path, strerror(errno));
-    FILE *f = fopen(p->path, "rb");
-    if (!f) return refuse(err, size, "%s: %s", path, strerror(errno));
-    unsigned char magic[4] = {0};
-    size_t got = fread(magic, 1, 4, f);
-    fclose(f);
-    if (got != 4 || memcmp(magic,
-                           "\x7f"
-                           "ELF",
-                           4))
-        return refuse(err, size, "%s: not a shared library (no ELF header)", path);
-    dlerror();
-    p->handle = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);
-    if (!p->handle) {
-        const char *why = dlerror();
-        return refuse(err, size, "%s: cannot load it: %s", path, why ? why : "dlopen failed");
+/* What an ELF file's e_machine is, in words. */
+static const char *machine_name(unsigned m) {
+    switch (m) {
+    case EM_X86_64:
+        return "x86_64";
+    case EM_AARCH64:
+        return "aarch64";
+    case EM_386:
+        return "i386";
+    case EM_ARM:
+        return "arm";
+    case EM_PPC64:
+        return "ppc64";
+    case EM_S390:
+        return "s390x";
+    case EM_RISCV:
+        return "riscv";
+    default:
+        return NULL;
     }
+}
+#if defined(__x86_64__)
+#define HOST_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define HOST_MACHINE EM_AARCH64
+#endif
+
+/* The file at path (shown: escaped) is a shared library this machine can load: 0, or -1. */
+static int check_file(const char *path, const char *shown_path, char *err, size_t size) {
+    struct stat st;
+    if (stat(path, &st)) return refuse(err, size, "%s: %s", shown_path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) return refuse(err, size, "%s: is a directory", shown_path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return refuse(err, size, "%s: %s", shown_path, strerror(errno));
+    unsigned char h[64] = {0};
+    size_t got = fread(h, 1, sizeof h, f);
+    fclose(f);
+    if (got < 4 || memcmp(h, ELFMAG, SELFMAG))
+        return refuse(err, size, "%s: not a shared library (no ELF header)", shown_path);
+    if (got < 20) return refuse(err, size, "%s: a truncated ELF file", shown_path);
+    unsigned machine =
+        h[EI_DATA] == ELFDATA2MSB ? (unsigned)h[18] << 8 | h[19] : (unsigned)h[19] << 8 | h[18];
+#ifdef HOST_MACHINE
+    if (machine != HOST_MACHINE || h[EI_CLASS] != ELFCLASS64) {
+        const char *name = machine_name(machine);
+        char number[32];
+        snprintf(number, sizeof number, "e_machine %u", machine);
+        return refuse(err, size, "%s: an ELF for another machine (%s%s; this is %s)", shown_path,
+                      name ? name : number, h[EI_CLASS] == ELFCLASS32 ? ", 32-bit" : "",
+                      machine_name(HOST_MACHINE));
+    }
+#else
+    (void)machine;
+#endif
+    return 0;
+}
+
+/* A plug-in's version: 1..64 of [A-Za-z0-9_.+-] and spaces (no quotes, ';' or parentheses:
+ * the JSON's `plugins` lists "NAME VERSION (PATH); ..."). */
+static int version_ok(const char *s) {
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+              (s[n] >= '0' && s[n] <= '9') || strchr("_.+- ", s[n])))
+            return 0;
+    return n > 0 && n <= 64;
+}
+
+/* The loaded library's entry point and what it registers, checked (sp: its path, shown). */
+static int load_description(qk_plugin *p, const char *sp, char *err, size_t size) {
+    char a[96], b[96];
     qkb_plugin_entry_fn entry;
     void *sym = dlsym(p->handle, QKB_PLUGIN_ENTRY);
     memcpy(&entry, &sym, sizeof entry); /* POSIX: a function's address through void * */
-    int rc = -1;
-    if (!sym) {
-        refuse(err, size,
-               "%s: no entry point '%s' (a plug-in exports const qkb_plugin *%s(const qkb_host "
-               "*), kernels/qkbench_plugin.h)",
-               path, QKB_PLUGIN_ENTRY, QKB_PLUGIN_ENTRY);
-    } else if (!(p->desc = entry(&host))) {
-        refuse(err, size, "%s: its entry point returned NULL (it registered nothing)", path);
-    } else if (p->desc->abi_version != QKB_PLUGIN_ABI) {
-        refuse(err, size,
-               "%s: plug-in ABI version %u, this bench loads version %d (rebuild it "
-               "against this kernels/qkbench_plugin.h)",
-               path, p->desc->abi_version, QKB_PLUGIN_ABI);
-    } else if (!text_ok(p->desc->name, 64, 0) || strpbrk(p->desc->name, "\"\\,;")) {
-        refuse(err, size,
-               "%s: plug-in name '%s' is not 1..64 printable characters without "
-               "spaces, quotes, backslashes, commas or semicolons",
-               path, shown(p->desc->name, a, sizeof a));
-    } else if (p->desc->version && !text_ok(p->desc->version, 64, 1)) {
-        refuse(err, size, "%s: plug-in version '%s' is not 1..64 printable characters", path,
-               shown(p->desc->version, b, sizeof b));
-    } else if (!p->desc->n_variants || p->desc->n_variants > QK_MAX_PLUGIN_VARIANTS) {
-        refuse(err, size, "%s: n_variants %zu (a plug-in registers 1..%d variants)", path,
-               p->desc->n_variants, QK_MAX_PLUGIN_VARIANTS);
-    } else if (!p->desc->variants) {
-        refuse(err, size, "%s: n_variants %zu but variants is NULL", path, p->desc->n_variants);
-    } else {
-        size_t n = p->desc->n_variants;
-        p->kernels = calloc(n, sizeof *p->kernels);
-        p->quant_verdict = calloc(n, sizeof *p->quant_verdict);
-        if (!p->kernels || !p->quant_verdict) {
-            refuse(err, size, "%s: out of memory", path);
-        } else {
-            char why[512];
-            rc = 0;
-            for (size_t i = 0; i < n && !rc; i++) {
-                rc = check_variant(p->desc, i, &p->kernels[i], why, sizeof why);
-                p->kernels[i].plugin = p;
-            }
-            if (rc) refuse(err, size, "%s (plug-in '%s'): %s", path, p->desc->name, why);
-        }
+    if (!sym)
+        return refuse(err, size,
+                      "%s: no entry point '%s' (a plug-in exports const qkb_plugin *%s(const "
+                      "qkb_host *), kernels/qkbench_plugin.h)",
+                      sp, QKB_PLUGIN_ENTRY, QKB_PLUGIN_ENTRY);
+    if (!(p->desc = entry(&host)))
+        return refuse(err, size, "%s: its entry point returned NULL (it registered nothing)", sp);
+    const qkb_plugin *d = p->desc;
+    if (d->abi_version != QKB_PLUGIN_ABI)
+        return refuse(err, size,
+                      "%s: plug-in ABI version %u, this bench loads version %d (rebuild it "
+                      "against this kernels/qkbench_plugin.h)",
+                      sp, d->abi_version, QKB_PLUGIN_ABI);
+    if (!text_ok(d->name, 64, 0) || strpbrk(d->name, "'\"\\,;()"))
+        return refuse(err, size,
+                      "%s: plug-in name '%s' is not 1..64 printable characters without "
+                      "spaces, quotes (' or \"), backslashes, commas, semicolons or parentheses",
+                      sp, shown(d->name, a, sizeof a));
+    for (size_t i = 0; i < n_plugins; i++)
+        if (!strcmp(plugins[i].desc->name, d->name))
+            return refuse(err, size,
+                          "%s: plug-in name '%s' is the name of the plug-in loaded from %s", sp,
+                          d->name, plugins[i].path);
+    if (d->version && !version_ok(d->version))
+        return refuse(err, size,
+                      "%s: plug-in version '%s' is not 1..64 of letters, digits, spaces and "
+                      "'_.+-'",
+                      sp, shown(d->version, b, sizeof b));
+    if (!d->n_variants || d->n_variants > QK_MAX_PLUGIN_VARIANTS)
+        return refuse(err, size, "%s: n_variants %zu (a plug-in registers 1..%d variants)", sp,
+                      d->n_variants, QK_MAX_PLUGIN_VARIANTS);
+    if (!d->variants)
+        return refuse(err, size, "%s: n_variants %zu but variants is NULL", sp, d->n_variants);
+    size_t n = d->n_variants;
+    p->kernels = calloc(n, sizeof *p->kernels);
+    p->quant_verdict = calloc(n, sizeof *p->quant_verdict);
+    p->crash_msg = calloc(n, sizeof *p->crash_msg);
+    if (!p->kernels || !p->quant_verdict || !p->crash_msg)
+        return refuse(err, size, "%s: out of memory", sp);
+    char why[512];
+    for (size_t i = 0; i < n; i++) {
+        if (check_variant(d, i, &p->kernels[i], why, sizeof why))
+            return refuse(err, size, "%s (plug-in '%s'): %s", sp, d->name, why);
+        p->kernels[i].plugin = p;
+        int r = snprintf(p->crash_msg[i], sizeof p->crash_msg[i],
+                         "plug-in code: variant '%s' of plug-in '%s' (%s)", d->variants[i].name,
+                         d->name, sp);
+        (void)r; /* a long path is cut */
     }
+    for (size_t i = 0; i < n; i++) {
+        if (p->kernels[i].op != QK_OP_QUANTIZE) continue;
+        crash_what = p->crash_msg[i];
+        check_quantizer(&p->kernels[i], p->quant_verdict[i], sizeof p->quant_verdict[i], why,
+                        sizeof why);
+        crash_what = p->crash_msg_entry;
+        if (*why)
+            return refuse(err, size, "%s (plug-in '%s'): quantizer '%s': %s", sp, d->name,
+                          d->variants[i].name, why);
+    }
+    return 0;
+}
+
+int qk_plugin_load(const char *path, int is_default, char *err, size_t size) {
+    char *sp = malloc(4 * PATH_MAX);
+    if (!sp) return refuse(err, size, "out of memory");
+    shown(path, sp, 4 * PATH_MAX);
+    qk_plugin *p = &plugins[n_plugins];
+    int rc = -1;
+    if (n_plugins == QK_MAX_PLUGINS) {
+        refuse(err, size, "%s: more than %d plug-ins", sp, QK_MAX_PLUGINS);
+        free(sp);
+        return -1;
+    }
+    memset(p, 0, sizeof *p);
+    p->is_default = is_default;
+    if (!realpath(path, p->real_path)) {
+        refuse(err, size, "%s: %s", sp, strerror(errno));
+    } else if (!check_file(p->real_path, sp, err, size)) {
+        shown(p->real_path, p->path, sizeof p->path);
+        install_crash_handler();
+        int r = snprintf(p->crash_msg_entry, sizeof p->crash_msg_entry,
+                         "plug-in code: the constructors or entry point of %s", sp);
+        (void)r; /* a long path is cut */
+        crash_what = p->crash_msg_entry;
+        int saved = stdout_aside();
+        dlerror();
+        p->handle = dlopen(p->real_path, RTLD_NOW | RTLD_LOCAL);
+        if (!p->handle) {
+            const char *why = dlerror();
+            char *w = malloc(2048);
+            refuse(err, size, "%s: cannot load it: %s", sp,
+                   why && w ? shown(why, w, 2048) : "dlopen failed");
+            free(w);
+        } else {
+            rc = load_description(p, sp, err, size);
+        }
+        stdout_back(saved);
+        crash_what = NULL;
+    }
+    free(sp);
     if (rc) {
-        free(p->kernels), free(p->quant_verdict);
-        dlclose(p->handle);
+        free(p->kernels), free(p->quant_verdict), free(p->crash_msg);
+        if (p->handle) dlclose(p->handle);
         memset(p, 0, sizeof *p);
         return -1;
     }
-    for (size_t i = 0; i < p->desc->n_variants; i++)
-        if (p->kernels[i].op == QK_OP_QUANTIZE)
-            check_quantizer(&p->kernels[i], p->quant_verdict[i], sizeof p->quant_verdict[i]);
     n_plugins++;
     return 0;
 }
@@ -325,7 +519,7 @@ const char *qk_kernel_formats(const qk_kernel *k, char *out, size_t size) {
 }
 void qk_plugin_unload_all(void) {
     for (size_t p = 0; p < n_plugins; p++) {
-        free(plugins[p].kernels), free(plugins[p].quant_verdict);
+        free(plugins[p].kernels), free(plugins[p].quant_verdict), free(plugins[p].crash_msg);
         dlclose(plugins[p].handle);
     }
     n_plugins = 0;

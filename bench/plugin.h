@@ -10,7 +10,8 @@
 enum { QK_MAX_PLUGINS = 16, QK_MAX_PLUGIN_VARIANTS = 256 };
 
 typedef struct qk_plugin {
-    char path[PATH_MAX]; /* resolved (realpath) */
+    char real_path[PATH_MAX]; /* resolved (realpath), for dlopen */
+    char path[4 * PATH_MAX];  /* the same, control characters escaped (\\xNN): what is shown */
     const qkb_plugin *desc;
     void *handle;
     qk_kernel *kernels; /* one per variant, in the plug-in's order */
@@ -18,6 +19,9 @@ typedef struct qk_plugin {
      * the edge-case series (kernels/qk_edge.h), else what differs; per kernel */
     char (*quant_verdict)[200];
     int is_default; /* from QK_DEFAULT_PLUGINS */
+    /* per kernel: the crash handler's line naming it (bench: SIGNAL in <this>) */
+    char (*crash_msg)[512];
+    char crash_msg_entry[512]; /* ... naming its constructors and entry point */
 } qk_plugin;
 
 /* Loads the library at path, checks what it registers and adds its variants; 0, or -1 with
@@ -38,6 +42,14 @@ const char *qk_op_name(qk_op op);
 /* "q4_K x f32" (matvec, moe) or "f32 -> q8_K" (quantize): the notation of --list and of the
  * contracts' "formats". */
 const char *qk_kernel_formats(const qk_kernel *k, char *out, size_t size);
+/* Plug-in code is about to run (k a plug-in variant) or has returned (NULL). While it runs, a
+ * crash (SIGSEGV, SIGBUS, SIGILL, SIGFPE) ends the run with one line on stderr naming k, exit 1
+ * (a wrong kernel); outside it, the default action. Async-signal-safe to read. */
+void qk_plugin_running(const qk_kernel *k);
+/* The variant name is one bench uses for itself: a part of its row names (hot, cold, decode,
+ * k<digits>, <digits>x<digits>), its peak rows' or a file it writes in --dump-output's folder
+ * (activations, oracle_*); NULL, or what it is. */
+const char *qk_reserved_name(const char *name);
 /* Closes every library (so leak checkers see a clean exit). */
 void qk_plugin_unload_all(void);
 

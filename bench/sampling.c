@@ -75,15 +75,33 @@ void qk_process_sample_begin(qk_process_mark *m) {
     m->wall = clock_s(CLOCK_MONOTONIC);
 }
 
-int qk_process_sample_end(const qk_process_mark *m, int n_threads, double *wall_s) {
+int qk_process_sample_end(const qk_process_mark *m, int n_threads, double *wall_s, int *busy) {
     double wall = clock_s(CLOCK_MONOTONIC) - m->wall, cpu = 0;
+    int n_busy = 0;
     for (int i = 0; i < m->n; i++) { /* a thread that ended during the sample: its time is lost */
         struct timespec t;
-        if (!clock_gettime(thread_clock(m->tid[i]), &t))
-            cpu += (double)t.tv_sec + 1e-9 * (double)t.tv_nsec - m->cpu[i];
+        if (clock_gettime(thread_clock(m->tid[i]), &t)) continue;
+        double c = (double)t.tv_sec + 1e-9 * (double)t.tv_nsec - m->cpu[i];
+        cpu += c;
+        n_busy += c >= 0.5 * wall;
     }
     if (!m->n) cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - m->cpu[0];
     long switches = involuntary_switches();
+    if (busy && m->n) { /* threads started during the sample: all their time is in it */
+        DIR *d = opendir("/proc/self/task");
+        for (struct dirent *e; d && (e = readdir(d));) {
+            int tid = atoi(e->d_name), known = 0;
+            for (int i = 0; i < m->n && !known; i++)
+                known = m->tid[i] == tid;
+            struct timespec t;
+            if (tid <= 0 || known || clock_gettime(thread_clock(tid), &t)) continue;
+            double c = (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+            cpu += c;
+            n_busy += c >= 0.5 * wall;
+        }
+        if (d) closedir(d);
+    }
+    if (busy) *busy = m->n ? n_busy : n_threads;
     *wall_s = wall;
     if (cpu >= QK_MIN_CPU_FRACTION * n_threads * wall) return QK_SAMPLE_CLEAN;
     return switches < 0 || m->nivcsw < 0 || switches != m->nivcsw ? QK_SAMPLE_PREEMPTED

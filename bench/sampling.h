@@ -54,7 +54,11 @@ typedef struct {
     double cpu[QK_MAX_WATCHED], wall;
 } qk_process_mark;
 void qk_process_sample_begin(qk_process_mark *m);
-int qk_process_sample_end(const qk_process_mark *m, int n_threads, double *wall_s);
+/* n_threads: the threads the unit keeps busy (bench counts them in an untimed calibration:
+ * bench/README.md, "How MOE rows are timed"). *busy (NULL: not wanted): the threads whose CPU
+ * time was at least half the wall time, those listed at the start and those started during
+ * the sample and still there at its end. */
+int qk_process_sample_end(const qk_process_mark *m, int n_threads, double *wall_s, int *busy);
 
 /* A row's estimate from its clean samples: the median, and a 95 % interval for it that holds
  * when the machine drifts during the row, not only for independent samples. It is the hull of

@@ -77,7 +77,9 @@ typedef void (*qkb_moe_evict_fn)(void *state);
 typedef void (*qkb_moe_destroy_fn)(void *state);
 
 typedef struct qkb_variant {
-    const char *name; /* [a-z0-9_]+, unique among all variants, built-in ones included */
+    const char *name; /* [a-z0-9_]+, unique among all variants, built-in ones included; not a
+                         name bench reserves (hot, cold, decode, k<digits>, <digits>x<digits>,
+                         peak_read*, activations, oracle_*: bench/README.md, "Plug-ins") */
     int device;       /* enum qkb_device */
     int kind;         /* enum qkb_kind */
     const char *weight_format;
@@ -101,9 +103,10 @@ typedef struct qkb_variant {
 typedef struct qkb_plugin {
     uint32_t abi_version; /* QKB_PLUGIN_ABI */
     const char *name;     /* shown by --list and in the JSON beside each of its variants: 1..64
-                             printable ASCII, no spaces, quotes, backslashes, commas, semicolons */
-    const char *version;  /* of the code it measures (e.g. "ggml 0.25.3"), 1..64 printable
-                             ASCII, or NULL */
+                             printable ASCII, unique among the plug-ins loaded; no spaces, quotes
+                             (' or "), backslashes, commas, semicolons or parentheses */
+    const char *version;  /* of the code it measures (e.g. "ggml 0.25.3"), 1..64 of letters,
+                             digits, spaces and _ . + -, or NULL */
     size_t n_variants;
     const qkb_variant *variants;
 } qkb_plugin;

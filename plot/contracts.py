@@ -4,10 +4,12 @@ variant and activation profile, the largest acceptable deviation from the f64 or
 max_rel, 1-cos) and from the algorithm-exact oracle (exact_rel_l2), no non-finite output, and
 which variants must produce bit-identical outputs (their output_hash counters).
 
-A rule applies to the variants its "variants" globs name. A variant no rule names (a plug-in's)
-is held to the rules whose "formats" list its weight and activation formats, as the result
-file's context gives them (`formats.<variant>`, e.g. "q4_K x f32"): the bound of its algorithm
-class. A variant neither named nor of listed formats breaks the contracts (nothing holds it).
+A rule applies to the variants its "variants" globs name, where its "formats" (if any) list the
+variant's formats. A plug-in's variant (the context's `plugin.<variant>`: its name is its
+author's choice) and a variant no rule names are held to the rules whose "formats" list its
+weight and activation formats, as the result file's context gives them (`formats.<variant>`,
+e.g. "q4_K x f32"): the bound of its algorithm class. A variant held by no rule breaks the
+contracts.
 
 usage: contracts.py [--contracts FILE] RESULT.json...   exit 0: all hold, 1: a violation,
 2: unusable input."""
@@ -44,13 +46,19 @@ def load(path):
 
 
 def rules_for(c, context, variant):
-    """The deviation rules that hold a variant, and None; or [] and why none does."""
-    named = [r for r in c["deviation"]
-             if any(fnmatch.fnmatch(variant, v) for v in r.get("variants", []))]
+    """The deviation rules that hold a variant, and None; or [] and why none does. A plug-in's
+    variant (context plugin.<variant>) is held by its formats alone: its name picks nothing. A
+    rule naming a variant does not apply where its "formats" leave out the variant's formats."""
+    formats = context.get(f"formats.{variant}")
+    formats = formats if isinstance(formats, str) else None
+    named = []
+    if f"plugin.{variant}" not in context:
+        named = [r for r in c["deviation"]
+                 if any(fnmatch.fnmatch(variant, v) for v in r.get("variants", []))
+                 and (formats is None or "formats" not in r or formats in r["formats"])]
     if named:
         return named, None
-    formats = context.get(f"formats.{variant}")
-    if not isinstance(formats, str):
+    if formats is None:
         return [], "no contract names it and the file does not give its formats"
     by_formats = [r for r in c["deviation"] if formats in r.get("formats", [])]
     if not by_formats:

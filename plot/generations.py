@@ -100,14 +100,14 @@ def collect(results, shape="gate", top=8, act="normal", dropped=None):
             why = f"shape {res.context.get('shape', '?')}, not {shape}"
         elif res.profile != act:
             why = f"activations {res.profile}, not {act}"
-        elif not any(f"k{top}" in row.name.split("/") for row in res.variants()):
+        elif not any(f"k{top}" in row.name.split("/")[1:] for row in res.variants()):
             why = f"no top-{top} rows"
         if why:
             if dropped is not None:
                 dropped.append(f"{res.path}: left out ({why})")
             continue
         for row in res.variants():
-            if f"k{top}" not in row.name.split("/"):
+            if f"k{top}" not in row.name.split("/")[1:]:
                 continue
             key = machine_of(res, row)
             every.setdefault(key, set()).add(res)
@@ -119,7 +119,7 @@ def collect(results, shape="gate", top=8, act="normal", dropped=None):
     table = {}
     for key, (_, res) in newest.items():
         for row in res.variants():
-            if f"k{top}" in row.name.split("/") and machine_of(res, row) == key:
+            if f"k{top}" in row.name.split("/")[1:] and machine_of(res, row) == key:
                 table.setdefault(key, {})[(row.variant, row.temperature)] = \
                     Entry(res, row, *key)
     return table, {k: r for k, (_, r) in newest.items()}

@@ -95,7 +95,7 @@ def fastest_cells(r, root):
         return cells + ["-", "-", "-"]
     best = max(rows, key=lambda x: x.gbps())
     pct = r.pct_of_peak(best)
-    k = next((p for p in best.name.split("/") if p.startswith("k") and p[1:].isdigit()), "")
+    k = next((p for p in best.name.split("/")[1:] if p.startswith("k") and p[1:].isdigit()), "")
     return cells + [f"{best.variant} ({k})", f"{best.gbps():.1f}",
                     f"{pct:.0f}" if pct is not None else "-"]
 

@@ -156,8 +156,10 @@ class Row:
 
     @property
     def temperature(self):
-        parts = self.name.split("/")
-        return next((t for t in ("cold", "decode") if t in parts), "hot")
+        """The last part of the row name (variant/shape/k<n>/temperature), read from the right:
+        a variant's name never decides it; a name without one is a hot row (schema 1)."""
+        last = self.key.split("/")[-1]
+        return last if last in ("cold", "decode") and "/" in self.key else "hot"
 
     @property
     def is_peak(self):

@@ -46,7 +46,7 @@ expect_refusal "clash with a built-in" "'q4k_f32_ref' clashes with the built-in"
   --plugin "$dir/qkb_bad_clash_builtin.so"
 expect_refusal "clash with another plug-in" "'example_q4k_f32' clashes with the variant of plug-in 'example'" \
   --plugin "$example" --plugin "$dir/qkb_bad_clash_example.so"
-expect_refusal "the same plug-in twice" "clashes with the variant of plug-in 'example'" \
+expect_refusal "the same plug-in twice" "plug-in name 'example' is the name of the plug-in loaded from" \
   --plugin "$example" --plugin "$example"
 expect_refusal "unknown kind" "unknown kind 7" --plugin "$dir/qkb_bad_unknown_kind.so"
 expect_refusal "unknown device" "unknown device 5" --plugin "$dir/qkb_bad_unknown_device.so"
@@ -92,7 +92,7 @@ threads=$(/usr/bin/python3 -c 'import os; print(min(2, len(os.sched_getaffinity(
 if run "$tmp/two.json" --plugin "$example" --plugin "$dir/qkb_moe_example.so" \
     --kernel 'example_*,moe_example_f32,q4k_f32_ref' --experts 3,1,3 --threads "$threads" \
     --dump-output "$tmp/dump"; then ok; else bad "two plug-ins: rc=$? $(cat "$tmp/err")"; fi
-if grep -q "^# moe_example_f32: plug-in moe_example 1 (.*); the whole unit by the plug-in's $threads threads" "$tmp/out"
+if grep -q "^# moe_example_f32: plug-in moe_example 1 (.*); the whole unit by the plug-in's threads (the pool parked; [0-9] of $threads busy in calibration" "$tmp/out"
 then ok; else bad "the table names a MOE row's plug-in and how it is timed"; fi
 /usr/bin/python3 - "$tmp" "$real_example" <<'PY' || failed=$((failed + 1))
 import json, sys
@@ -174,6 +174,137 @@ else bad "bench without plug-ins lists one"; fi
 out=$("$bench_defaults" --plugin "$tmp/missing.so" --list 2> "$tmp/err"); rc=$?
 if [ $rc -eq 2 ] && grep -q "^bench: --plugin .*missing.so: No such file" "$tmp/err"; then ok
 else bad "an explicit --plugin that fails beside default ones: rc=$rc"; fi
+
+# What a plug-in does, checked (review 16): each case one line and an exit status
+S="--shape 256x1024 --min-samples 3 --min-time 0.02 --max-time 0.4 --target-ci 50"
+expect_status() { # description, status, stderr pattern, args...
+  local what=$1 status=$2 pattern=$3; shift 3
+  local rc
+  timeout 120 "$bench" $S "$@" > "$tmp/out" 2> "$tmp/err"; rc=$?
+  if [ "$rc" -eq "$status" ] && { [ -z "$pattern" ] || grep -q -- "$pattern" "$tmp/err"; }; then ok
+  else bad "$what: rc=$rc stderr='$(head -c 400 "$tmp/err")'"; fi
+}
+# 1. a matvec writing outside [r0, r1): its row fails before timing (exit 1), the others run
+for c in oob_after:'it wrote y\[128\] (1 word' oob_before:'it wrote y\[-1\], before the output' \
+         all_rows:'it wrote y\[128\] (128 words'; do
+  expect_status "writes outside its range (${c%%:*})" 1 \
+    "^bench: 1 row failed: evil_matvec/256x1024/k1/hot: wrong kernel: asked for rows \[0, 128) of 256 (thread 0 of 2's range), ${c#*:}" \
+    --plugin "$dir/qkb_evil_${c%%:*}.so" --kernel evil_matvec,q4k_f32_ref --threads 2 --hot
+  if grep -q "^evil_matvec  *FAILED: wrong kernel" "$tmp/out" && grep -q "^q4k_f32_ref  *[0-9]" "$tmp/out"
+  then ok; else bad "${c%%:*}: the table: $(cat "$tmp/out")"; fi
+done
+# built-in variants pass the same check (every CPU matvec variant, 3 threads: uneven ranges)
+expect_status "built-in variants pass the range check" 0 "" --kernel 'q4k_*' --threads 2 --hot --top 3 \
+  --min-samples 1 --max-time 0.05
+# 2. packed_size 0 or 2^62: one line, exit 2, before anything is allocated
+expect_refusal "packed_size 0" "evil_matvec: packed_size(256, 1024) is 0 bytes" \
+  --plugin "$dir/qkb_evil_pack_zero.so" --kernel evil_matvec $S
+expect_refusal "packed_size 2^62" "packed_size(256, 1024) is 4611686018427387904 bytes: absurd" \
+  --plugin "$dir/qkb_evil_pack_huge.so" --kernel evil_matvec $S
+# 4, 5. a MOE run failing in calibration, or while sampling: the row fails with the plug-in's
+# reason in one line (escaped), the run exits 1, the JSON marks it as an error
+expect_status "a MOE run failing in calibration" 1 \
+  "^bench: 1 row failed: moe_fail_late/256x1024/k1/hot: the plug-in's run failed (it returned -1): device lost\\\\x0a| at call 8 |" \
+  --plugin "$dir/qkb_moe_fail_late.so" --kernel moe_fail_late --threads 1 --hot --json "$tmp/fail.json"
+if grep -q '^moe_fail_late  *FAILED: the plug-in' "$tmp/out" && [ "$(grep -c 'at call' "$tmp/out")" -eq 1 ] &&
+   /usr/bin/python3 -c '
+import json, sys
+b = {x["name"]: x for x in json.load(open(sys.argv[1]))["benchmarks"]}
+r = b["moe_fail_late/256x1024/k1/hot/iterations:1/manual_time"]
+sys.exit(0 if r.get("error_occurred") and "device lost" in r["error_message"] else 1)' "$tmp/fail.json"
+then ok; else bad "a failed MOE run in the table and the JSON: $(cat "$tmp/out")"; fi
+/usr/bin/python3 "$src/plot/compare.py" "$tmp/fail.json" "$tmp/fail.json" > "$tmp/cmp" 2>&1; rc=$?
+if [ $rc -eq 1 ] && grep -q "device lost" "$tmp/cmp"; then ok; else bad "compare.py on a failed MOE row: rc=$rc $(cat "$tmp/cmp")"; fi
+# (11 runs before the sampling: the check, 6 counting busy threads, 4 calibrating; 3 samples
+# take at least 6 more)
+QK_MOE_FAIL_AT=16 expect_status "a MOE run failing while sampling" 1 \
+  "^bench: 1 row failed: moe_fail_late/256x1024/k1/hot: the plug-in's run failed (it returned -1): device lost\\\\x0a| at call 16 |" \
+  --plugin "$dir/qkb_moe_fail_late.so" --kernel moe_fail_late --threads 1 --hot
+# 6. a MOE output that writes nothing after its first call fails the last-output check
+expect_status "a MOE output written once" 1 \
+  "moe_output_once/256x1024/k1/hot: the output of the last timed call differs" \
+  --plugin "$dir/qkb_moe_output_once.so" --kernel moe_output_once --threads 1 --hot
+# 7. a MOE plug-in keeping 1 of 2 threads busy: timed against the threads it uses, and said so
+threads=$(/usr/bin/python3 -c 'import os; print(min(2, len(os.sched_getaffinity(0))))')
+expect_status "a MOE plug-in on one thread" 0 "" --plugin "$dir/qkb_moe_one_thread.so" \
+  --kernel moe_one_thread --threads "$threads" --hot
+if grep -q "^moe_one_thread  *[0-9]" "$tmp/out" && grep -q "^# moe_one_thread: .*1 of $threads busy in calibration" "$tmp/out"
+then ok; else bad "a MOE plug-in on one thread: $(cat "$tmp/out")"; fi
+# 8. --cold with only a MOE variant without evict: refused up front
+expect_refusal "--cold, a MOE variant without evict" \
+  "^bench: --cold: moe_no_evict has no cold row: its plug-in gives no evict" \
+  --plugin "$dir/qkb_moe_no_evict.so" --kernel moe_no_evict --cold $S
+# 9, 10. names bench uses itself
+for c in name_cold:"variant 'cold' clashes with a temperature" name_k8:"variant 'k8' clashes with the k<digits>" \
+         name_shape:"variant '256x1024' clashes with the shape" name_oracle:"variant 'oracle_f64' clashes with a file bench writes" \
+         name_activations:"variant 'activations' clashes with a file bench writes"; do
+  expect_refusal "reserved name ${c%%:*}" "${c#*:}" --plugin "$dir/qkb_evil_${c%%:*}.so" --list
+done
+/usr/bin/python3 - "$src/plot" <<'PY' && ok || bad "qkresults reads the temperature from the right"
+import sys
+sys.path.insert(0, sys.argv[1])
+from qkresults import Row
+assert Row("cold/256x1024/k1/hot", 2).temperature == "hot"
+assert Row("decode/256x1024/k1/cold", 2).temperature == "cold"
+assert Row("q4k_f32_ref/256x1024/k1/cold/iterations:1/manual_time", 1).temperature == "cold"
+PY
+# 11. a quantizer writing past its output: refused at load
+expect_refusal "a quantizer overrun" "quantizer 'quant_plugin_q8k_overrun': it writes outside its output: byte 4672 of the 4672 bytes" \
+  --plugin "$dir/qkb_quant_overrun.so" --list
+# 13. version characters, plug-in names unique and without quotes, control characters escaped
+expect_refusal "a version with '; ' and '('" "plug-in version '1; other 2 (/tmp/x.so)' is not 1..64 of letters" \
+  --plugin "$dir/qkb_evil_version_semicolon.so" --list
+expect_refusal "a plug-in name with a quote" "plug-in name 'it's' is not" --plugin "$dir/qkb_evil_plugin_name_quote.so" --list
+expect_refusal "two plug-ins of one name" "plug-in name 'example' is the name of the plug-in loaded from" \
+  --plugin "$example" --plugin "$dir/qkb_evil_plugin_name_dup.so" --list
+mkdir -p "$tmp/a
+b" && cp "$dir/qkb_evil_ok.so" "$tmp/a
+b/"
+list=$("$bench" --plugin "$tmp/a
+b/qkb_evil_ok.so" --list 2>&1)
+if printf '%s\n' "$list" | grep -q '^evil_matvec .*\[plug-in evil 1.0-rc1+g00, .*/a\\x0ab/qkb_evil_ok.so\]$'
+then ok; else bad "a path with a newline in --list: $(printf '%s\n' "$list" | grep -A1 evil)"; fi
+# 14. a directory; an ELF for another machine
+expect_refusal "a directory" "^bench: --plugin $tmp: is a directory" --plugin "$tmp" --list
+cp "$example" "$tmp/other.so" && printf '\267\000' | dd of="$tmp/other.so" bs=1 seek=18 conv=notrunc 2>/dev/null
+expect_refusal "an ELF for another machine" "other.so: an ELF for another machine (aarch64; this is" \
+  --plugin "$tmp/other.so" --list
+# 15. crashes in plug-in code: one line naming it, exit 1; stdout from a constructor kept off
+expect_status "a crash in the entry point" 1 "^bench: SIGSEGV (invalid memory access) in plug-in code: the constructors or entry point of .*qkb_evil_crash_entry.so" \
+  --plugin "$dir/qkb_evil_crash_entry.so" --list
+expect_status "a crash in a matvec" 1 "^bench: SIGSEGV (invalid memory access) in plug-in code: variant 'evil_matvec' of plug-in 'evil'" \
+  --plugin "$dir/qkb_evil_crash_matvec.so" --kernel evil_matvec --threads 1 --hot
+list=$("$bench" --plugin "$dir/qkb_evil_ctor_stdout.so" --list 2> "$tmp/err")
+if ! printf '%s\n' "$list" | grep -q "writing to stdout" && [ "$(grep -c "writing to stdout" "$tmp/err")" -eq 2 ]
+then ok; else bad "a constructor's stdout in --list"; fi
+# 16. QK_INJECT_SLOWDOWN on a CPU MOE variant slows it; a 63-character name keeps the columns
+QK_INJECT_SLOWDOWN=moe_one_thread=2 expect_status "QK_INJECT_SLOWDOWN on a MOE variant" 0 "" \
+  --plugin "$dir/qkb_moe_one_thread.so" --kernel moe_one_thread --threads 1 --hot --json "$tmp/slow.json"
+timeout 120 "$bench" $S --plugin "$dir/qkb_moe_one_thread.so" --kernel moe_one_thread --threads 1 --hot \
+  --json "$tmp/fast.json" > /dev/null 2>&1
+/usr/bin/python3 - "$tmp" <<'PY' && ok || bad "QK_INJECT_SLOWDOWN=...=2 does not slow the MOE row"
+import json, sys
+t = [json.load(open(f"{sys.argv[1]}/{n}.json"))["benchmarks"][0]["real_time"] for n in ("fast", "slow")]
+sys.exit(0 if t[1] > 1.5 * t[0] else 1)  # 3x asked; a busy machine blurs it
+PY
+expect_status "a 63-character name" 0 "" --plugin "$dir/qkb_evil_name_long.so" \
+  --kernel 'evil_*,q4k_f32_ref' --threads 1 --hot
+col=$(awk '/^variant /{print index($0, "median_us")}' "$tmp/out")
+if [ "$(awk -v c="$col" '/^(evil_a_name|q4k_f32_ref) /{ if (substr($0, c - 2, 1) != " ") bad = 1 } END { print bad + 0 }' "$tmp/out")" -eq 0 ] &&
+   grep -q "^evil_a_name_of_sixty_three_characters_x* *[0-9]" "$tmp/out"
+then ok; else bad "a 63-character name: $(cat "$tmp/out")"; fi
+# 3. a q4_K x f32 plug-in variant named like the q8 rule's glob is held to q4_K x f32's bound
+/usr/bin/python3 - "$src" <<'PY' && ok || bad "a plug-in variant picks its contract by its name"
+import sys
+sys.path.insert(0, f"{sys.argv[1]}/plot")
+import contracts
+c = contracts.load(f"{sys.argv[1]}/results/contracts.json")
+bound = lambda ctx, v: sorted(r.get("rel_l2") for r in contracts.rules_for(c, ctx, v)[0] if "rel_l2" in r)
+f32 = {"formats.q4k_q8k_sloppy": "q4_K x f32"}
+assert bound(dict(f32, **{"plugin.q4k_q8k_sloppy": "p"}), "q4k_q8k_sloppy") == [2e-5]  # a plug-in's
+assert bound(f32, "q4k_q8k_sloppy") == [2e-5]  # a name rule of other formats does not apply
+assert 0.03 in bound({"formats.q4k_q8k_ref": "q4_K x q8_K"}, "q4k_q8k_ref")  # the built-in's
+PY
 
 echo "plugins: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

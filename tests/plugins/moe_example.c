@@ -2,7 +2,11 @@
  * plug-in's own threads, as ggml's MUL_MAT_ID runs it. Q4_K x f32, correct: each row's
  * super-blocks are dequantized by the host's helper and dotted with x in f32. n_threads - 1
  * helper threads, pinned where bench says, spin 5 ms between units and then sleep (as our
- * pool and ggml's do); the calling thread is thread 0. `evict` lets bench time cold rows. */
+ * pool and ggml's do); the calling thread is thread 0. `evict` lets bench time cold rows.
+ * Built with -DCASE_<NAME> (qkb_moe_<name>.so), a variant that misbehaves: FAIL_LATE (its run
+ * fails from the 8th call, with a two-line reason), OUTPUT_ONCE (its output writes nothing after
+ * the first call), NO_EVICT (no cold rows), ONE_THREAD (runs on the calling thread alone, of
+ * n_threads). */
 #define _GNU_SOURCE
 #include "qkbench_plugin.h"
 #include <pthread.h>
@@ -123,7 +127,11 @@ static void *moe_create(const qkb_moe_case *c, char *err, size_t err_size) {
     memcpy(s->w, c->weights, s->expert_bytes * c->n_experts);
     memcpy(s->ids, c->ids, c->n_ids * sizeof *s->ids);
     memcpy(s->x, c->x, c->cols * sizeof *s->x);
+#if defined(CASE_ONE_THREAD)
+    for (int t = 1; t < 1; t++, s->n_threads++) {
+#else
     for (int t = 1; t < c->n_threads; t++, s->n_threads++) {
+#endif
         s->helpers[t] = (helper){s, t, 0};
         if (pthread_create(&s->helpers[t].thread, NULL, helper_main, &s->helpers[t])) {
             snprintf(err, err_size, "moe_example: cannot start thread %d", t);
@@ -143,6 +151,14 @@ static void *moe_create(const qkb_moe_case *c, char *err, size_t err_size) {
 static int moe_run(void *p, char *err, size_t err_size) {
     (void)err, (void)err_size;
     state *s = p;
+#if defined(CASE_FAIL_LATE) /* from the 8th call, or from call $QK_MOE_FAIL_AT */
+    static int calls, at;
+    if (!at) at = getenv("QK_MOE_FAIL_AT") ? atoi(getenv("QK_MOE_FAIL_AT")) : 8;
+    if (++calls >= at) {
+        snprintf(err, err_size, "device lost\n| at call %d |", calls);
+        return -1;
+    }
+#endif
     atomic_store(&s->pending, s->n_threads - 1);
     pthread_mutex_lock(&s->lock);
     atomic_fetch_add(&s->generation, 1);
@@ -157,19 +173,34 @@ static int moe_run(void *p, char *err, size_t err_size) {
 static int moe_output(void *p, float *y, char *err, size_t err_size) {
     (void)err, (void)err_size;
     state *s = p;
+#if defined(CASE_OUTPUT_ONCE)
+    static int calls;
+    if (calls++) return 0;
+#endif
     memcpy(y, s->y, s->n_ids * s->rows * sizeof *y);
     return 0;
 }
 
-static void moe_evict(void *p) {
+__attribute__((unused)) static void moe_evict(void *p) {
     state *s = p;
     host->evict(s->w, s->expert_bytes * s->n_experts);
     host->evict(s->x, s->cols * sizeof *s->x);
     host->evict(s->y, s->n_ids * s->rows * sizeof *s->y);
 }
 
+#if defined(CASE_FAIL_LATE)
+#define NAME "moe_fail_late"
+#elif defined(CASE_OUTPUT_ONCE)
+#define NAME "moe_output_once"
+#elif defined(CASE_NO_EVICT)
+#define NAME "moe_no_evict"
+#elif defined(CASE_ONE_THREAD)
+#define NAME "moe_one_thread"
+#else
+#define NAME "moe_example_f32"
+#endif
 static const qkb_variant variants[] = {{
-    .name = "moe_example_f32",
+    .name = NAME,
     .device = QKB_DEVICE_CPU,
     .kind = QKB_KIND_MOE,
     .weight_format = "q4_K",
@@ -178,11 +209,19 @@ static const qkb_variant variants[] = {{
     .create = moe_create,
     .run = moe_run,
     .output = moe_output,
+#if !defined(CASE_NO_EVICT)
     .evict = moe_evict,
+#endif
     .destroy = moe_destroy,
 }};
 
-static const qkb_plugin plugin = {QKB_PLUGIN_ABI, "moe_example", "1", 1, variants};
+#if defined(CASE_FAIL_LATE) || defined(CASE_OUTPUT_ONCE) || defined(CASE_NO_EVICT) ||              \
+    defined(CASE_ONE_THREAD)
+#define PLUGIN_NAME NAME
+#else
+#define PLUGIN_NAME "moe_example"
+#endif
+static const qkb_plugin plugin = {QKB_PLUGIN_ABI, PLUGIN_NAME, "1", 1, variants};
 
 const qkb_plugin *qkbench_plugin(const qkb_host *h) {
     host = h;

@@ -1,6 +1,7 @@
 /* A quantizer plug-in for the tests: f32 -> Q8_K as the reference (DESIGN.md "Formats"), or,
  * built with -DROUND_HALF_AWAY, rounding ties away from zero (a different variant, which bench
- * must report as not bit-identical: the edge cases hold exact ties). */
+ * must report as not bit-identical: the edge cases hold exact ties), or, with -DOVERRUN, writing
+ * one block past its output (bench refuses it). */
 #include "qkbench_plugin.h"
 #include <math.h>
 #include <string.h>
@@ -47,9 +48,14 @@ static void quantize_q8k(const float *x, void *out, size_t n) {
         }
         y->d = 1 / iscale;
     }
+#ifdef OVERRUN
+    memset(y, 0x11, sizeof *y);
+#endif
 }
 
-#ifdef ROUND_HALF_AWAY
+#if defined(OVERRUN)
+#define NAME "quant_plugin_q8k_overrun"
+#elif defined(ROUND_HALF_AWAY)
 #define NAME "quant_plugin_q8k_away"
 #else
 #define NAME "quant_plugin_q8k"
