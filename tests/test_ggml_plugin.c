@@ -274,7 +274,7 @@ int main(int argc, char **argv) {
     if (!plugin) return qk_test_finish("ggml_plugin");
     printf("  %s: %s, %zu variants\n", plugin->name, plugin->version, plugin->n_variants);
     CHECK(strcmp(plugin->name, "ggml") == 0, "plug-in name %s", plugin->name);
-    CHECK(strstr(plugin->version, "ggml 0.") && strstr(plugin->version, "llama-cpp-python"),
+    CHECK(strstr(plugin->version, ggml_version()) && strstr(plugin->version, "llama-cpp-python"),
           "version %s names neither ggml's nor the sdist's", plugin->version);
     const qkb_variant *plain = NULL, *repack = NULL, *cuda = NULL;
     for (size_t i = 0; i < plugin->n_variants; i++) {

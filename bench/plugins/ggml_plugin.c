@@ -360,6 +360,7 @@ const qkb_plugin *qkbench_plugin(const qkb_host *h) {
     if (!h || h->abi_version != QKB_PLUGIN_ABI || !h->evict) return NULL;
     host = h;
     ggml_log_set(quiet_log, NULL);
-    snprintf(version, sizeof version, "%s (%s)", ggml_version(), QK_GGML_ORIGIN);
+    snprintf(version, sizeof version, "%s %s", ggml_version(),
+             QK_GGML_ORIGIN); /* bench: [A-Za-z0-9 _.+-] */
     return &plugin;
 }
