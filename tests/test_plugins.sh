@@ -18,7 +18,7 @@ bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
 expect_refusal() { # description, pattern, args...
   local what=$1 pattern=$2; shift 2
   local out err rc
-  out=$(timeout 60 "$bench" "$@" 2>"$tmp/err"); rc=$?
+  out=$(timeout 60 "$bench" --no-default-plugins "$@" 2>"$tmp/err"); rc=$?
   err=$(cat "$tmp/err")
   if [ "$rc" -eq 2 ] && [ -z "$out" ] && [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] &&
      printf '%s' "$err" | grep -q -- "$pattern"; then
@@ -66,7 +66,7 @@ expect_refusal "--kernel naming an unloaded plug-in variant" "no matvec or moe v
 
 # --list: every plug-in variant with its plug-in's name, version and path; a CUDA MOE variant
 # listed (skipped without a GPU); quantizers with their bit-identity verdict
-list=$("$bench" --plugin "$example" --plugin "$dir/qkb_moe_example.so" --plugin "$dir/qkb_quant.so" \
+list=$("$bench" --no-default-plugins --plugin "$example" --plugin "$dir/qkb_moe_example.so" --plugin "$dir/qkb_quant.so" \
   --plugin "$dir/qkb_quant_away.so" --plugin "$dir/qkb_bad_cuda_moe.so" --list 2>&1)
 real_example=$(realpath "$example")
 check_list() { # pattern, what
@@ -85,7 +85,7 @@ check_list "^q4k_q8k_ref " "the built-in variants"
 # The example, the MOE example (2 threads, ids repeated) and the reference, hot and cold
 run() { # json, args...
   local json=$1; shift
-  timeout 300 "$bench" --shape 256x1024 --min-samples 3 --min-time 0.02 --max-time 0.4 \
+  timeout 300 "$bench" --no-default-plugins --shape 256x1024 --min-samples 3 --min-time 0.02 --max-time 0.4 \
     --target-ci 50 --json "$json" "$@" > "$tmp/out" 2> "$tmp/err"
 }
 threads=$(/usr/bin/python3 -c 'import os; print(min(2, len(os.sched_getaffinity(0))))')
@@ -167,7 +167,7 @@ then ok; else bad "default plug-ins: $(cat "$tmp/err")"; fi
 list=$("$bench_defaults" --no-default-plugins --list 2> "$tmp/err")
 if ! printf '%s\n' "$list" | grep -q "example_q4k_f32" && [ ! -s "$tmp/err" ]; then ok
 else bad "--no-default-plugins still loads them"; fi
-list=$("$bench" --list 2> "$tmp/err")
+list=$("$bench" --no-default-plugins --list 2> "$tmp/err")
 if ! printf '%s\n' "$list" | grep -q "plug-in" && [ ! -s "$tmp/err" ]; then ok
 else bad "bench without plug-ins lists one"; fi
 # an explicit --plugin that fails is exit 2 even beside default ones
@@ -180,7 +180,7 @@ S="--shape 256x1024 --min-samples 3 --min-time 0.02 --max-time 0.4 --target-ci 5
 expect_status() { # description, status, stderr pattern, args...
   local what=$1 status=$2 pattern=$3; shift 3
   local rc
-  timeout 120 "$bench" $S "$@" > "$tmp/out" 2> "$tmp/err"; rc=$?
+  timeout 120 "$bench" --no-default-plugins $S "$@" > "$tmp/out" 2> "$tmp/err"; rc=$?
   if [ "$rc" -eq "$status" ] && { [ -z "$pattern" ] || grep -q -- "$pattern" "$tmp/err"; }; then ok
   else bad "$what: rc=$rc stderr='$(head -c 400 "$tmp/err")'"; fi
 }
@@ -260,7 +260,7 @@ expect_refusal "two plug-ins of one name" "plug-in name 'example' is the name of
 mkdir -p "$tmp/a
 b" && cp "$dir/qkb_evil_ok.so" "$tmp/a
 b/"
-list=$("$bench" --plugin "$tmp/a
+list=$("$bench" --no-default-plugins --plugin "$tmp/a
 b/qkb_evil_ok.so" --list 2>&1)
 if printf '%s\n' "$list" | grep -q '^evil_matvec .*\[plug-in evil 1.0-rc1+g00, .*/a\\x0ab/qkb_evil_ok.so\]$'
 then ok; else bad "a path with a newline in --list: $(printf '%s\n' "$list" | grep -A1 evil)"; fi
@@ -274,13 +274,13 @@ expect_status "a crash in the entry point" 1 "^bench: SIGSEGV (invalid memory ac
   --plugin "$dir/qkb_evil_crash_entry.so" --list
 expect_status "a crash in a matvec" 1 "^bench: SIGSEGV (invalid memory access) in plug-in code: variant 'evil_matvec' of plug-in 'evil'" \
   --plugin "$dir/qkb_evil_crash_matvec.so" --kernel evil_matvec --threads 1 --hot
-list=$("$bench" --plugin "$dir/qkb_evil_ctor_stdout.so" --list 2> "$tmp/err")
+list=$("$bench" --no-default-plugins --plugin "$dir/qkb_evil_ctor_stdout.so" --list 2> "$tmp/err")
 if ! printf '%s\n' "$list" | grep -q "writing to stdout" && [ "$(grep -c "writing to stdout" "$tmp/err")" -eq 2 ]
 then ok; else bad "a constructor's stdout in --list"; fi
 # 16. QK_INJECT_SLOWDOWN on a CPU MOE variant slows it; a 63-character name keeps the columns
 QK_INJECT_SLOWDOWN=moe_one_thread=2 expect_status "QK_INJECT_SLOWDOWN on a MOE variant" 0 "" \
   --plugin "$dir/qkb_moe_one_thread.so" --kernel moe_one_thread --threads 1 --hot --json "$tmp/slow.json"
-timeout 120 "$bench" $S --plugin "$dir/qkb_moe_one_thread.so" --kernel moe_one_thread --threads 1 --hot \
+timeout 120 "$bench" --no-default-plugins $S --plugin "$dir/qkb_moe_one_thread.so" --kernel moe_one_thread --threads 1 --hot \
   --json "$tmp/fast.json" > /dev/null 2>&1
 /usr/bin/python3 - "$tmp" <<'PY' && ok || bad "QK_INJECT_SLOWDOWN=...=2 does not slow the MOE row"
 import json, sys
