@@ -2,7 +2,9 @@
  * catch the bug families of DESIGN.md: wrong scale/sub-block pairing, unwritten outputs, integer
  * sums that differ between ISAs. */
 #include "qk_test.h"
+#include "scales_simd.h"
 #include "test_util.h"
+#include "../cpu/cpu_features.h"
 #include "../cpu/cpu_kernels.h"
 #include "../cpu/matvec.h"
 #include "../kernels/qk_fp16.h"
@@ -173,6 +175,67 @@ static void test_integer_sums_exact(void) {
     free(w);
 }
 
+/* The SIMD scale decoders (cpu/q4k_scales_simd.h) against qk_q4k_scale_min, lane by lane, on
+ * the 12 scale bytes: every bit alone, every bit cleared from all 0xFF, all 0x00, all 0xFF (the
+ * whole header 0x00 / 0xFF there), then random ones. d and dmin are random elsewhere (the decoder
+ * must ignore them), and the lanes hold different patterns (each edge pattern visits every lane),
+ * so a lane mix-up fails. Each width runs only where the CPU has its ISA. */
+enum { EDGE_PATTERNS = 96 + 96 + 2 };
+static void scale_pattern(qk_rng *r, int t, uint8_t hdr[16]) {
+    for (int i = 0; i < 16; i++)
+        hdr[i] = (uint8_t)qk_rng_u64(r);
+    uint8_t *s = hdr + 4;
+    if (t < 96) {
+        memset(s, 0, 12);
+        s[t / 8] = (uint8_t)(1u << (t % 8));
+    } else if (t < 192) {
+        memset(s, 0xFF, 12);
+        s[(t - 96) / 8] &= (uint8_t) ~(1u << ((t - 96) % 8));
+    } else if (t < EDGE_PATTERNS) {
+        memset(hdr, t == 192 ? 0x00 : 0xFF, 16);
+    }
+}
+static int scale_lanes_bad(const uint8_t *hdr, const uint8_t *out, int lanes) {
+    int bad = 0;
+    for (int l = 0; l < lanes; l++)
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, m;
+            qk_q4k_scale_min(hdr + 16 * l + 4, j, &sc, &m);
+            bad += out[16 * l + j] != sc || out[16 * l + 8 + j] != m;
+        }
+    return bad;
+}
+static void test_simd_scale_decoders(void) {
+    const uint32_t isa = qk_cpu_isa();
+    const struct {
+        const char *name;
+        uint32_t isa;
+        int lanes;
+        void (*decode)(const uint8_t *, uint8_t *);
+    } dec[] = {
+        {"qk_q4k_unpack_scales2", QK_ISA_AVX2, 2, qk_test_unpack_scales2},
+        {"qk_q4k_unpack_scales4", QK_ISA_AVX512, 4, qk_test_unpack_scales4},
+    };
+    for (size_t i = 0; i < sizeof dec / sizeof dec[0]; i++) {
+        if (dec[i].isa & ~isa) {
+            printf("skip %s: needs %s\n", dec[i].name, qk_cpu_missing_isa(dec[i].isa));
+            continue;
+        }
+        qk_rng r;
+        qk_rng_seed(&r, 12);
+        int bad = 0;
+        for (int t = 0; t < EDGE_PATTERNS + 200000; t++) {
+            uint8_t hdr[64], out[64];
+            for (int l = 0; l < dec[i].lanes; l++)
+                scale_pattern(&r, t < EDGE_PATTERNS ? (t + 53 * l) % EDGE_PATTERNS : t,
+                              hdr + 16 * l);
+            dec[i].decode(hdr, out);
+            bad += scale_lanes_bad(hdr, out, dec[i].lanes);
+        }
+        CHECK(bad == 0, "%s: %d scales or mins differ from qk_q4k_scale_min", dec[i].name, bad);
+    }
+}
+
 /* --- deliberately wrong kernels (tests only): the suite must flag each one --- */
 
 /* Pairs scale j with sub-block j^1 (the AVX2 bug of DESIGN.md). */
@@ -255,6 +318,7 @@ static void test_wrong_kernels_are_flagged(void) {
 }
 
 int main(void) {
+    test_simd_scale_decoders();
     test_all_variants_vs_oracle();
     test_integer_sums_exact();
     test_wrong_kernels_are_flagged();
