@@ -127,6 +127,37 @@ static void test_all_variants_vs_oracle(void) {
     }
 }
 
+/* Integer-exact inputs: sets d = dmin = 1 in w (rows x nb blocks), fills xq (nb blocks) with
+ * d = 1, quants in [-span, span] and their bsums (and x, if not NULL, with the same values as
+ * f32), and want[row] with the integer sum over blocks of S - M (qk_q4k_q8k_block_sums). */
+static void exact_inputs(qk_rng *r, qk_block_q4k *w, size_t rows, size_t nb, int span,
+                         qk_block_q8k *xq, float *x, double *want) {
+    for (size_t i = 0; i < rows * nb; i++)
+        w[i].d = w[i].dmin = qk_f32_to_fp16(1.0f);
+    for (size_t b = 0; b < nb; b++) {
+        xq[b].d = 1.0f;
+        for (int i = 0; i < QK_K; i++) {
+            xq[b].qs[i] = (int8_t)((int)qk_rng_below(r, (uint64_t)(2 * span + 1)) - span);
+            if (x) x[b * QK_K + i] = xq[b].qs[i];
+        }
+        for (int g = 0; g < 16; g++) {
+            int sum = 0;
+            for (int i = 0; i < 16; i++)
+                sum += xq[b].qs[16 * g + i];
+            xq[b].bsums[g] = (int16_t)sum;
+        }
+    }
+    for (size_t row = 0; row < rows; row++) {
+        int64_t total = 0;
+        for (size_t b = 0; b < nb; b++) {
+            int32_t S, M;
+            qk_q4k_q8k_block_sums(&w[row * nb + b], &xq[b], &S, &M);
+            total += (int64_t)S - M;
+        }
+        want[row] = (double)total;
+    }
+}
+
 /* With d = dmin = 1, Q8_K d = 1 and small quants, every float operation of every q4k_q8k
  * variant is exact (all partial sums stay below 2^24): the outputs must equal the integer
  * sum(S - M) exactly. This is how "integer sums identical to q4k_q8k_ref" is tested. */
@@ -137,29 +168,8 @@ static void test_integer_sums_exact(void) {
     qk_block_q4k *w = malloc(ROWS * NB * sizeof *w);
     qk_block_q8k xq[NB];
     make_random_q4k(&r, w, ROWS * NB);
-    for (int i = 0; i < ROWS * NB; i++)
-        w[i].d = w[i].dmin = qk_f32_to_fp16(1.0f);
-    for (int b = 0; b < NB; b++) {
-        xq[b].d = 1.0f;
-        for (int i = 0; i < QK_K; i++)
-            xq[b].qs[i] = (int8_t)((int)qk_rng_below(&r, 17) - 8);
-        for (int g = 0; g < 16; g++) {
-            int s = 0;
-            for (int i = 0; i < 16; i++)
-                s += xq[b].qs[16 * g + i];
-            xq[b].bsums[g] = (int16_t)s;
-        }
-    }
     double want[ROWS];
-    for (int row = 0; row < ROWS; row++) {
-        int64_t total = 0;
-        for (int b = 0; b < NB; b++) {
-            int32_t S, M;
-            qk_q4k_q8k_block_sums(&w[row * NB + b], &xq[b], &S, &M);
-            total += (int64_t)S - M;
-        }
-        want[row] = (double)total;
-    }
+    exact_inputs(&r, w, ROWS, NB, 8, xq, NULL, want);
     for (size_t i = 0; i < qk_test_variant_count(); i++) {
         const qk_kernel *k = qk_test_variant(i);
         if (k->op != QK_OP_MATVEC || k->act_format != QK_FMT_Q8_K || qk_test_unsupported(k))
@@ -303,6 +313,7 @@ static void test_row_ranges(void) {
             float *x = guarded_alloc(cols * sizeof *x);
             qk_block_q8k *xq = guarded_alloc(nb * sizeof *xq);
             float *want = malloc(rows * sizeof *want), *full = alloc_poisoned(rows);
+            double *want64 = malloc(rows * sizeof *want64);
             if (!w || !x || !xq) {
                 CHECK(0, "guarded allocation of %zux%zu", rows, cols);
                 return;
@@ -311,28 +322,9 @@ static void test_row_ranges(void) {
                 const int exact = pass == 0;
                 make_random_q4k(&r, w, rows * nb);
                 if (exact) {
-                    for (size_t b = 0; b < rows * nb; b++)
-                        w[b].d = w[b].dmin = qk_f32_to_fp16(1.0f);
-                    for (size_t b = 0; b < nb; b++) {
-                        xq[b].d = 1.0f;
-                        for (int i = 0; i < QK_K; i++)
-                            x[b * QK_K + i] = xq[b].qs[i] = (int8_t)((int)qk_rng_below(&r, 5) - 2);
-                        for (int g = 0; g < 16; g++) {
-                            int sum = 0;
-                            for (int i = 0; i < 16; i++)
-                                sum += xq[b].qs[16 * g + i];
-                            xq[b].bsums[g] = (int16_t)sum;
-                        }
-                    }
-                    for (size_t row = 0; row < rows; row++) {
-                        int64_t total = 0;
-                        for (size_t b = 0; b < nb; b++) {
-                            int32_t S, M;
-                            qk_q4k_q8k_block_sums(&w[row * nb + b], &xq[b], &S, &M);
-                            total += (int64_t)S - M;
-                        }
-                        want[row] = (float)total; /* |total| < 2^24: exact */
-                    }
+                    exact_inputs(&r, w, rows, nb, 2, xq, x, want64);
+                    for (size_t row = 0; row < rows; row++)
+                        want[row] = (float)want64[row]; /* |sum| < 2^24: exact */
                 } else {
                     qk_act_fill(&r, QK_ACT_NORMAL, x, cols);
                     qk_quantize_q8k_ref(x, xq, cols);
@@ -361,6 +353,7 @@ static void test_row_ranges(void) {
             guarded_free(x, cols * sizeof *x);
             guarded_free(xq, nb * sizeof *xq);
             free(want);
+            free(want64);
             free(full);
         }
 }
