@@ -6,9 +6,11 @@
  * then one FMA per 8 products into the sub-block's sum, and one FMA by d*sc_j per sub-block.
  * The activations' sums per sub-block are computed once per call for all rows (in slices of
  * SLICE super-blocks, on the stack), so the mins cost one FMA per row and super-block. The
- * 6-bit scales are decoded in SIMD, two rows per vector (qk_q4k_unpack_scales). */
+ * 6-bit scales are decoded in SIMD, two rows per vector (qk_q4k_unpack_scales2 of
+ * q4k_scales_simd.h). */
 #include "cpu_kernels.h"
 #include "simd_hsum.h"
+#include "q4k_scales_simd.h"
 #include <immintrin.h>
 
 enum { ROWS = 4, SLICE = 64 };
@@ -16,24 +18,6 @@ enum { ROWS = 4, SLICE = 64 };
 /* Forces the broadcasts of a just-stored array to load from it (a load each) rather than be
  * turned into register shuffles by the compiler (a shuffle-port uop each). */
 #define FROM_MEMORY(a) __asm__("" : "+m"(a))
-
-/* Two 16-byte super-block headers (d, dmin, 12 scale bytes), one per 128-bit lane, to lane
- * bytes sc0..7, m0..7 (the words w0 = bytes 4..7, w1 = 8..11, w2 = 12..15 of DESIGN.md):
- * sc0..3 = w0 & 63, sc4..7 = (w2 & 15) | (w0 >> 6) << 4, m0..3 = w1 & 63,
- * m4..7 = (w2 >> 4) | (w1 >> 6) << 4. Equal to qk_q4k_unpack_scales. */
-static inline __m256i unpack_scales2(__m256i h) {
-    const __m256i low = _mm256_broadcastsi128_si256(
-        _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
-    const __m256i top = _mm256_broadcastsi128_si256(
-        _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
-    const __m256i shift = _mm256_setr_epi32(0, 0, 0, 4, 0, 0, 0, 4);
-    const __m256i keep = _mm256_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f,
-                                           0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f);
-    __m256i a = _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(h, low), shift), keep);
-    __m256i b =
-        _mm256_and_si256(_mm256_srli_epi32(_mm256_shuffle_epi8(h, top), 2), _mm256_set1_epi8(0x30));
-    return _mm256_or_si256(a, b);
-}
 
 /* The 8 sub-block sums of x[0..256), in order */
 static inline __m256 subblock_sums(const float *x) {
@@ -94,9 +78,9 @@ static void slice(const qk_block_q4k *w, size_t nbr, size_t b0, size_t nb, size_
             acc[i] = _mm256_setzero_ps();
         for (size_t b = 0; b < nb; b++) {
             const float *xb = x + (b0 + b) * QK_K;
-            const __m256i u01 = unpack_scales2(
+            const __m256i u01 = qk_q4k_unpack_scales2(
                 _mm256_loadu2_m128i((const __m128i *)&row[1][b], (const __m128i *)&row[0][b]));
-            const __m256i u23 = unpack_scales2(
+            const __m256i u23 = qk_q4k_unpack_scales2(
                 _mm256_loadu2_m128i((const __m128i *)&row[3][b], (const __m128i *)&row[2][b]));
             const __m256 xs = _mm256_loadu_ps(xsum[b]);
             /* the next group's rows (1/nb of them per super-block) */

@@ -1,34 +1,18 @@
 /* q4k_q8k_maddubs: AVX2 on plain Q4_K rows, 4 rows per pass. vpmaddubsw multiplies u8 nibbles
  * by s8 activations into s16 pairs (at most 2*15*127, no saturation), vpmaddwd by a vector of the
  * sub-block's scale gives s32 lanes whose total is S; the mins use Q8_K's bsums. The 6-bit
- * scales are decoded in SIMD, two rows per 256-bit vector (qk_q4k_unpack_scales), and each
- * sub-block's scale vector is one vpshufb of the row's decoded bytes (no scalar unpack, no
- * stack round trip); d and dmin of the 4 rows convert in one vcvtph2ps, and M for two rows is
- * one vpmaddwd. The next group's rows are prefetched. Integer S and M equal q4k_q8k_ref's. */
+ * scales are decoded in SIMD, two rows per 256-bit vector (qk_q4k_unpack_scales2 of
+ * q4k_scales_simd.h), and each sub-block's scale vector is one vpshufb of the row's decoded bytes
+ * (no scalar unpack, no stack round trip); d and dmin of the 4 rows convert in one vcvtph2ps, and M
+ * for two rows is one vpmaddwd. The next group's rows are prefetched. Integer S and M equal
+ * q4k_q8k_ref's. */
 #include "cpu_kernels.h"
 #include "simd_hsum.h"
+#include "q4k_scales_simd.h"
 #include <immintrin.h>
 #include <string.h>
 
 enum { ROWS = 4 };
-
-/* Two 16-byte super-block headers (d, dmin, 12 scale bytes), one per 128-bit lane, to lane
- * bytes sc0..7, m0..7 (the words w0 = bytes 4..7, w1 = 8..11, w2 = 12..15 of DESIGN.md):
- * sc0..3 = w0 & 63, sc4..7 = (w2 & 15) | (w0 >> 6) << 4, m0..3 = w1 & 63,
- * m4..7 = (w2 >> 4) | (w1 >> 6) << 4. Equal to qk_q4k_unpack_scales. */
-static inline __m256i unpack_scales2(__m256i h) {
-    const __m256i low = _mm256_broadcastsi128_si256(
-        _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
-    const __m256i top = _mm256_broadcastsi128_si256(
-        _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
-    const __m256i shift = _mm256_setr_epi32(0, 0, 0, 4, 0, 0, 0, 4);
-    const __m256i keep = _mm256_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f,
-                                           0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f);
-    __m256i a = _mm256_and_si256(_mm256_srlv_epi32(_mm256_shuffle_epi8(h, low), shift), keep);
-    __m256i b =
-        _mm256_and_si256(_mm256_srli_epi32(_mm256_shuffle_epi8(h, top), 2), _mm256_set1_epi8(0x30));
-    return _mm256_or_si256(a, b);
-}
 
 /* vpshufb masks: scale j of a lane's decoded bytes as 16 words */
 #define SCALE_WORDS(j) _mm256_set1_epi16((short)(0xFF00 | (j)))
@@ -75,7 +59,7 @@ void qk_q4k_q8k_maddubs(const void *w, size_t rows, size_t cols, size_t r0, size
                 _mm256_loadu2_m128i((const __m128i *)&row[1][b], (const __m128i *)&row[0][b]);
             const __m256i h23 =
                 _mm256_loadu2_m128i((const __m128i *)&row[3][b], (const __m128i *)&row[2][b]);
-            const __m256i u01 = unpack_scales2(h01), u23 = unpack_scales2(h23);
+            const __m256i u01 = qk_q4k_unpack_scales2(h01), u23 = qk_q4k_unpack_scales2(h23);
             /* {d(r), dmin(r)} of the 4 rows (the first dword of each header), times the
              * activations' d */
             int32_t dw[ROWS];

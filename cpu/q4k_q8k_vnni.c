@@ -7,29 +7,13 @@
  * sub-block each, and one vpdpwssd by a vector of word scales multiplies and accumulates 4
  * sub-blocks at once: 4 vpdpbusd + 2 vpdpwssd per row and super-block, no dependency chain
  * longer than two. The 6-bit scales of the 4 rows are decoded together, one row per 128-bit
- * lane (qk_q4k_unpack_scales in SIMD); each row's word scales are 2 vpshufb of its lane.
- * M = sum m*bsum for the 4 rows is one vpmaddwd. The integer S and M equal q4k_q8k_ref's. */
+ * lane (qk_q4k_unpack_scales4 of q4k_scales_simd.h); each row's word scales are 2 vpshufb of its
+ * lane. M = sum m*bsum for the 4 rows is one vpmaddwd. The integer S and M equal q4k_q8k_ref's. */
 #include "cpu_kernels.h"
+#include "q4k_scales_simd.h"
 #include <immintrin.h>
 
 enum { ROWS = 4 };
-
-/* Four 16-byte super-block headers (d, dmin, 12 scale bytes), one per 128-bit lane, to lane
- * bytes sc0..7, m0..7 (the words w0 = bytes 4..7, w1 = 8..11, w2 = 12..15 of DESIGN.md):
- * sc0..3 = w0 & 63, sc4..7 = (w2 & 15) | (w0 >> 6) << 4, m0..3 = w1 & 63,
- * m4..7 = (w2 >> 4) | (w1 >> 6) << 4. Equal to qk_q4k_unpack_scales. */
-static inline __m512i unpack_scales4(__m512i h) {
-    const __m512i low = _mm512_broadcast_i32x4(
-        _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
-    const __m512i top = _mm512_broadcast_i32x4(
-        _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
-    const __m512i shift = _mm512_broadcast_i32x4(_mm_setr_epi32(0, 0, 0, 4));
-    const __m512i keep =
-        _mm512_broadcast_i32x4(_mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
-    __m512i a = _mm512_and_si512(_mm512_srlv_epi32(_mm512_shuffle_epi8(h, low), shift), keep);
-    __m512i b = _mm512_srli_epi32(_mm512_shuffle_epi8(h, top), 2);
-    return _mm512_ternarylogic_epi32(a, b, _mm512_set1_epi32(0x30303030), 0xF8); /* a|(b&c) */
-}
 
 /* Activations of sub-blocks {j, j+2} as the nibbles of a 64-byte quant load pair them. */
 static inline __m512i x_pair(const int8_t *xs, int j) {
@@ -88,7 +72,7 @@ void qk_q4k_q8k_vnni(const void *w, size_t rows, size_t cols, size_t r0, size_t 
             h = _mm512_inserti32x4(h, _mm_loadu_si128((const __m128i *)&row[1][b]), 1);
             h = _mm512_inserti32x4(h, _mm_loadu_si128((const __m128i *)&row[2][b]), 2);
             h = _mm512_inserti32x4(h, _mm_loadu_si128((const __m128i *)&row[3][b]), 3);
-            const __m512i sm = unpack_scales4(h);
+            const __m512i sm = qk_q4k_unpack_scales4(h);
             /* {d(r), dmin(r)} of the 4 rows times the activations' d */
             const __m512 dd = _mm512_castps256_ps512(_mm256_mul_ps(
                 _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(d_pick, h))),
