@@ -66,6 +66,7 @@ typedef struct {
     double slowdown;         /* test hook QK_INJECT_SLOWDOWN: extra fraction of each call spun */
     int late_fault;          /* test hook QK_INJECT_LATE_FAULT: outputs go wrong after the check */
     int checked;             /* the output was checked (deviation, hash) */
+    int queued;              /* MOE plug-in variants with sync: runs queued since the last sync */
     /* the check before timing failed (a write outside the rows asked for, a MOE run that
      * failed): its rows fail with this reason, untimed */
     char fail[520];
@@ -268,6 +269,7 @@ static int moe_run(variant *v) {
     qk_plugin_running(v->k);
     int rc = v->k->ext->run(v->moe, err, sizeof err);
     qk_plugin_running(NULL);
+    if (!rc && v->k->ext->sync) v->queued = 1;
     if (!rc) {
         if (v->slowdown > 0) { /* QK_INJECT_SLOWDOWN: the calling thread spins the extra */
             double until = t0 + (qk_hook_now() - t0) * (1 + v->slowdown);
@@ -278,6 +280,22 @@ static int moe_run(variant *v) {
     }
     snprintf(sample_error, sizeof sample_error, "the plug-in's run failed (it returned %d): %s", rc,
              one_line(err, sizeof err, line, sizeof line));
+    sample_failed = 1;
+    return -1;
+}
+
+/* A CUDA MOE plug-in variant with sync: waits for the runs queued since the last sync (none:
+ * nothing to do). 0, or -1 with the reason in sample_error (as moe_run). */
+static int moe_sync(variant *v) {
+    if (!v->queued) return 0;
+    char err[400] = "", line[420];
+    qk_plugin_running(v->k);
+    int rc = v->k->ext->sync(v->moe, err, sizeof err);
+    qk_plugin_running(NULL);
+    v->queued = 0;
+    if (!rc) return 0;
+    snprintf(sample_error, sizeof sample_error, "the plug-in's sync failed (it returned %d): %s",
+             rc, one_line(err, sizeof err, line, sizeof line));
     sample_failed = 1;
     return -1;
 }
@@ -413,10 +431,11 @@ static int sample_moe_cpu(bench_row *row, double *t, unsigned char *why, double 
     return 0;
 }
 
-/* A CUDA MOE plug-in row's sample: one untimed run, then `calls` runs back to back (each
- * returns synchronized) on the host's clock, as ggml's test-backend-ops perf times them; dropped
- * when the SM clock (NVML) read after them is low, like the GPU rows; CUPTI's kernel time from
- * a second pass of as many runs. */
+/* A CUDA MOE plug-in row's sample: one untimed run, then `calls` runs queued back to back and
+ * one sync (the plug-in's, when it gives one; else each run returns synchronized) on the host's
+ * clock, as ggml's test-backend-ops perf and a decode loop run them; dropped when the SM clock
+ * (NVML) read after them is low, like the GPU rows; CUPTI's kernel time from a second pass of as
+ * many runs and a sync. */
 typedef struct {
     variant *v;
     int calls;
@@ -425,11 +444,11 @@ static int run_moe_calls(void *arg) {
     moe_calls *c = arg;
     for (int i = 0; i < c->calls; i++)
         if (moe_run(c->v)) return -1;
-    return 0;
+    return moe_sync(c->v);
 }
 static int sample_moe_cuda(bench_row *row, double *t, unsigned char *why, double *kernel_s) {
     moe_calls c = {row->v, row->calls};
-    if (moe_run(row->v)) return -1;
+    if (moe_run(row->v) || moe_sync(row->v)) return -1;
     double t0 = now_s();
     if (run_moe_calls(&c)) return -1;
     *t = (now_s() - t0) / row->calls;
@@ -676,6 +695,10 @@ static void no_clean_sample(bench_row *row) {
 /* A MOE plug-in variant's output of its last run into v->y. 0, or -1 with the reason. */
 static int moe_output(variant *v, char *err, size_t size) {
     char why[400] = "", line[420];
+    if (moe_sync(v)) { /* the last run complete before its output is read */
+        snprintf(err, size, "%s", sample_error);
+        return -1;
+    }
     for (size_t i = 0; i < g.n_out; i++) /* poisoned: every output must be written each time */
         v->y[i] = NAN;
     qk_plugin_running(v->k);
@@ -1673,8 +1696,9 @@ static void describe_plugins(void) {
                     "hot and (with the plug-in's evict) cold samples as the CPU rows, dropped "
                     "when the process's CPU time is below 95 % of threads x wall (code 1 with an "
                     "involuntary context switch, 2 without); CUDA (hot only): a sample is 100 "
-                    "runs back to back (each synchronized) on the host clock, dropped on a low "
-                    "SM clock; kernel_us from CUPTI records of a second pass of 100 runs");
+                    "runs queued back to back and one synchronize (the plug-in's sync; without "
+                    "one, each run synchronized) on the host clock, dropped on a low SM clock; "
+                    "kernel_us from CUPTI records of a second pass of 100 runs");
 }
 
 /* Step 10, what ran where: the fingerprint and the run's parameters into the JSON context, and
@@ -1827,9 +1851,10 @@ static size_t print_plugin_notes(void) {
         printf("# %s: plug-in %s (%s)", k->name, qk_plugin_label(k->plugin, label, sizeof label),
                k->plugin->path);
         if (k->op == QK_OP_MOE && k->device == QK_DEV_GPU)
-            printf("; the whole unit on the GPU by the plug-in: 100 runs back to back on the "
-                   "host clock per sample, CUPTI's kernel time from a second pass; no cold or "
-                   "decode row (ABI 1 times CUDA plug-ins hot)");
+            printf("; the whole unit on the GPU by the plug-in: 100 runs queued back to back, "
+                   "%s, on the host clock per sample, CUPTI's kernel time from a second pass; no "
+                   "cold or decode row (ABI 1 times CUDA plug-ins hot)",
+                   k->ext->sync ? "one synchronize" : "each synchronized (it gives no sync)");
         else if (k->op == QK_OP_MOE) {
             int busy = 0;
             for (size_t r = 0; r < g.n_rows; r++)

@@ -174,6 +174,11 @@ static int check_variant(const qkb_plugin *d, size_t i, qk_kernel *k, char *err,
     if (missing)
         return refuse(err, size, "variant '%s' of kind %s: its %s callback is NULL", v->name, kind,
                       missing);
+    if (v->sync && (v->kind != QKB_KIND_MOE || v->device != QKB_DEVICE_CUDA))
+        return refuse(err, size,
+                      "variant '%s': a %s variant of kind %s gives sync (only CUDA moe variants "
+                      "may: its run then only queues the unit)",
+                      v->name, v->device == QKB_DEVICE_CUDA ? "CUDA" : "CPU", kind);
     if (v->kind == QKB_KIND_MATVEC && v->row_group > 4096)
         return refuse(err, size, "variant '%s': row_group %zu (at most 4096)", v->name,
                       v->row_group);

@@ -67,8 +67,14 @@ typedef struct qkb_moe_case {
  * NULL with a one-line reason in err. */
 typedef void *(*qkb_moe_create_fn)(const qkb_moe_case *c, char *err, size_t err_size);
 /* The timed unit: runs the case once and returns when its outputs are complete (CUDA:
- * synchronized). 0, or -1 with a reason. */
+ * synchronized), or, for a CUDA variant that gives `sync`, as soon as the unit is queued on the
+ * plug-in's stream. 0, or -1 with a reason. */
 typedef int (*qkb_moe_run_fn)(void *state, char *err, size_t err_size);
+/* Optional, CUDA MOE variants only (NULL otherwise; bench refuses a CPU or non-MOE variant that
+ * gives one): waits until every run queued so far is complete. With it, bench queues a sample's
+ * runs back to back and calls sync once after them, inside the timed interval, as a decode loop
+ * runs its layers; bench calls it before any `output` too. 0, or -1 with a reason. */
+typedef int (*qkb_moe_sync_fn)(void *state, char *err, size_t err_size);
 /* Untimed: copies the last run's n_ids * rows outputs to host memory. 0, or -1. */
 typedef int (*qkb_moe_output_fn)(void *state, float *y, char *err, size_t err_size);
 /* Optional (CPU): evicts from the caches everything a run reads and writes, for cold rows;
@@ -98,6 +104,8 @@ typedef struct qkb_variant {
     qkb_moe_output_fn output;
     qkb_moe_evict_fn evict;
     qkb_moe_destroy_fn destroy;
+    /* QKB_KIND_MOE on QKB_DEVICE_CUDA, optional (the last field of ABI 1): run only queues */
+    qkb_moe_sync_fn sync;
 } qkb_variant;
 
 typedef struct qkb_plugin {

@@ -2,7 +2,11 @@
  * then each CPU variant's create / run / output / evict / destroy. Its outputs are held against
  * the f64 oracle and the Q8_K algorithm-exact oracle on synthetic experts and random x (top-8
  * of 128, all 128, repeated ids, 1 and 2 pinned threads), and ggml's own Q8_K quantizer against
- * our reference, block for block. Usage: test_ggml_plugin PLUGIN.so */
+ * our reference, block for block. Loading it and making its cases maps no CUDA library and
+ * starts no thread but ggml's workers. With CUDA_PLUGIN.so (qkbench_ggml_cuda.so, built with
+ * ggml's CUDA backend): its entry point maps no CUDA library and starts no thread either, and
+ * where a device answers, its ggml_cuda runs queued back to back and synchronized once give the
+ * bits of one run. Usage: test_ggml_plugin PLUGIN.so [CUDA_PLUGIN.so] */
 #define _GNU_SOURCE /* pthread_{get,set}affinity_np */
 #include "../bench/peak.h"
 #include "../bench/synth.h"
@@ -20,7 +24,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static size_t evicted_bytes;
@@ -104,24 +108,58 @@ static void free_data(moe_data *d) {
     free(d->ref_q8_1);
 }
 
-/* The CPU each of the process's other threads (ggml's workers) may run on: -1 for a thread
- * allowed on more than one. Returns the number of other threads (at most max). */
-static int worker_cpus(int *cpu, int max) {
+/* The process's threads (/proc/self/task), at most max; their number. */
+enum { MAX_TASKS = 4096 };
+static int list_tasks(pid_t *tids, int max) {
     DIR *dir = opendir("/proc/self/task");
     int n = 0;
-    for (struct dirent *e; dir && (e = readdir(dir));) {
+    for (struct dirent *e; dir && (e = readdir(dir)) && n < max;) {
         pid_t tid = (pid_t)atoi(e->d_name);
+        if (tid > 0) tids[n++] = tid;
+    }
+    if (dir) closedir(dir);
+    return n;
+}
+
+/* The threads started since `before` was listed (ggml's workers, when it is listed just before
+ * a create), and the CPU each may run on (-1: more than one), at most max; their number. Other
+ * threads of the process (a driver's, a runtime's, whatever a library started) are not
+ * counted. */
+static int new_thread_cpus(const pid_t *before, int n_before, int *cpu, int max) {
+    static pid_t now[MAX_TASKS];
+    int n_now = list_tasks(now, MAX_TASKS), n = 0;
+    for (int i = 0; i < n_now && n < max; i++) {
+        int old = 0;
+        for (int j = 0; j < n_before && !old; j++)
+            old = now[i] == before[j];
         cpu_set_t mask;
-        if (tid <= 0 || tid == (pid_t)syscall(SYS_gettid) || n == max ||
-            sched_getaffinity(tid, sizeof mask, &mask) != 0)
-            continue;
+        if (old || sched_getaffinity(now[i], sizeof mask, &mask) != 0) continue;
         cpu[n] = -1;
         for (int c = 0; c < CPU_SETSIZE; c++)
             if (CPU_ISSET(c, &mask)) cpu[n] = CPU_COUNT(&mask) == 1 ? c : -1;
         n++;
     }
-    if (dir) closedir(dir);
     return n;
+}
+
+/* Whether a library whose path contains name is mapped into the process. */
+static int mapped(const char *name) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[4096];
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, name) != NULL;
+    if (f) fclose(f);
+    return found;
+}
+/* The libraries of CUDA and of ggml's CUDA backend and global registry (the umbrella `ggml`,
+ * which links every backend built): the first mapped, or NULL. */
+static const char *cuda_library_mapped(void) {
+    static const char *const names[] = {"/libggml.so", "libggml-cuda", "libcudart", "libcublas",
+                                        "libcuda.so"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (mapped(names[i])) return names[i];
+    return NULL;
 }
 
 static int same_mask(const cpu_set_t *a) {
@@ -146,14 +184,28 @@ static double run_variant(const qkb_variant *v, const moe_shape *s, const moe_da
     char err[256] = "";
     cpu_set_t caller_mask;
     pthread_getaffinity_np(pthread_self(), sizeof caller_mask, &caller_mask);
+    static pid_t before[MAX_TASKS];
+    int n_before = list_tasks(before, MAX_TASKS);
     void *state = v->create(&c, err, sizeof err);
     CHECK(state, "%s %s: create failed: %s", v->name, s->label, err);
     if (!state) return -1;
     CHECK(same_mask(&caller_mask), "%s: create moved the calling thread off its CPUs", v->name);
-    int workers[4], n_workers = worker_cpus(workers, 4);
-    CHECK(n_workers == n_threads - 1 && (n_workers == 0 || workers[0] == cpus[1]),
-          "%s: %d ggml workers, the first on CPU %d (expected %d on CPU %d)", v->name, n_workers,
-          n_workers ? workers[0] : -1, n_threads - 1, n_threads > 1 ? cpus[1] : -1);
+    /* ggml's workers: the threads create started, each pinned to its CPU (cpus[1..n)). A
+     * worker pins itself once it runs (ggml_graph_compute_secondary_thread), which may be a
+     * little after create returns: up to a second is allowed for it. */
+    int workers[64], n_workers = 0, misplaced = -1;
+    for (int tries = 0; tries < 200; tries++) {
+        n_workers = new_thread_cpus(before, n_before, workers, 64), misplaced = -1;
+        for (int t = 0; t < n_workers && t < n_threads - 1; t++)
+            if (misplaced < 0 && workers[t] != cpus[t + 1]) misplaced = t;
+        if (n_workers == n_threads - 1 && misplaced < 0) break;
+        nanosleep(&(struct timespec){.tv_nsec = 5000000}, NULL);
+    }
+    CHECK(n_workers == n_threads - 1 && misplaced < 0,
+          "%s: create started %d threads (expected %d ggml workers), worker %d on CPU %d (not "
+          "pinned to CPU %d)",
+          v->name, n_workers, n_threads - 1, misplaced, misplaced < 0 ? -1 : workers[misplaced],
+          misplaced < 0 ? -1 : cpus[misplaced + 1]);
     size_t n = s->n_ids * s->rows;
     float *y = alloc_poisoned(n), *y_cold = alloc_poisoned(n);
     CHECK(v->run(state, err, sizeof err) == 0, "%s: run: %s", v->name, err);
@@ -240,10 +292,22 @@ static void run_cuda(const qkb_variant *v, const moe_shape *s, uint64_t seed) {
         return;
     }
     size_t n = s->n_ids * s->rows;
-    float *y = alloc_poisoned(n);
-    CHECK(v->run(state, err, sizeof err) == 0 && v->output(state, y, err, sizeof err) == 0,
+    float *y = alloc_poisoned(n), *y_queued = alloc_poisoned(n);
+    CHECK(v->run(state, err, sizeof err) == 0 && v->sync(state, err, sizeof err) == 0 &&
+              v->output(state, y, err, sizeof err) == 0,
           "%s: %s", v->name, err);
+    /* as bench times it: 100 runs queued back to back (a CUDA graph after ggml's warm-up), one
+     * sync, then the output: the bits of one run */
+    int ok = 1;
+    for (int i = 0; i < 100 && ok; i++)
+        ok = v->run(state, err, sizeof err) == 0;
+    ok = ok && v->sync(state, err, sizeof err) == 0 &&
+         v->output(state, y_queued, err, sizeof err) == 0;
+    CHECK(ok, "%s: 100 queued runs: %s", v->name, err);
+    CHECK(memcmp(y, y_queued, n * sizeof *y) == 0,
+          "%s: 100 queued runs and a sync differ from one run", v->name);
     v->destroy(state);
+    free(y_queued);
     qk_deviation f64 = qk_deviation_of(y, d.ref_f64, n);
     qk_deviation q8_1 = qk_deviation_of(y, d.ref_q8_1, n);
     printf("  %-16s %-34s rel_l2 %.3e  vs the Q8_1 exact oracle %.3e (max_rel %.3e)\n", v->name,
@@ -253,11 +317,43 @@ static void run_cuda(const qkb_variant *v, const moe_shape *s, uint64_t seed) {
     free_data(&d);
 }
 
+/* qkbench_ggml_cuda.so: its entry point maps no CUDA library and starts no thread (bench loads
+ * it by default, GPU or not); its one variant; then run_cuda. */
+static void test_cuda_plugin(const char *path, const moe_shape *s) {
+    static pid_t before[MAX_TASKS];
+    int n_before = list_tasks(before, MAX_TASKS), cpus[64];
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    CHECK(lib, "%s", dlerror());
+    if (!lib) return;
+    void *sym = dlsym(lib, QKB_PLUGIN_ENTRY);
+    qkb_plugin_entry_fn entry;
+    memcpy(&entry, &sym, sizeof entry);
+    const qkb_plugin *p = sym ? entry(&host) : NULL;
+    CHECK(p && p->abi_version == QKB_PLUGIN_ABI && strcmp(p->name, "ggml_cuda") == 0 &&
+              p->n_variants == 1,
+          "%s: not the ggml_cuda plug-in of one variant", path);
+    const char *cuda_lib = cuda_library_mapped();
+    CHECK(!cuda_lib, "%s is mapped once the CUDA plug-in is loaded (before any create)", cuda_lib);
+    int started = new_thread_cpus(before, n_before, cpus, 64);
+    CHECK(started == 0, "loading the CUDA plug-in started %d threads", started);
+    if (!p || p->n_variants != 1) return;
+    const qkb_variant *v = &p->variants[0];
+    printf("  %s: %s, %zu variant\n", p->name, p->version, p->n_variants);
+    CHECK(strcmp(v->name, "ggml_cuda") == 0 && v->device == QKB_DEVICE_CUDA &&
+              v->kind == QKB_KIND_MOE && strcmp(v->act_format, "q8_1") == 0 && !v->evict &&
+              v->sync,
+          "%s: device %d, act %s, evict %s, sync %s", v->name, v->device, v->act_format,
+          v->evict ? "given" : "NULL", v->sync ? "given" : "NULL");
+    if (v->sync) run_cuda(v, s, 1000);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: test_ggml_plugin PLUGIN.so\n");
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: test_ggml_plugin PLUGIN.so [CUDA_PLUGIN.so]\n");
         return 2;
     }
+    const char *cuda_lib = cuda_library_mapped();
+    CHECK(!cuda_lib, "%s is mapped before any plug-in is loaded", cuda_lib);
     void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
         fprintf(stderr, "test_ggml_plugin: %s\n", dlerror());
@@ -273,10 +369,12 @@ int main(int argc, char **argv) {
     CHECK(plugin && plugin->abi_version == QKB_PLUGIN_ABI, "no plug-in of ABI %d", QKB_PLUGIN_ABI);
     if (!plugin) return qk_test_finish("ggml_plugin");
     printf("  %s: %s, %zu variants\n", plugin->name, plugin->version, plugin->n_variants);
+    cuda_lib = cuda_library_mapped();
+    CHECK(!cuda_lib, "%s is mapped once the CPU plug-in is loaded", cuda_lib);
     CHECK(strcmp(plugin->name, "ggml") == 0, "plug-in name %s", plugin->name);
     CHECK(strstr(plugin->version, ggml_version()) && strstr(plugin->version, "llama-cpp-python"),
           "version %s names neither ggml's nor the sdist's", plugin->version);
-    const qkb_variant *plain = NULL, *repack = NULL, *cuda = NULL;
+    const qkb_variant *plain = NULL, *repack = NULL;
     for (size_t i = 0; i < plugin->n_variants; i++) {
         const qkb_variant *v = &plugin->variants[i];
         CHECK(v->kind == QKB_KIND_MOE && strcmp(v->weight_format, "q4_K") == 0,
@@ -285,15 +383,12 @@ int main(int argc, char **argv) {
             plain = v;
         else if (strcmp(v->name, "ggml_cpu_repack") == 0)
             repack = v;
-        else if (strcmp(v->name, "ggml_cuda") == 0)
-            cuda = v;
         else
             CHECK(0, "unexpected variant %s", v->name);
     }
     CHECK(plain && repack, "ggml_cpu_plain or ggml_cpu_repack missing");
-    CHECK(!cuda || (cuda->device == QKB_DEVICE_CUDA && strcmp(cuda->act_format, "q8_1") == 0 &&
-                    !cuda->evict),
-          "ggml_cuda: device %d, act %s", cuda ? cuda->device : -1, cuda ? cuda->act_format : "");
+    CHECK(plugin->n_variants == 2, "the CPU plug-in registers %zu variants", plugin->n_variants);
+    CHECK(!plain->sync && !repack->sync, "a CPU variant gives sync");
     if (!plain || !repack) return qk_test_finish("ggml_plugin");
     CHECK(strcmp(plain->act_format, "q8_K") == 0 && strcmp(repack->act_format, "q8_K") == 0,
           "CPU variants claim %s, %s", plain->act_format, repack->act_format);
@@ -353,10 +448,14 @@ int main(int argc, char **argv) {
         free_data(&d);
     }
 
-    /* ggml_cuda (built with CUDA) where a device answers: its deviation from both oracles is
-     * printed; held only to the Q8_1 quantization error's order, as nothing here states what
-     * its mmvq sums (its min term uses Q8_1's s, the sum of the f32 inputs, not of the quants). */
-    if (cuda) run_cuda(cuda, &shapes[0], 1000);
+    cuda_lib = cuda_library_mapped();
+    CHECK(!cuda_lib, "%s is mapped after the CPU variants ran", cuda_lib);
+
+    /* ggml_cuda (qkbench_ggml_cuda.so, with ggml's CUDA backend) where a device answers: its
+     * deviation from both oracles is printed; held only to the Q8_1 quantization error's order,
+     * as nothing here states what its mmvq sums (its min term uses Q8_1's s, the sum of the f32
+     * inputs, not of the quants). */
+    if (argc == 3) test_cuda_plugin(argv[2], &shapes[0]);
 
     /* The smallest case of issue 26310: ids {0, 0, 1} of one token. Expert 0's second listing
      * takes expert 1's slot, which expert 1's listing then overwrites: slot 2 is computed by

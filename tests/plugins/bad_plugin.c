@@ -1,7 +1,7 @@
 /* The plug-ins bench must refuse, one per build (-DCASE_<NAME>; tests/CMakeLists.txt builds each
  * as qkb_bad_<name>.so): each breaks one rule of kernels/qkbench_plugin.h. Also CASE_CUDA_MOE, a
- * valid CUDA MOE variant without device code (listed; skipped without a GPU; its create says
- * it cannot run). */
+ * valid CUDA MOE variant without device code, with a sync (listed; skipped without a GPU; its
+ * create says it cannot run). */
 #include "qkbench_plugin.h"
 #include <stdio.h>
 
@@ -26,6 +26,10 @@ __attribute__((unused)) static int output(void *s, float *y, char *err, size_t e
     (void)s, (void)y, (void)err, (void)err_size;
     return -1;
 }
+__attribute__((unused)) static int sync_queue(void *s, char *err, size_t err_size) {
+    (void)s, (void)err, (void)err_size;
+    return 0;
+}
 __attribute__((unused)) static void destroy(void *s) {
     (void)s;
 }
@@ -35,11 +39,11 @@ __attribute__((unused)) static void destroy(void *s) {
         .name = NAME, .device = DEVICE, .kind = KIND, .weight_format = W, .act_format = A,         \
         .summary = "a test plug-in", .matvec = FN                                                  \
     }
-#define MOE(NAME, DEVICE, RUN)                                                                     \
+#define MOE(NAME, DEVICE, RUN, SYNC)                                                               \
     {                                                                                              \
         .name = NAME, .device = DEVICE, .kind = QKB_KIND_MOE, .weight_format = "q4_K",             \
         .act_format = "q8_1", .summary = "a test plug-in", .create = create, .run = RUN,           \
-        .output = output, .destroy = destroy                                                       \
+        .output = output, .destroy = destroy, .sync = SYNC                                         \
     }
 
 static const qkb_variant variants[] = {
@@ -58,13 +62,15 @@ static const qkb_variant variants[] = {
 #elif defined(CASE_NULL_MATVEC)
     MATVEC("null_matvec", QKB_DEVICE_CPU, QKB_KIND_MATVEC, "q4_K", "f32", NULL),
 #elif defined(CASE_NULL_RUN)
-    MOE("null_run", QKB_DEVICE_CPU, NULL),
+    MOE("null_run", QKB_DEVICE_CPU, NULL, NULL),
 #elif defined(CASE_Q8_WEIGHTS)
     MATVEC("q8_weights", QKB_DEVICE_CPU, QKB_KIND_MATVEC, "q8_K", "f32", matvec),
 #elif defined(CASE_CUDA_MATVEC)
     MATVEC("cuda_matvec", QKB_DEVICE_CUDA, QKB_KIND_MATVEC, "q4_K", "f32", matvec),
 #elif defined(CASE_CUDA_MOE)
-    MOE("cuda_moe_no_device_code", QKB_DEVICE_CUDA, run),
+    MOE("cuda_moe_no_device_code", QKB_DEVICE_CUDA, run, sync_queue),
+#elif defined(CASE_CPU_SYNC)
+    MOE("cpu_moe_sync", QKB_DEVICE_CPU, run, sync_queue),
 #else
     MATVEC("bad_plugin_variant", QKB_DEVICE_CPU, QKB_KIND_MATVEC, "q4_K", "f32", matvec),
 #endif
