@@ -42,9 +42,11 @@ for tool in memcheck racecheck; do
   echo "$tool: exit $? ($(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer-$tool.txt" | tail -1))"
 done
 [ "${1:-}" = quick ] && exit 0
+ggml_cuda="" # llama.cpp's CUDA row beside ours in the result files, where built
+[ -x build/gpu/tests/test_ggml_plugin ] && ggml_cuda=",ggml_cuda"
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr 'A-Z ' 'a-z-' | tr -cd 'a-z0-9-')
 step "bench: top-8 gate, every GPU variant (and ggml_cuda where built), hot and cold ($gpu)"
-build/gpu/bench/bench --kernel 'gpu_*,dp4a_*,ggml_cuda' --top 8 --min-time 0.5 --max-time 5 \
+build/gpu/bench/bench --kernel "gpu_*,dp4a_*$ggml_cuda" --top 8 --min-time 0.5 --max-time 5 \
   --json "$out/$gpu-gate-top8.json"
 step "bench: dp4a_q4k_q8_e2e top-8 hot, three more runs (the spread between runs)"
 for i in 1 2 3; do
@@ -55,7 +57,7 @@ if [ -x build/gpu/tests/test_ggml_plugin ]; then
   build/gpu/bench/bench --kernel 'ggml_cuda,dp4a_q4k_q8_e2e' --top 8 --hot --min-time 0.5 --max-time 5
 fi
 step "bench: top-8 down projection (2048x768: 3 super-blocks a row), every GPU variant"
-build/gpu/bench/bench --kernel 'gpu_*,dp4a_*,ggml_cuda' --top 8 --shape down --min-time 0.5 --max-time 5 \
+build/gpu/bench/bench --kernel "gpu_*,dp4a_*$ggml_cuda" --top 8 --shape down --min-time 0.5 --max-time 5 \
   --json "$out/$gpu-down-top8.json"
 step "bench: all 128 experts streamed, cold and hot"
 build/gpu/bench/bench --kernel 'dp4a_q4k_q8,dp4a_q4k_q8_e2e,dp4a_q4k_q8_1,gpu_q4k_f32' \
