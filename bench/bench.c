@@ -284,6 +284,17 @@ static int moe_run(variant *v) {
     return -1;
 }
 
+/* A CPU MOE plug-in variant's threads put to rest (`park`, after its samples and untimed runs,
+ * so that they do not spin beside the rows timed next: ggml's poll for up to ~0.3 s) or woken
+ * (`wake`, just before a cold sample's clock); nothing when its plug-in gives neither. */
+static void moe_rest(variant *v, int wake) {
+    qkb_moe_idle_fn fn = wake ? v->k->ext->wake : v->k->ext->park;
+    if (!fn || on_gpu(v)) return;
+    qk_plugin_running(v->k);
+    fn(v->moe);
+    qk_plugin_running(NULL);
+}
+
 /* A CUDA MOE plug-in variant with sync: waits for the runs queued since the last sync (none:
  * nothing to do). 0, or -1 with the reason in sample_error (as moe_run). */
 static int moe_sync(variant *v) {
@@ -417,6 +428,7 @@ static int sample_moe_cpu(bench_row *row, double *t, unsigned char *why, double 
         qk_plugin_running(v->k);
         v->k->ext->evict(v->moe);
         qk_plugin_running(NULL);
+        moe_rest(v, 1);
     } else if (moe_run(v))
         return -1;
     qk_process_mark m;
@@ -426,6 +438,7 @@ static int sample_moe_cpu(bench_row *row, double *t, unsigned char *why, double 
         if (moe_run(v)) return -1;
     int busy;
     *why = (unsigned char)qk_process_sample_end(&m, row->busy_threads, &wall, &busy);
+    moe_rest(v, 0);
     *t = wall / row->calls;
     *kernel_s = NAN;
     return 0;
@@ -481,6 +494,7 @@ static int count_busy_threads(bench_row *row) {
         most = busy > most ? busy : most;
     }
     row->busy_threads = most < g.o.threads ? most : g.o.threads;
+    moe_rest(row->v, 0);
     return 0;
 }
 
@@ -503,6 +517,7 @@ static int calibrate_cpu(bench_row *row) {
     }
     double calls = t > 0 ? ceil(SAMPLE_SECONDS / t) : 1e5;
     row->calls = calls > 1e5 ? 100000 : calls < 1 ? 1 : (int)calls;
+    if (row->v && is_moe(row->v)) moe_rest(row->v, 0);
     return 0;
 }
 
@@ -1420,6 +1435,7 @@ static void prepare_moe_variant(variant *v) {
         snprintf(v->fail, sizeof v->fail, "%s", sample_error);
     else if (moe_output(v, err, sizeof err))
         snprintf(v->fail, sizeof v->fail, "%s", err);
+    moe_rest(v, 0);
 }
 
 /* The check of a matvec variant's row ranges: each range of every expert, as the pool splits

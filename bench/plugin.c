@@ -179,6 +179,14 @@ static int check_variant(const qkb_plugin *d, size_t i, qk_kernel *k, char *err,
                       "variant '%s': a %s variant of kind %s gives sync (only CUDA moe variants "
                       "may: its run then only queues the unit)",
                       v->name, v->device == QKB_DEVICE_CUDA ? "CUDA" : "CPU", kind);
+    if ((v->park || v->wake) && (v->kind != QKB_KIND_MOE || v->device != QKB_DEVICE_CPU))
+        return refuse(err, size,
+                      "variant '%s': a %s variant of kind %s gives park or wake (only CPU moe "
+                      "variants may: they rest and wake the plug-in's own threads)",
+                      v->name, v->device == QKB_DEVICE_CUDA ? "CUDA" : "CPU", kind);
+    if (!v->park != !v->wake)
+        return refuse(err, size, "variant '%s': it gives %s without %s (both or neither)", v->name,
+                      v->park ? "park" : "wake", v->park ? "wake" : "park");
     if (v->kind == QKB_KIND_MATVEC && v->row_group > 4096)
         return refuse(err, size, "variant '%s': row_group %zu (at most 4096)", v->name,
                       v->row_group);

@@ -75,6 +75,13 @@ typedef int (*qkb_moe_run_fn)(void *state, char *err, size_t err_size);
  * runs back to back and calls sync once after them, inside the timed interval, as a decode loop
  * runs its layers; bench calls it before any `output` too. 0, or -1 with a reason. */
 typedef int (*qkb_moe_sync_fn)(void *state, char *err, size_t err_size);
+/* Optional, CPU MOE variants only, both or neither. bench calls `park` after each sample and
+ * after its untimed runs: the plug-in's threads stop spinning and sleep, so that the rows timed
+ * next (bench's own, whose threads are parked the same way before a plug-in's sample) have the
+ * CPUs; and `wake` after a cold sample's eviction, just before its clock starts: the threads
+ * awake and waiting for work, as bench wakes its own. A run after `park` without `wake` must
+ * still work (waking the threads itself). */
+typedef void (*qkb_moe_idle_fn)(void *state);
 /* Untimed: copies the last run's n_ids * rows outputs to host memory. 0, or -1. */
 typedef int (*qkb_moe_output_fn)(void *state, float *y, char *err, size_t err_size);
 /* Optional (CPU): evicts from the caches everything a run reads and writes, for cold rows;
@@ -104,8 +111,11 @@ typedef struct qkb_variant {
     qkb_moe_output_fn output;
     qkb_moe_evict_fn evict;
     qkb_moe_destroy_fn destroy;
-    /* QKB_KIND_MOE on QKB_DEVICE_CUDA, optional (the last field of ABI 1): run only queues */
+    /* QKB_KIND_MOE on QKB_DEVICE_CUDA, optional: run only queues */
     qkb_moe_sync_fn sync;
+    /* QKB_KIND_MOE on QKB_DEVICE_CPU, optional (the last fields of ABI 1) */
+    qkb_moe_idle_fn park;
+    qkb_moe_idle_fn wake;
 } qkb_variant;
 
 typedef struct qkb_plugin {

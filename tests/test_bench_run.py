@@ -406,11 +406,13 @@ def stop(*_):  # ctest's timeout, ^C: the finally below ends the competitor
 signal.signal(signal.SIGTERM, stop)
 signal.signal(signal.SIGINT, stop)
 # it ends itself after 60 s should this script be killed outright
+# (it says when it burns: on a loaded machine its start can take longer than the run)
 burner = subprocess.Popen(["taskset", "-c", cpu, "/usr/bin/python3", "-c",
-                           "import time\nt = time.monotonic() + 60\n"
-                           "while time.monotonic() < t: pass"])
+                           "import time\nt = time.monotonic() + 60\nprint('burning', flush=True)\n"
+                           "while time.monotonic() < t: pass"], stdout=subprocess.PIPE, text=True)
 try:
-    time.sleep(0.2)
+    burner.stdout.readline()
+    time.sleep(0.1)
     b, rec = pinned_run("forced.json")
 finally:
     burner.kill()

@@ -59,6 +59,8 @@ expect_refusal "matvec on q8_K weights" "matvec q8_K f32 is not a combination be
 expect_refusal "CUDA matvec" "a CUDA variant of kind matvec" --plugin "$dir/qkb_bad_cuda_matvec.so"
 expect_refusal "sync on a CPU variant" "'cpu_moe_sync': a CPU variant of kind moe gives sync" \
   --plugin "$dir/qkb_bad_cpu_sync.so"
+expect_refusal "park without wake" "'park_only': it gives park without wake (both or neither)" \
+  --plugin "$dir/qkb_bad_park_only.so"
 expect_refusal "no variants" "n_variants 0" --plugin "$dir/qkb_bad_zero_variants.so"
 expect_refusal "absurd variant count" "n_variants 1099511627776" \
   --plugin "$dir/qkb_bad_absurd_variants.so"

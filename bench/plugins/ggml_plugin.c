@@ -145,9 +145,30 @@ static void *create_cpu_repack(const qkb_moe_case *c, char *err, size_t err_size
     return moe_create(c, 1, err, err_size);
 }
 
+/* bench's park: after a compute ggml's workers poll for the next one for a long while (poll
+ * level 50: about 0.3 s of pause instructions here), spinning beside whatever bench times next;
+ * paused, they sleep on a condition variable. */
+static void moe_park(void *state) {
+    ggml_moe *m = state;
+    if (m->paused) return;
+    ggml_threadpool_pause(m->threadpool);
+    m->paused = 1;
+}
+
+/* bench's wake, and the first thing a run does after a park: resumed here rather than by the
+ * compute, as a compute that finds the pool paused also pins the calling thread (bench's) to
+ * ggml's idea of the caller's CPU. */
+static void moe_wake(void *state) {
+    ggml_moe *m = state;
+    if (!m->paused) return;
+    ggml_threadpool_resume(m->threadpool);
+    m->paused = 0;
+}
+
 /* The unit: one graph compute, complete when it returns (ggml's CPU compute is synchronous). */
 static int moe_run(void *state, char *err, size_t err_size) {
     ggml_moe *m = state;
+    moe_wake(m);
     enum ggml_status status = ggml_backend_graph_compute(m->backend, m->graph);
     if (status != GGML_STATUS_SUCCESS) {
         fail(err, err_size, "ggml_backend_graph_compute: %s", ggml_status_to_string(status));
@@ -181,6 +202,8 @@ static const qkb_variant variants[] = {
         .output = moe_output,
         .evict = moe_evict,
         .destroy = moe_destroy,
+        .park = moe_park,
+        .wake = moe_wake,
     },
     {
         .name = "ggml_cpu_repack",
@@ -195,6 +218,8 @@ static const qkb_variant variants[] = {
         .output = moe_output,
         .evict = moe_evict,
         .destroy = moe_destroy,
+        .park = moe_park,
+        .wake = moe_wake,
     },
 };
 

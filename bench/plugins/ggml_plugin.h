@@ -19,6 +19,7 @@
 typedef struct ggml_moe {
     ggml_backend_t backend;
     ggml_threadpool_t threadpool; /* CPU: freed by ggml_plugin.c (ggml-cpu's) */
+    int paused;                   /* CPU: the threadpool paused by bench's park */
     struct ggml_context *weights_ctx, *inputs_ctx, *graph_ctx;
     ggml_backend_buffer_t weights_buffer, inputs_buffer;
     ggml_gallocr_t allocator; /* holds the output */

@@ -46,6 +46,12 @@ __attribute__((unused)) static void destroy(void *s) {
         .output = output, .destroy = destroy, .sync = SYNC                                         \
     }
 
+#ifdef CASE_PARK_ONLY
+static void idle(void *state) {
+    (void)state;
+}
+#endif
+
 static const qkb_variant variants[] = {
 #if defined(CASE_BAD_NAME)
     MATVEC("Bad-Name", QKB_DEVICE_CPU, QKB_KIND_MATVEC, "q4_K", "f32", matvec),
@@ -71,6 +77,18 @@ static const qkb_variant variants[] = {
     MOE("cuda_moe_no_device_code", QKB_DEVICE_CUDA, run, sync_queue),
 #elif defined(CASE_CPU_SYNC)
     MOE("cpu_moe_sync", QKB_DEVICE_CPU, run, sync_queue),
+#elif defined(CASE_PARK_ONLY)
+    {.name = "park_only",
+     .device = QKB_DEVICE_CPU,
+     .kind = QKB_KIND_MOE,
+     .weight_format = "q4_K",
+     .act_format = "q8_1",
+     .summary = "a test plug-in",
+     .create = create,
+     .run = run,
+     .output = output,
+     .destroy = destroy,
+     .park = idle},
 #else
     MATVEC("bad_plugin_variant", QKB_DEVICE_CPU, QKB_KIND_MATVEC, "q4_K", "f32", matvec),
 #endif
