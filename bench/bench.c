@@ -815,6 +815,10 @@ static size_t variant_count(void) {
 }
 /* NULL when this machine runs k, else why not. */
 static const char *unsupported(const qk_kernel *k) {
+    const char *hidden = getenv("QK_DISABLE_ISA");
+    if (k->plugin && k->device == QK_DEV_CPU && hidden && *hidden) /* else named by an ISA it hid */
+        return "QK_DISABLE_ISA hides instruction sets from bench's own kernels only: a plug-in "
+               "runs the ones its build chose";
     return k->device == QK_DEV_GPU ? qk_gpu_unsupported() : qk_cpu_unsupported(k);
 }
 

@@ -162,6 +162,12 @@ rc=$?
 if [ $rc -eq 0 ] && grep -q '"plugin.quant_plugin_q8k": ".*bit-identical to the reference' "$tmp/quant.json"
 then ok; else bad "a bit-identical quantizer: rc=$rc"; fi
 
+# QK_DISABLE_ISA limits bench's own kernels: a CPU plug-in variant, whose ISA is its build's, is
+# skipped (else a plug-in using AVX-512 would be filed under the weaker ISA the run claims)
+list=$(QK_DISABLE_ISA=avx512 "$bench" --no-default-plugins --plugin "$example" --list 2>&1)
+if printf '%s\n' "$list" | grep -q "^example_q4k_f32 .* no: QK_DISABLE_ISA hides instruction sets"
+then ok; else bad "QK_DISABLE_ISA and a plug-in: $list"; fi
+
 # Default plug-ins: loaded (a missing one: one warning line), none with --no-default-plugins
 list=$("$bench_defaults" --list 2> "$tmp/err")
 if printf '%s\n' "$list" | grep -q "^example_q4k_f32 .*\[plug-in example 1.0, " &&
