@@ -144,6 +144,7 @@ static struct {
     variant vars[MAX_VARIANTS];
     size_t n_vars;
     const qk_kernel *skipped[MAX_VARIANTS];
+    char skip_why[MAX_VARIANTS][400]; /* why, where not unsupported(): a failed create */
     size_t n_skipped;
     const qk_kernel *q8k_quant;
     int any_gpu;
@@ -1404,7 +1405,7 @@ static void prepare_gpu_variant(variant *v) {
  * NaN-poisoned outputs, its output copied back; the reference quantization of x for the exact
  * oracle of its activation format. CPU: the pool's workers parked first, and the plug-in told
  * the CPUs bench pinned them to. */
-static void prepare_moe_variant(variant *v) {
+static int prepare_moe_variant(variant *v) {
     qk_options *o = &g.o;
     const qk_kernel *k = v->k;
     char err[512] = "";
@@ -1430,9 +1431,12 @@ static void prepare_moe_variant(variant *v) {
     qk_plugin_running(k);
     v->moe = k->ext->create(&c, err, sizeof err);
     qk_plugin_running(NULL);
-    if (!v->moe)
-        qk_die("%s: the plug-in's create failed: %s", k->name,
-               one_line(err, sizeof err, line, sizeof line));
+    if (!v->moe) { /* a case it cannot take (CPU_REPACK and rows not a multiple of 8): skipped */
+        snprintf(g.skip_why[g.n_skipped], sizeof g.skip_why[0], "its plug-in's create failed: %s",
+                 one_line(err, sizeof err, line, sizeof line));
+        free(v->xq), free(v->y);
+        return -1;
+    }
     if (k->device == QK_DEV_CPU) qk_pool_park(g.pool);
     /* a failed run or output is a wrong kernel, as a failed check: its rows fail (exit 1) */
     if (moe_run(v))
@@ -1440,6 +1444,7 @@ static void prepare_moe_variant(variant *v) {
     else if (moe_output(v, err, sizeof err))
         snprintf(v->fail, sizeof v->fail, "%s", err);
     moe_rest(v, 0);
+    return 0;
 }
 
 /* The check of a matvec variant's row ranges: each range of every expert, as the pool splits
@@ -1527,6 +1532,11 @@ static void prepare_cpu_variant(variant *v) {
     if (!*v->fail) forward(v);
 }
 
+/* Why the i-th skipped variant did not run. */
+static const char *skip_reason(size_t i) {
+    return *g.skip_why[i] ? g.skip_why[i] : unsupported(g.skipped[i]);
+}
+
 /* Step 8, the variants: each one this machine runs is laid out and run once, and its output
  * checked against the oracles (deviation, hash) before any timing. */
 static void prepare_variants(void) {
@@ -1542,9 +1552,13 @@ static void prepare_variants(void) {
         v->k = k;
         v->slowdown = injected_slowdown(k->name);
         v->late_fault = injected_late_fault(k->name);
-        if (k->op == QK_OP_MOE)
-            prepare_moe_variant(v);
-        else if (k->device == QK_DEV_GPU)
+        if (k->op == QK_OP_MOE) {
+            if (prepare_moe_variant(v)) {
+                g.skipped[g.n_skipped++] = k;
+                g.n_vars--;
+                continue;
+            }
+        } else if (k->device == QK_DEV_GPU)
             prepare_gpu_variant(v);
         else
             prepare_cpu_variant(v);
@@ -1785,7 +1799,7 @@ static void describe_run(void) {
     v[0] = 0;
     for (size_t i = 0; i < g.n_skipped; i++)
         len += (size_t)snprintf(v + len, sizeof v - len, "%s%s: %s", i ? "; " : "",
-                                g.skipped[i]->name, unsupported(g.skipped[i]));
+                                g.skipped[i]->name, skip_reason(i));
     add_context("skipped", g.n_skipped ? v : "none");
     describe_plugins();
 
@@ -1940,7 +1954,7 @@ static size_t print_report(void) {
                n_noisy, n_noisy == 1 ? "" : "s", 100 * QK_MAX_DROPPED_FRACTION, o->target_ci,
                o->max_time);
     for (size_t i = 0; i < g.n_skipped; i++)
-        printf("%-*s skipped: %s\n", name_width, g.skipped[i]->name, unsupported(g.skipped[i]));
+        printf("%-*s skipped: %s\n", name_width, g.skipped[i]->name, skip_reason(i));
     for (size_t i = 0; i < g.n_vars; i++) { /* e.g. weights whose fp16 scale is inf or NaN */
         const variant *v = &g.vars[i];
         if (*v->fail) continue;

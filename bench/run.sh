@@ -9,11 +9,11 @@ bash bench/setup.sh
 # llama.cpp's ggml rows when its source can be fetched (setup_ggml.sh says in one line why not);
 # its CUDA backend only where a GPU answers
 ggml=(-DQK_GGML=OFF)
-if bash bench/setup_ggml.sh >/dev/null; then
+if why=$(bash bench/setup_ggml.sh 2>&1 >/dev/null); then
   ggml=(-DQK_GGML=ON -DQK_GGML_CUDA=OFF)
   if nvidia-smi -L >/dev/null 2>&1; then ggml=(-DQK_GGML=ON -DQK_GGML_CUDA=AUTO); fi
 else
-  echo "run: without llama.cpp's ggml rows"
+  echo "run: without llama.cpp's ggml rows (${why##*$'\n'})"
 fi
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release "${ggml[@]}" >/dev/null
 cmake --build build/release -j"$(nproc)" --target bench >/dev/null

@@ -48,7 +48,9 @@ fi
 got_size=$(stat -c %s "$tarball")
 got_sha=$(sha256sum "$tarball" | cut -d' ' -f1)
 if [ "$got_size" != "$size" ] || [ "$got_sha" != "$sha256" ]; then
-  echo "setup_ggml: $tarball is $got_size bytes, sha256 $got_sha; pinned: $size bytes, sha256 $sha256" >&2
+  # removed, so that the next run downloads it again rather than failing on it forever
+  rm -f "$tarball"
+  echo "setup_ggml: $tarball was $got_size bytes, sha256 $got_sha; pinned: $size bytes, sha256 $sha256 (removed: run again to download it afresh)" >&2
   exit 2
 fi
 

@@ -162,6 +162,16 @@ rc=$?
 if [ $rc -eq 0 ] && grep -q '"plugin.quant_plugin_q8k": ".*bit-identical to the reference' "$tmp/quant.json"
 then ok; else bad "a bit-identical quantizer: rc=$rc"; fi
 
+# A default plug-in's variant that cannot take the case (ggml's CPU_REPACK: rows % 8 != 0) is
+# skipped with its create's reason, the other rows run (where the ggml rows were built)
+if "$bench" --list 2>/dev/null | grep -q '^ggml_cpu_repack '; then
+  out=$(timeout 120 "$bench" --shape 12x256 --hot --min-samples 3 --min-time 0.02 --max-time 0.2 \
+        --kernel 'ggml_cpu_repack,q4k_q8k_ref' 2>&1); rc=$?
+  if [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q "^ggml_cpu_repack .*skipped: its plug-in's create failed: .*12 rows" &&
+     printf '%s\n' "$out" | grep -q '^q4k_q8k_ref  *[0-9]'
+  then ok; else bad "a default plug-in's failed create: rc $rc: $out"; fi
+fi
+
 # QK_DISABLE_ISA limits bench's own kernels: a CPU plug-in variant, whose ISA is its build's, is
 # skipped (else a plug-in using AVX-512 would be filed under the weaker ISA the run claims)
 list=$(QK_DISABLE_ISA=avx512 "$bench" --no-default-plugins --plugin "$example" --list 2>&1)
