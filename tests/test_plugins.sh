@@ -122,15 +122,20 @@ for v in ("example_q4k_f32", "moe_example_f32", "q4k_f32_ref"):
         if r is None or r.get("error_occurred"):
             continue
         check(r["rel_l2"] < 2e-5 and r["nonfinite"] == 0, f"{v} {t}: rel_l2 {r['rel_l2']}")
-        # the same arithmetic as q4k_f32_ref, in the same order: bit for bit
+        # the same arithmetic as q4k_f32_ref, in the same order: bit for bit (the reference's row
+        # may be skipped on a busy machine: the dumped outputs below are compared regardless)
         ref = rows.get(f"q4k_f32_ref/256x1024/k3/{t}", {})
-        check(r["output_hash"] == ref.get("output_hash"), f"{v} {t}: output differs from q4k_f32_ref")
-        check(r.get("peak_us", 0) > 0 and r.get("bytes") == ref.get("bytes"), f"{v} {t}: peak, bytes")
+        if ref and not ref.get("error_occurred"):
+            check(r["output_hash"] == ref.get("output_hash"), f"{v} {t}: output differs from q4k_f32_ref")
+            check(r.get("bytes") == ref.get("bytes"), f"{v} {t}: bytes")
+        check(r.get("peak_us", 1) > 0, f"{v} {t}: peak_us {r.get('peak_us')}")
 check("MOE plug-in rows" in ctx.get("plugin_timing", ""), "plugin_timing")
 y = np.load(f"{tmp}/dump/moe_example_f32.npy")
 check(y.shape == (3 * 256,) and np.array_equal(y, np.load(f"{tmp}/dump/q4k_f32_ref.npy")),
       "--dump-output: the MOE output equals the reference's")
 check(np.array_equal(y[:256], y[512:]), "a repeated id gives the same output")
+check(np.array_equal(np.load(f"{tmp}/dump/example_q4k_f32.npy"), np.load(f"{tmp}/dump/q4k_f32_ref.npy")),
+      "--dump-output: the example's output equals the reference's")
 for line in bad:
     print("FAIL:", line)
 sys.exit(1 if bad else 0)
@@ -210,7 +215,9 @@ for c in oob_after:'it wrote y\[128\] (1 word' oob_before:'it wrote y\[-1\], bef
   expect_status "writes outside its range (${c%%:*})" 1 \
     "^bench: 1 row failed: evil_matvec/256x1024/k1/hot: wrong kernel: asked for rows \[0, 128) of 256 (thread 0 of 2's range), ${c#*:}" \
     --plugin "$dir/qkb_evil_${c%%:*}.so" --kernel evil_matvec,q4k_f32_ref --threads 2 --hot
-  if grep -q "^evil_matvec  *FAILED: wrong kernel" "$tmp/out" && grep -q "^q4k_f32_ref  *[0-9]" "$tmp/out"
+  # (the other row runs: timed, or on a busy machine skipped for want of a clean sample)
+  if grep -q "^evil_matvec  *FAILED: wrong kernel" "$tmp/out" &&
+     grep -Eq "^q4k_f32_ref  *([0-9]|skipped: no clean sample)" "$tmp/out"
   then ok; else bad "${c%%:*}: the table: $(cat "$tmp/out")"; fi
 done
 # built-in variants pass the same check (every CPU matvec variant, 3 threads: uneven ranges)

@@ -55,8 +55,7 @@ static void *create_cuda(const qkb_moe_case *c, char *err, size_t err_size) {
     if (open_ggml_cuda(err, err_size)) return NULL;
     int n_devices = cuda_device_count(); /* 0 when CUDA cannot start (ggml logs why) */
     if (c->cuda_device < 0 || c->cuda_device >= n_devices) {
-        fail(err, err_size, "ggml sees %d CUDA devices, not device %d", n_devices,
-             c->cuda_device);
+        fail(err, err_size, "ggml sees %d CUDA devices, not device %d", n_devices, c->cuda_device);
         return NULL;
     }
     ggml_moe *m = calloc(1, sizeof *m);
@@ -66,8 +65,7 @@ static void *create_cuda(const qkb_moe_case *c, char *err, size_t err_size) {
     }
     m->backend = cuda_init(c->cuda_device);
     if (!m->backend) {
-        fail(err, err_size, "ggml could not start its CUDA backend on device %d",
-             c->cuda_device);
+        fail(err, err_size, "ggml could not start its CUDA backend on device %d", c->cuda_device);
         goto failed;
     }
     if (moe_build(m, c, ggml_backend_get_default_buffer_type(m->backend), NULL, err, err_size))
@@ -85,8 +83,7 @@ static int moe_run(void *state, char *err, size_t err_size) {
     ggml_moe *m = state;
     enum ggml_status status = ggml_backend_graph_compute_async(m->backend, m->graph);
     if (status != GGML_STATUS_SUCCESS) {
-        fail(err, err_size, "ggml_backend_graph_compute_async: %s",
-             ggml_status_to_string(status));
+        fail(err, err_size, "ggml_backend_graph_compute_async: %s", ggml_status_to_string(status));
         return -1;
     }
     return 0;
@@ -119,15 +116,4 @@ static const qkb_variant variants[] = {
     },
 };
 
-const qkb_plugin *qkbench_plugin(const qkb_host *h);
-const qkb_plugin *qkbench_plugin(const qkb_host *h) {
-    static char version[160];
-    static qkb_plugin plugin = {
-        .abi_version = QKB_PLUGIN_ABI,
-        .name = "ggml_cuda",
-        .version = version,
-        .n_variants = sizeof variants / sizeof variants[0],
-        .variants = variants,
-    };
-    return plugin_init(h, version, sizeof version) ? NULL : &plugin;
-}
+GGML_PLUGIN_ENTRY("ggml_cuda")

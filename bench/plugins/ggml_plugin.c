@@ -188,50 +188,22 @@ static void moe_evict(void *state) {
                     ggml_backend_buffer_get_size(buffers[i]));
 }
 
+/* The two CPU rows differ only in where the weights live (create). */
+#define GGML_CPU_VARIANT(NAME, CREATE, SUMMARY)                                                    \
+    {                                                                                              \
+        .name = NAME, .device = QKB_DEVICE_CPU, .kind = QKB_KIND_MOE, .weight_format = "q4_K",     \
+        .act_format = "q8_K", .summary = SUMMARY, .create = CREATE, .run = moe_run,                \
+        .output = moe_output, .evict = moe_evict, .destroy = moe_destroy, .park = moe_park,        \
+        .wake = moe_wake,                                                                          \
+    }
+
 static const qkb_variant variants[] = {
-    {
-        .name = "ggml_cpu_plain",
-        .device = QKB_DEVICE_CPU,
-        .kind = QKB_KIND_MOE,
-        .weight_format = "q4_K",
-        .act_format = "q8_K",
-        .summary = "llama.cpp's ggml MUL_MAT_ID, weights in the plain CPU buffer: x to Q8_K, "
-                   "then ggml_vec_dot_q4_K_q8_K per row, ggml's own pinned threads",
-        .create = create_cpu_plain,
-        .run = moe_run,
-        .output = moe_output,
-        .evict = moe_evict,
-        .destroy = moe_destroy,
-        .park = moe_park,
-        .wake = moe_wake,
-    },
-    {
-        .name = "ggml_cpu_repack",
-        .device = QKB_DEVICE_CPU,
-        .kind = QKB_KIND_MOE,
-        .weight_format = "q4_K",
-        .act_format = "q8_K",
-        .summary = "ggml MUL_MAT_ID with the weights in CPU_REPACK (rows interleaved 8x8, as "
-                   "llama.cpp loads CPU weights): x to Q8_K, then its q4_K 8x8 gemv",
-        .create = create_cpu_repack,
-        .run = moe_run,
-        .output = moe_output,
-        .evict = moe_evict,
-        .destroy = moe_destroy,
-        .park = moe_park,
-        .wake = moe_wake,
-    },
+    GGML_CPU_VARIANT("ggml_cpu_plain", create_cpu_plain,
+                     "llama.cpp's ggml MUL_MAT_ID, weights in the plain CPU buffer: x to Q8_K, "
+                     "then ggml_vec_dot_q4_K_q8_K per row, ggml's own pinned threads"),
+    GGML_CPU_VARIANT("ggml_cpu_repack", create_cpu_repack,
+                     "ggml MUL_MAT_ID with the weights in CPU_REPACK (rows interleaved 8x8, as "
+                     "llama.cpp loads CPU weights): x to Q8_K, then its q4_K 8x8 gemv"),
 };
 
-const qkb_plugin *qkbench_plugin(const qkb_host *h);
-const qkb_plugin *qkbench_plugin(const qkb_host *h) {
-    static char version[160];
-    static qkb_plugin plugin = {
-        .abi_version = QKB_PLUGIN_ABI,
-        .name = "ggml",
-        .version = version,
-        .n_variants = sizeof variants / sizeof variants[0],
-        .variants = variants,
-    };
-    return plugin_init(h, version, sizeof version) ? NULL : &plugin;
-}
+GGML_PLUGIN_ENTRY("ggml")

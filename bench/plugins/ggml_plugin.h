@@ -156,4 +156,19 @@ static int plugin_init(const qkb_host *h, char *version, size_t version_size) {
     return 0;
 }
 
+/* The entry point of a plug-in NAME whose `variants` table is in scope. */
+#define GGML_PLUGIN_ENTRY(NAME)                                                                    \
+    const qkb_plugin *qkbench_plugin(const qkb_host *h);                                           \
+    const qkb_plugin *qkbench_plugin(const qkb_host *h) {                                          \
+        static char version[160];                                                                  \
+        static qkb_plugin plugin = {                                                               \
+            .abi_version = QKB_PLUGIN_ABI,                                                         \
+            .name = NAME,                                                                          \
+            .version = version,                                                                    \
+            .n_variants = sizeof variants / sizeof variants[0],                                    \
+            .variants = variants,                                                                  \
+        };                                                                                         \
+        return plugin_init(h, version, sizeof version) ? NULL : &plugin;                           \
+    }
+
 #endif
