@@ -1570,6 +1570,14 @@ static void prepare_variants(void) {
             v->exact = qk_deviation_of(v->y, exact_oracle(k->act_format, v->xq), g.n_out);
         if (o->dump_dir) dump(o->dump_dir, k->name, v->y, NULL, g.n_out);
     }
+    if (!g.n_vars) { /* every variant asked for skipped: say why, in one line */
+        char why[2048];
+        size_t len = 0;
+        for (size_t i = 0; i < g.n_skipped && len < sizeof why; i++)
+            len += (size_t)snprintf(why + len, sizeof why - len, "%s%s: %s", i ? "; " : "",
+                                    g.skipped[i]->name, skip_reason(i));
+        qk_die("no variant asked for runs here: %s", why);
+    }
     if (o->dump_dir) {
         dump(o->dump_dir, "oracle_f64", NULL, g.y_ref, g.n_out);
         for (int f = 0; f < QK_FMT_COUNT; f++)
@@ -1826,7 +1834,8 @@ static void run_timing(void) {
         snprintf(why, sizeof why, "%s", qk_gb_errors());
         why[strcspn(why, "\n")] = 0;
         qk_die("no row ran (%s; rows are named like %s)",
-               *why ? why : "Google Benchmark ran nothing", g.rows[0].name);
+               *why ? why : "Google Benchmark ran nothing",
+               g.n_rows ? g.rows[0].name : "q4k_q8k_ref/768x2048/k8/hot");
     }
     fputs(qk_gb_errors(), stderr);
     if (o->json) finish_json(o->json);

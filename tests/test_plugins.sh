@@ -175,6 +175,11 @@ if "$bench" --list 2>/dev/null | grep -q '^ggml_cpu_repack '; then
   if [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q "^ggml_cpu_repack .*skipped: its plug-in's create failed: .*12 rows" &&
      printf '%s\n' "$out" | grep -q '^q4k_q8k_ref  *[0-9]'
   then ok; else bad "a default plug-in's failed create: rc $rc: $out"; fi
+  # ... and when it was the only variant asked for, one line with the reason, exit 2
+  "$bench" --shape 12x256 --hot --kernel ggml_cpu_repack > "$tmp/out" 2> "$tmp/err"; rc=$?
+  if [ $rc -eq 2 ] && [ "$(wc -l < "$tmp/err")" -eq 1 ] &&
+     grep -q "^bench: no variant asked for runs here: ggml_cpu_repack: its plug-in's create failed: " "$tmp/err"
+  then ok; else bad "the only variant skipped: rc $rc: $(cat "$tmp/err")"; fi
 fi
 
 # QK_DISABLE_ISA limits bench's own kernels: a CPU plug-in variant, whose ISA is its build's, is
