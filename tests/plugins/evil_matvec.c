@@ -4,12 +4,12 @@
  * a constructor, names bench reserves, a version that would make the JSON ambiguous. The
  * arithmetic, where there is some, is the example plug-in's (correct). */
 #include "qkbench_plugin.h"
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 enum { QK_K = 256, BLOCK_BYTES = 144 };
 static const qkb_host *host;
-#include <stdint.h>
 static volatile uintptr_t nowhere = 64; /* unmapped: a crash no compiler or sanitizer foresees */
 
 __attribute__((unused)) static void dot_rows(const void *w, size_t cols, size_t r0, size_t r1,
