@@ -1393,8 +1393,8 @@ static void prepare_gpu_variant(variant *v) {
     char err[512];
     if (!g.any_gpu && qk_gpu_open(err, sizeof err)) qk_die("GPU: %s", err);
     g.any_gpu = 1;
-    v->gpu = qk_gpu_case_create(k, g.w, o->rows, o->cols, g.n_distinct, g.local_ids, o->n_ids, g.x,
-                                err, sizeof err);
+    v->gpu = qk_gpu_case_create(k, g.w, o->rows, o->cols, g.n_distinct, g.local_ids, 1, o->n_ids,
+                                g.x, err, sizeof err);
     if (!v->gpu) qk_die("%s: %s", k->name, err);
     reference_activations(v);
     v->y = xmalloc(g.n_out * sizeof *v->y, "outputs");

@@ -4,36 +4,40 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MATVEC(NAME, ACT, ISA, GROUP, PSIZE, PACK, SUMMARY)                                        \
+#define MATVEC(NAME, ACT, ISA, GROUP, PSIZE, PACK, MATMUL, SUMMARY)                                \
     {                                                                                              \
 #NAME, QK_DEV_CPU, QK_OP_MATVEC, QK_FMT_Q4_K, ACT, ISA, qk_##NAME, NULL, GROUP, PSIZE,     \
-            PACK, SUMMARY, NULL, NULL, NULL                                                        \
+            PACK, SUMMARY, NULL, NULL, NULL, MATMUL                                                \
     }
 #define QUANT(NAME, OUT, ISA, SUMMARY)                                                             \
     {                                                                                              \
 #NAME, QK_DEV_CPU, QK_OP_QUANTIZE, QK_FMT_F32, OUT, ISA, NULL, qk_##NAME, 1, NULL, NULL,   \
-            SUMMARY, NULL, NULL, NULL                                                              \
+            SUMMARY, NULL, NULL, NULL, NULL                                                        \
     }
 
 const qk_kernel qk_cpu_kernels[] = {
-    MATVEC(q4k_f32_ref, QK_FMT_F32, 0, 1, NULL, NULL,
+    MATVEC(q4k_f32_ref, QK_FMT_F32, 0, 1, NULL, NULL, NULL /* matmul: matvec per column */,
            "scalar: dequantize a super-block to f32, sequential f32 dot"),
     MATVEC(q4k_f32_avx2, QK_FMT_F32, QK_ISA_AVX2, 1, NULL, NULL,
+           NULL /* matmul: matvec per column */,
            "AVX2: factored d*sc*sum(q*x) - dmin*m*sum(x), nibbles by vpmovzxbd + vcvtdq2ps, "
            "4 rows per pass, sub-block sums of x once per call"),
     MATVEC(q4k_f32_avx512, QK_FMT_F32, QK_ISA_AVX512, 1, NULL, NULL,
+           NULL /* matmul: matvec per column */,
            "AVX-512: nibble to weight by vpermps from a 16-entry table d*sc*q - dmin*m per "
            "sub-block, one FMA per 16 weights, 4 rows per pass"),
-    MATVEC(q4k_q8k_ref, QK_FMT_Q8_K, 0, 1, NULL, NULL,
+    MATVEC(q4k_q8k_ref, QK_FMT_Q8_K, 0, 1, NULL, NULL, NULL /* matmul: matvec per column */,
            "scalar integer reference: S = sum sc*isum, M = sum m*bsum per super-block"),
     MATVEC(q4k_q8k_maddubs, QK_FMT_Q8_K, QK_ISA_AVX2, 1, NULL, NULL,
+           NULL /* matmul: matvec per column */,
            "AVX2 on plain Q4_K rows: vpmaddubsw nibble x int8, vpmaddwd by a vpshufb'd scale "
            "vector, 4 rows per pass, scales decoded in SIMD"),
     MATVEC(q4k_q8k_vnni, QK_FMT_Q8_K, QK_ISA_AVX512_VNNI, 1, NULL, NULL,
+           NULL /* matmul: matvec per column */,
            "AVX-512 VNNI on plain Q4_K rows: vpdpbusd, vpackssdw, one vpdpwssd per 4 "
            "sub-blocks, 4 rows per pass, scales decoded in SIMD"),
     MATVEC(q4k_q8k_vnni_r8, QK_FMT_Q8_K, QK_ISA_AVX512_VNNI, 8, qk_q4k_r8_packed_size,
-           qk_q4k_r8_pack,
+           qk_q4k_r8_pack, NULL /* matmul: matvec per column */,
            "AVX-512 VNNI on 8 rows interleaved (own layout, packed once): one scale vector per "
            "sub-block for 8 rows"),
     QUANT(quant_q8k_ref, QK_FMT_Q8_K, 0, "scalar reference Q8_K quantizer"),

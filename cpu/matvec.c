@@ -2,6 +2,7 @@
 #include "huge_alloc.h"
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 int qk_weights_prepare(const qk_kernel *k, const qk_block_q4k *plain, size_t rows, size_t cols,
                        size_t n_experts, qk_weights *out) {
@@ -81,4 +82,105 @@ void qk_moe_forward(qk_pool *pool, const qk_kernel *quant, const qk_kernel *k, c
         act = xq;
     }
     qk_matvec_experts(pool, k, w, ids, n_ids, act, y);
+}
+
+int qk_moe_batch_init(qk_moe_batch *b, size_t n_tokens, size_t k, size_t n_experts) {
+    memset(b, 0, sizeof *b);
+    size_t n = n_tokens * k;
+    if (!n_tokens || !k || n / k != n_tokens || n >= UINT32_MAX || !n_experts) return -1;
+    b->n_tokens = n_tokens, b->k = k, b->n_experts = n_experts;
+    b->group_expert = malloc(n * sizeof *b->group_expert);
+    b->group_start = malloc((n + 1) * sizeof *b->group_start);
+    b->slots = malloc(n * sizeof *b->slots);
+    b->group_of = malloc(n_experts * sizeof *b->group_of);
+    b->xs = malloc(n * sizeof *b->xs);
+    b->ys = malloc(n * sizeof *b->ys);
+    if (!b->group_expert || !b->group_start || !b->slots || !b->group_of || !b->xs || !b->ys) {
+        qk_moe_batch_free(b);
+        return -1;
+    }
+    for (size_t e = 0; e < n_experts; e++)
+        b->group_of[e] = -1;
+    return 0;
+}
+
+void qk_moe_batch_free(qk_moe_batch *b) {
+    free(b->group_expert), free(b->group_start), free(b->slots), free(b->group_of);
+    free((void *)b->xs), free(b->ys);
+    memset(b, 0, sizeof *b);
+}
+
+void qk_moe_batch_route(qk_moe_batch *b, const int32_t *ids, const void *xq, size_t xq_stride,
+                        float *y, size_t rows) {
+    const size_t n = b->n_tokens * b->k;
+    size_t groups = 0;
+    for (size_t s = 0; s < n; s++) { /* count each expert's slots, groups in order of first use */
+        int32_t e = ids[s];
+        if (b->group_of[e] < 0) {
+            b->group_of[e] = (int32_t)groups;
+            b->group_expert[groups] = e;
+            b->group_start[++groups] = 0;
+        }
+        b->group_start[b->group_of[e] + 1]++;
+    }
+    b->group_start[0] = 0;
+    for (size_t g = 0; g < groups; g++)
+        b->group_start[g + 1] += b->group_start[g];
+    for (size_t s = 0; s < n; s++) { /* place the slots, then restore the starts */
+        uint32_t at = b->group_start[b->group_of[ids[s]]]++;
+        b->slots[at] = (uint32_t)s;
+        b->xs[at] = (const char *)xq + (s / b->k) * xq_stride;
+        b->ys[at] = y + s * rows;
+    }
+    for (size_t g = groups; g > 0; g--)
+        b->group_start[g] = b->group_start[g - 1];
+    b->group_start[0] = 0;
+    for (size_t g = 0; g < groups; g++)
+        b->group_of[b->group_expert[g]] = -1;
+    b->n_groups = groups;
+}
+
+typedef struct {
+    const qk_kernel *k;
+    const qk_weights *w;
+    const qk_moe_batch *b;
+} batch_job;
+
+static void run_group_range(void *arg, size_t g, size_t r0, size_t r1) {
+    const batch_job *j = arg;
+    const qk_moe_batch *b = j->b;
+    const void *we = (const char *)j->w->data + (size_t)b->group_expert[g] * j->w->expert_bytes;
+    size_t s0 = b->group_start[g], n = b->group_start[g + 1] - s0;
+    if (j->k->matmul) {
+        j->k->matmul(we, j->w->rows, j->w->cols, r0, r1, b->xs + s0, b->ys + s0, n);
+        return;
+    }
+    for (size_t c = 0; c < n; c++)
+        j->k->matvec(we, j->w->rows, j->w->cols, r0, r1, b->xs[s0 + c], b->ys[s0 + c]);
+}
+
+void qk_moe_batch_ranges(const qk_moe_batch *b, size_t row_group, size_t rows, int ti, int nt,
+                         void (*fn)(void *ctx, size_t g, size_t r0, size_t r1), void *ctx) {
+    qk_matvec_ranges(row_group, rows, b->n_groups, ti, nt, fn, ctx);
+}
+
+static void run_batch_share(void *arg, int ti, int nt) {
+    const batch_job *j = arg;
+    qk_moe_batch_ranges(j->b, j->k->row_group, j->w->rows, ti, nt, run_group_range, arg);
+}
+
+void qk_moe_forward_batch(qk_pool *pool, const qk_kernel *quant, const qk_kernel *k,
+                          const qk_weights *w, qk_moe_batch *b, const int32_t *ids, const float *x,
+                          void *xq, float *y) {
+    const void *act = x;
+    size_t stride = w->cols * sizeof *x;
+    if (quant) {
+        stride = qk_format_bytes(quant->act_format, w->cols);
+        for (size_t t = 0; t < b->n_tokens; t++)
+            quant->quantize(x + t * w->cols, (char *)xq + t * stride, w->cols);
+        act = xq;
+    }
+    qk_moe_batch_route(b, ids, act, stride, y, w->rows);
+    batch_job j = {k, w, b};
+    qk_pool_run(pool, run_batch_share, &j);
 }

@@ -50,18 +50,19 @@ void qk_gpu_fingerprint(qk_gpu_kv_fn emit, void *ctx);
 /* Device-to-device copy bandwidth over `bytes` (read + write counted), best of reps, B/s. */
 double qk_gpu_copy_bandwidth(size_t bytes, int reps);
 
-/* One variant's timed unit on the device: weights of n_experts (rows x cols each, plain Q4_K),
- * the selected ids, the f32 activations. */
+/* One variant's timed unit on the device, MUL_MAT_ID for a batch: weights of n_experts (rows x
+ * cols each, plain Q4_K); n_tokens tokens, token t with its f32 activations x[t*cols ..) and its
+ * n_ids expert ids ids[t*n_ids ..) (may repeat); outputs y[(t*n_ids + i)*rows + r]. */
 typedef struct qk_gpu_case qk_gpu_case;
 qk_gpu_case *qk_gpu_case_create(const qk_kernel *k, const qk_block_q4k *w, size_t rows, size_t cols,
-                                size_t n_experts, const int32_t *ids, size_t n_ids, const float *x,
-                                char *err, size_t err_size);
+                                size_t n_experts, const int32_t *ids, size_t n_tokens, size_t n_ids,
+                                const float *x, char *err, size_t err_size);
 void qk_gpu_case_destroy(qk_gpu_case *c);
-/* Runs the unit once (outputs poisoned first) and copies y (n_ids * rows floats) back; for a
- * quantizer, its output blocks. 0, or -1 with the reason. */
+/* Runs the unit once (outputs poisoned first) and copies y (n_tokens * n_ids * rows floats) back;
+ * for a quantizer, its output blocks. 0, or -1 with the reason. */
 int qk_gpu_case_run(qk_gpu_case *c, void *out_host, char *err, size_t err_size);
-/* Copies y (n_ids * rows floats) of the last unit run or timed back, without running it. 0, or
- * -1 with the reason. */
+/* Copies y (n_tokens * n_ids * rows floats) of the last unit run or timed back, without running it.
+ * 0, or -1 with the reason. */
 int qk_gpu_case_output(qk_gpu_case *c, float *out_host, char *err, size_t err_size);
 /* What a timed sample stands for.
  * HOT: `count` units back to back in a CUDA graph (captured once per count), timed as one:

@@ -455,7 +455,8 @@ double qk_gpu_copy_bandwidth(size_t bytes, int reps) {
 }
 
 qk_gpu_case *qk_gpu_case_create(const qk_kernel *k, const qk_block_q4k *w, size_t rows, size_t cols,
-                                size_t n_experts, const int32_t *ids, size_t n_ids, const float *x,
+                                size_t n_experts, const int32_t *ids, size_t n_tokens, size_t n_ids,
+                                const float *x,
                                 char *err, size_t err_size) {
     if (qk_gpu_open(err, err_size)) return nullptr;
     qk_gpu_case *c = static_cast<qk_gpu_case *>(calloc(1, sizeof *c));
@@ -466,6 +467,7 @@ qk_gpu_case *qk_gpu_case_create(const qk_kernel *k, const qk_block_q4k *w, size_
     c->k = k;
     c->op = static_cast<const qk_gpu_launch *>(k->gpu)->op;
     auto setup = [&]() -> int {
+        if (n_tokens != 1) return fail(err, err_size, "several tokens: not yet on the GPU");
         if (rows * n_ids > (size_t)1 << 30 || cols / QK_K > (size_t)1 << 20)
             return fail(err, err_size, "shape too large for one launch");
         const size_t w_bytes = n_experts * rows * (cols / QK_K) * sizeof(qk_block_q4k);

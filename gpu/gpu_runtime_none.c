@@ -21,9 +21,10 @@ double qk_gpu_copy_bandwidth(size_t bytes, int reps) {
     return 0;
 }
 qk_gpu_case *qk_gpu_case_create(const qk_kernel *k, const qk_block_q4k *w, size_t rows, size_t cols,
-                                size_t n_experts, const int32_t *ids, size_t n_ids, const float *x,
-                                char *err, size_t err_size) {
-    (void)k, (void)w, (void)rows, (void)cols, (void)n_experts, (void)ids, (void)n_ids, (void)x;
+                                size_t n_experts, const int32_t *ids, size_t n_tokens, size_t n_ids,
+                                const float *x, char *err, size_t err_size) {
+    (void)k, (void)w, (void)rows, (void)cols, (void)n_experts, (void)ids, (void)n_tokens,
+        (void)n_ids, (void)x;
     snprintf(err, err_size, "%s", reason);
     return NULL;
 }

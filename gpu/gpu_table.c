@@ -11,12 +11,12 @@ static const qk_gpu_launch f32 = {QK_GPU_MATVEC_F32}, q8k = {QK_GPU_MATVEC_Q8K},
 #define GPU_MATVEC(NAME, ACT, EMU, LAUNCH, SUMMARY)                                                \
     {                                                                                              \
 #NAME, QK_DEV_GPU, QK_OP_MATVEC, QK_FMT_Q4_K, ACT, QK_ISA_CUDA, EMU, NULL, 1, NULL, NULL,  \
-            SUMMARY, &LAUNCH, NULL, NULL                                                           \
+            SUMMARY, &LAUNCH, NULL, NULL, NULL                                                     \
     }
 #define GPU_QUANT(NAME, OUT, EMU, LAUNCH, SUMMARY)                                                 \
     {                                                                                              \
 #NAME, QK_DEV_GPU, QK_OP_QUANTIZE, QK_FMT_F32, OUT, QK_ISA_CUDA, NULL, EMU, 1, NULL, NULL, \
-            SUMMARY, &LAUNCH, NULL, NULL                                                           \
+            SUMMARY, &LAUNCH, NULL, NULL, NULL                                                     \
     }
 
 const qk_kernel qk_gpu_kernels[] = {

@@ -27,6 +27,13 @@ enum {
  * r0 a multiple of row_group. */
 typedef void (*qk_matvec_fn)(const void *w, size_t rows, size_t cols, size_t r0, size_t r1,
                              const void *x, float *y);
+/* Several activation columns at once, each weight block read once for all of them (the tokens
+ * of a batch routed to one expert): for c < n, ys[c][r] = dot(row r of W, xs[c]) for
+ * r0 <= r < r1, writing exactly those. xs[c] holds cols activations in the variant's format,
+ * ys[c] that column's rows outputs. Each column's output is bit-identical to matvec's on that
+ * column alone (the same arithmetic in the same order). Any n >= 1. */
+typedef void (*qk_matmul_fn)(const void *w, size_t rows, size_t cols, size_t r0, size_t r1,
+                             const void *const *xs, float *const *ys, size_t n);
 /* A weight layout of the variant's own, made once before timing (as llama.cpp's CPU_REPACK). */
 typedef size_t (*qk_packed_size_fn)(size_t rows, size_t cols);
 typedef void (*qk_pack_fn)(const void *plain, size_t rows, size_t cols, void *out);
@@ -53,6 +60,9 @@ typedef struct qk_kernel {
      * and where it came from (bench/plugin.h, opaque here); NULL for the built-in ones. */
     const qkb_variant *ext;
     const struct qk_plugin *plugin;
+    /* op == QK_OP_MATVEC, optional: the several-column path (NULL: matvec once per column). A
+     * GPU variant's holds the C emulation of its several-column kernel. */
+    qk_matmul_fn matmul;
 } qk_kernel;
 QK_EXTERN_C_END
 

@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 /* Raised on any change of the structures below; bench loads only its own version. */
-#define QKB_PLUGIN_ABI 1
+#define QKB_PLUGIN_ABI 2
 
 enum qkb_device { QKB_DEVICE_CPU = 0, QKB_DEVICE_CUDA = 1 };
 
@@ -51,17 +51,21 @@ typedef size_t (*qkb_packed_size_fn)(size_t rows, size_t cols);
 typedef void (*qkb_pack_fn)(const void *plain, size_t rows, size_t cols, void *out);
 typedef void (*qkb_quantize_fn)(const float *x, void *out, size_t n);
 
-/* What a MOE variant computes: for i < n_ids, y[i*rows + r] = row r of expert ids[i] . x. */
+/* What a MOE variant computes, for a batch of n_tokens tokens each routed to n_ids experts (as
+ * llama.cpp's MUL_MAT_ID): for t < n_tokens and i < n_ids,
+ *     y[(t*n_ids + i)*rows + r] = row r of expert ids[t*n_ids + i] . x[t*cols .. t*cols + cols).
+ * An expert may appear several times, within a token and across tokens. */
 typedef struct qkb_moe_case {
     const void *weights; /* n_experts plain rows x cols matrices, contiguous, host memory;
                             valid during `create` only (copy or pack what you keep) */
     size_t rows, cols, n_experts;
-    const int32_t *ids; /* n_ids expert indices (< n_experts; may repeat) */
-    size_t n_ids;
-    const float *x;  /* cols f32 activations */
-    int n_threads;   /* CPU: the threads to use, the calling thread included */
-    const int *cpus; /* CPU: the logical CPU of thread t, t < n_threads; NULL: not pinned */
-    int cuda_device; /* CUDA: the device bench uses */
+    const int32_t *ids; /* n_tokens x n_ids expert indices, token-major (< n_experts) */
+    size_t n_ids;       /* experts per token */
+    const float *x;     /* n_tokens x cols f32 activations, token-major */
+    int n_threads;      /* CPU: the threads to use, the calling thread included */
+    const int *cpus;    /* CPU: the logical CPU of thread t, t < n_threads; NULL: not pinned */
+    int cuda_device;    /* CUDA: the device bench uses */
+    size_t n_tokens;    /* tokens in the batch, >= 1 (ABI 2) */
 } qkb_moe_case;
 /* Untimed: takes the case (weights, ids, x) and prepares everything; returns its state, or
  * NULL with a one-line reason in err. */
@@ -82,7 +86,7 @@ typedef int (*qkb_moe_sync_fn)(void *state, char *err, size_t err_size);
  * awake and waiting for work, as bench wakes its own. A run after `park` without `wake` must
  * still work (waking the threads itself). */
 typedef void (*qkb_moe_idle_fn)(void *state);
-/* Untimed: copies the last run's n_ids * rows outputs to host memory. 0, or -1. */
+/* Untimed: copies the last run's n_tokens * n_ids * rows outputs to host memory. 0, or -1. */
 typedef int (*qkb_moe_output_fn)(void *state, float *y, char *err, size_t err_size);
 /* Optional (CPU): evicts from the caches everything a run reads and writes, for cold rows;
  * NULL: the variant has hot rows only. */

@@ -25,7 +25,7 @@ static long compare_matvec(const qk_kernel *k, const qk_block_q4k *w, size_t row
                            size_t n_experts, const int32_t *ids, size_t n_ids, const float *x) {
     char err[512];
     qk_gpu_case *c =
-        qk_gpu_case_create(k, w, rows, cols, n_experts, ids, n_ids, x, err, sizeof err);
+        qk_gpu_case_create(k, w, rows, cols, n_experts, ids, 1, n_ids, x, err, sizeof err);
     if (!c) {
         printf("  %s: %s\n", k->name, err);
         return -1;
@@ -117,7 +117,7 @@ static void test_quantizers(void) {
             int32_t id = 0;
             qk_block_q4k dummy;
             memset(&dummy, 0, sizeof dummy);
-            qk_gpu_case *c = qk_gpu_case_create(k, &dummy, 0, N, 0, &id, 1, x, err, sizeof err);
+            qk_gpu_case *c = qk_gpu_case_create(k, &dummy, 0, N, 0, &id, 1, 1, x, err, sizeof err);
             int ok = c && qk_gpu_case_run(c, got, err, sizeof err) == 0;
             CHECK(ok, "%s: %s", k->name, err);
             if (ok) {
@@ -146,10 +146,10 @@ static void test_e2e_equals_two_launches(void) {
     int32_t ids[E] = {7, 2, 5, 2, 0, 1, 6, 3};
     float *a = alloc_poisoned(E * ROWS), *b = alloc_poisoned(E * ROWS);
     char err[512];
-    qk_gpu_case *two = qk_gpu_case_create(qk_gpu_kernel("dp4a_q4k_q8"), w, ROWS, COLS, E, ids, E, x,
-                                          err, sizeof err);
+    qk_gpu_case *two = qk_gpu_case_create(qk_gpu_kernel("dp4a_q4k_q8"), w, ROWS, COLS, E, ids, 1, E,
+                                          x, err, sizeof err);
     qk_gpu_case *one = qk_gpu_case_create(qk_gpu_kernel("dp4a_q4k_q8_e2e"), w, ROWS, COLS, E, ids,
-                                          E, x, err, sizeof err);
+                                          1, E, x, err, sizeof err);
     int ok = two && one && !qk_gpu_case_run(two, a, err, sizeof err) &&
              !qk_gpu_case_run(one, b, err, sizeof err);
     CHECK(ok, "e2e vs two launches: %s", err);
@@ -253,7 +253,7 @@ enum { T_ROWS = 768, T_COLS = 2048, T_E = 8 };
 static qk_gpu_case *timing_case(const char *name, qk_block_q4k *w, const float *x) {
     static const int32_t ids[T_E] = {5, 2, 7, 0, 3, 6, 1, 4};
     char err[512];
-    qk_gpu_case *c = qk_gpu_case_create(qk_gpu_kernel(name), w, T_ROWS, T_COLS, T_E, ids, T_E, x,
+    qk_gpu_case *c = qk_gpu_case_create(qk_gpu_kernel(name), w, T_ROWS, T_COLS, T_E, ids, 1, T_E, x,
                                         err, sizeof err);
     CHECK(c, "%s: %s", name, err);
     return c;
@@ -372,7 +372,7 @@ static void test_timing(void) {
         qk_block_q4k dummy;
         memset(&dummy, 0, sizeof dummy);
         qk_gpu_case *q = qk_gpu_case_create(qk_gpu_kernel("gpu_quant_q8k"), &dummy, 0, T_COLS, 0,
-                                            &id, 1, x, err, sizeof err);
+                                            &id, 1, 1, x, err, sizeof err);
         CHECK(q && qk_gpu_case_time(q, QK_GPU_DECODE, 1, &s, err, sizeof err) == -1 &&
                   strstr(err, "no weights"),
               "decode of a quantizer: '%s'", err);

@@ -418,11 +418,11 @@ static void wrong_skips_last_row(const void *w, size_t rows, size_t cols, size_t
 static void test_wrong_kernels_are_flagged(void) {
     const qk_kernel wrong[] = {
         {"wrong_scale_pairing", QK_DEV_CPU, QK_OP_MATVEC, QK_FMT_Q4_K, QK_FMT_Q8_K, 0,
-         wrong_scale_pairing, NULL, 1, NULL, NULL, "test only", NULL, NULL, NULL},
+         wrong_scale_pairing, NULL, 1, NULL, NULL, "test only", NULL, NULL, NULL, NULL},
         {"wrong_first_scale", QK_DEV_CPU, QK_OP_MATVEC, QK_FMT_Q4_K, QK_FMT_Q8_K, 0,
-         wrong_first_scale_no_mins, NULL, 1, NULL, NULL, "test only", NULL, NULL, NULL},
+         wrong_first_scale_no_mins, NULL, 1, NULL, NULL, "test only", NULL, NULL, NULL, NULL},
         {"wrong_skips_row", QK_DEV_CPU, QK_OP_MATVEC, QK_FMT_Q4_K, QK_FMT_Q8_K, 0,
-         wrong_skips_last_row, NULL, 1, NULL, NULL, "test only", NULL, NULL, NULL},
+         wrong_skips_last_row, NULL, 1, NULL, NULL, "test only", NULL, NULL, NULL, NULL},
     };
     qk_rng r;
     qk_rng_seed(&r, 31);

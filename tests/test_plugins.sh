@@ -37,7 +37,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 expect_refusal "no entry point" "no entry point 'qkbench_plugin'" --plugin "$dir/qkb_bad_no_entry.so"
 expect_refusal "entry returns NULL" "returned NULL" --plugin "$dir/qkb_bad_null_entry.so"
-expect_refusal "ABI mismatch" "ABI version 2, this bench loads version 1" \
+expect_refusal "ABI mismatch" "ABI version 3, this bench loads version 2" \
   --plugin "$dir/qkb_bad_abi.so"
 expect_refusal "bad variant name" "'Bad-Name' is not \[a-z0-9_\]+" --plugin "$dir/qkb_bad_bad_name.so"
 expect_refusal "bad plug-in name" "plug-in name 'a name; with spaces'" \
