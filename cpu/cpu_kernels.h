@@ -5,10 +5,14 @@
 
 #define QK_MATVEC_ARGS                                                                             \
     const void *w, size_t rows, size_t cols, size_t r0, size_t r1, const void *x, float *y
+#define QK_MATMUL_ARGS                                                                             \
+    const void *w, size_t rows, size_t cols, size_t r0, size_t r1, const void *const *xs,          \
+        float *const *ys, size_t n
 
 void qk_q4k_f32_ref(QK_MATVEC_ARGS);
 void qk_q4k_f32_avx2(QK_MATVEC_ARGS);
 void qk_q4k_f32_avx512(QK_MATVEC_ARGS);
+void qk_q4k_f32_ref_matmul(QK_MATMUL_ARGS);
 void qk_q4k_q8k_ref(QK_MATVEC_ARGS);
 void qk_q4k_q8k_maddubs(QK_MATVEC_ARGS);
 void qk_q4k_q8k_vnni(QK_MATVEC_ARGS);

@@ -16,7 +16,7 @@
     }
 
 const qk_kernel qk_cpu_kernels[] = {
-    MATVEC(q4k_f32_ref, QK_FMT_F32, 0, 1, NULL, NULL, NULL /* matmul: matvec per column */,
+    MATVEC(q4k_f32_ref, QK_FMT_F32, 0, 1, NULL, NULL, qk_q4k_f32_ref_matmul,
            "scalar: dequantize a super-block to f32, sequential f32 dot"),
     MATVEC(q4k_f32_avx2, QK_FMT_F32, QK_ISA_AVX2, 1, NULL, NULL,
            NULL /* matmul: matvec per column */,
