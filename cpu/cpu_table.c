@@ -18,8 +18,7 @@
 const qk_kernel qk_cpu_kernels[] = {
     MATVEC(q4k_f32_ref, QK_FMT_F32, 0, 1, NULL, NULL, qk_q4k_f32_ref_matmul,
            "scalar: dequantize a super-block to f32, sequential f32 dot"),
-    MATVEC(q4k_f32_avx2, QK_FMT_F32, QK_ISA_AVX2, 1, NULL, NULL,
-           NULL /* matmul: matvec per column */,
+    MATVEC(q4k_f32_avx2, QK_FMT_F32, QK_ISA_AVX2, 1, NULL, NULL, qk_q4k_f32_avx2_matmul,
            "AVX2: factored d*sc*sum(q*x) - dmin*m*sum(x), nibbles by vpmovzxbd + vcvtdq2ps, "
            "4 rows per pass, sub-block sums of x once per call"),
     MATVEC(q4k_f32_avx512, QK_FMT_F32, QK_ISA_AVX512, 1, NULL, NULL,
