@@ -14,6 +14,7 @@ void qk_q4k_f32_avx2(QK_MATVEC_ARGS);
 void qk_q4k_f32_avx512(QK_MATVEC_ARGS);
 void qk_q4k_f32_ref_matmul(QK_MATMUL_ARGS);
 void qk_q4k_f32_avx2_matmul(QK_MATMUL_ARGS);
+void qk_q4k_f32_avx512_matmul(QK_MATMUL_ARGS);
 void qk_q4k_q8k_ref(QK_MATVEC_ARGS);
 void qk_q4k_q8k_maddubs(QK_MATVEC_ARGS);
 void qk_q4k_q8k_vnni(QK_MATVEC_ARGS);

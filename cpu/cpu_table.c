@@ -21,8 +21,7 @@ const qk_kernel qk_cpu_kernels[] = {
     MATVEC(q4k_f32_avx2, QK_FMT_F32, QK_ISA_AVX2, 1, NULL, NULL, qk_q4k_f32_avx2_matmul,
            "AVX2: factored d*sc*sum(q*x) - dmin*m*sum(x), nibbles by vpmovzxbd + vcvtdq2ps, "
            "4 rows per pass, sub-block sums of x once per call"),
-    MATVEC(q4k_f32_avx512, QK_FMT_F32, QK_ISA_AVX512, 1, NULL, NULL,
-           NULL /* matmul: matvec per column */,
+    MATVEC(q4k_f32_avx512, QK_FMT_F32, QK_ISA_AVX512, 1, NULL, NULL, qk_q4k_f32_avx512_matmul,
            "AVX-512: nibble to weight by vpermps from a 16-entry table d*sc*q - dmin*m per "
            "sub-block, one FMA per 16 weights, 4 rows per pass"),
     MATVEC(q4k_q8k_ref, QK_FMT_Q8_K, 0, 1, NULL, NULL, NULL /* matmul: matvec per column */,
