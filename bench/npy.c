@@ -12,10 +12,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int write_npy(const char *path, const char *descr, const void *data, size_t n, size_t elem) {
-    char header[128];
+static int write_npy(const char *path, const char *descr, const void *data, const size_t *shape,
+                     size_t nd, size_t elem) {
+    char dims[96] = "";
+    size_t n = 1, k = 0;
+    for (size_t i = 0; i < nd && i < 3; i++) {
+        k += (size_t)snprintf(dims + k, sizeof dims - k, "%zu,%s", shape[i], i + 1 < nd ? " " : "");
+        n *= shape[i];
+    }
+    if (nd > 1) dims[k - 1] = 0; /* (2, 3) but (5,) */
+    char header[192];
     int len = snprintf(header, sizeof header,
-                       "{'descr': '%s', 'fortran_order': False, 'shape': (%zu,), }", descr, n);
+                       "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, dims);
     /* magic(6) + version(2) + length(2) + header, padded with spaces to a multiple of 64,
      * ending in '\n' */
     size_t total = 10 + (size_t)len + 1, padded = (total + 63) / 64 * 64;
@@ -34,10 +42,15 @@ static int write_npy(const char *path, const char *descr, const void *data, size
 }
 
 int qk_npy_write_f32(const char *path, const float *data, size_t n) {
-    return write_npy(path, "<f4", data, n, sizeof *data);
+    return write_npy(path, "<f4", data, &n, 1, sizeof *data);
 }
 int qk_npy_write_f64(const char *path, const double *data, size_t n) {
-    return write_npy(path, "<f8", data, n, sizeof *data);
+    return write_npy(path, "<f8", data, &n, 1, sizeof *data);
+}
+int qk_npy_write_shaped(const char *path, char type, const void *data, const size_t *shape,
+                        size_t nd) {
+    const char *descr = type == 'f' ? "<f4" : type == 'd' ? "<f8" : "<i4";
+    return write_npy(path, descr, data, shape, nd, type == 'd' ? 8 : 4);
 }
 
 static int fail(char *err, size_t size, const char *path, const char *fmt, ...) {
@@ -219,8 +232,17 @@ not_dict:
 }
 
 int qk_npy_read_f32(const char *path, float **out, size_t *n_out, char *err, size_t es) {
+    size_t rows;
+    if (qk_npy_read_f32_rows(path, out, &rows, n_out, err, es)) return -1;
+    if (rows == 1) return 0;
+    free(*out), *out = NULL, *n_out = 0;
+    return fail(err, es, path, "shape must be (n,) or (1, n): one activation vector");
+}
+
+int qk_npy_read_f32_rows(const char *path, float **out, size_t *rows_out, size_t *n_out, char *err,
+                         size_t es) {
     *out = NULL;
-    *n_out = 0;
+    *n_out = 0, *rows_out = 0;
     /* O_NONBLOCK: a FIFO must not wait for a writer; only regular files are read */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return fail(err, es, path, "cannot open: %s", strerror(errno));
@@ -294,24 +316,25 @@ int qk_npy_read_f32(const char *path, float **out, size_t *n_out, char *err, siz
         goto done;
     }
     size_t nd = h.nd, *dims = h.dims;
-    size_t n;
+    size_t n, rows = 1;
     if (nd == 1)
         n = dims[0];
-    else if (nd == 2 && dims[0] == 1)
-        n = dims[1];
+    else if (nd == 2)
+        rows = dims[0], n = dims[1];
     else {
-        fail(err, es, path, "shape must be (n,) or (1, n): one activation vector");
+        fail(err, es, path, "shape must be (n,) or (tokens, n): activation vectors");
         goto done;
     }
-    if (n == 0) {
+    if (n == 0 || rows == 0) {
         fail(err, es, path, "the array is empty");
         goto done;
     }
-    if (n > QK_NPY_MAX_VALUES) {
-        fail(err, es, path, "holds %zu values; an activation vector has at most %d", n,
-             QK_NPY_MAX_VALUES);
+    if (n > QK_NPY_MAX_VALUES || rows > QK_NPY_MAX_ROWS) {
+        fail(err, es, path, "shape (%zu, %zu): at most %d vectors of at most %d values", rows, n,
+             QK_NPY_MAX_ROWS, QK_NPY_MAX_VALUES);
         goto done;
     }
+    n *= rows;
     long here = ftell(f);
     if (here < 0 || fseek(f, 0, SEEK_END)) {
         fail(err, es, path, "cannot seek: %s", strerror(errno));
@@ -340,7 +363,7 @@ int qk_npy_read_f32(const char *path, float **out, size_t *n_out, char *err, siz
     }
     free(raw);
     *out = x;
-    *n_out = n;
+    *n_out = n / rows, *rows_out = rows;
     rc = 0;
     goto done;
 truncated:
