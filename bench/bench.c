@@ -52,9 +52,20 @@
 #define SAMPLE_SECONDS 1e-3
 enum { MAX_SAMPLES = 200000, GPU_HOT_UNITS = 100, MAX_VARIANTS = 256 };
 
+/* One section of the run: a batch of the first n_tokens tokens (each with its activations and
+ * its k experts), whose oracles are the first n_out values of the run's (g.y_ref, g.y_exact). */
+typedef struct {
+    size_t n_tokens, n_out; /* n_out: n_tokens x k x rows outputs */
+    size_t n_touched;       /* distinct experts the batch reads */
+    size_t max_share;       /* the most tokens routed to one expert */
+    char suffix[32];        /* in its rows' names: "" for one token, "/t8" for 8 */
+} batch;
+
 /* What a variant's timed unit reads and writes, set up once before the run. */
 typedef struct {
     const qk_kernel *k, *quant; /* quant: the activation quantizer run inside the unit, or NULL */
+    const batch *b;
+    qk_moe_batch route; /* CPU matvec variants: the grouping by expert, built in each unit */
     qk_weights w;
     void *xq; /* the activations in k's format */
     float *y;
@@ -118,8 +129,8 @@ struct bench_row {
     char message[520];
 };
 
-/* The run's shared state (one token; the callbacks reach it through their rows), filled in by
- * main's steps in order. */
+/* The run's shared state (the callbacks reach it through their rows), filled in by main's steps
+ * in order. The data is that of the largest batch; a smaller batch uses its first tokens. */
 static struct {
     qk_options o;
     /* the machine: threads and where they run */
@@ -131,17 +142,19 @@ static struct {
     /* the variants asked for */
     const qk_kernel *sel[MAX_VARIANTS];
     size_t n_sel;
-    /* the data: weights (distinct experts, compact), activations, oracles */
+    /* the data: weights (distinct experts, compact), activations, oracles; token-major */
     qk_model_weights model;
     char tensor_name[128], weights[4400];
-    const int32_t *ids; /* indices into the distinct experts generated */
+    const int32_t *ids; /* indices into the distinct experts generated, max_tokens x k */
     int32_t local_ids[QK_MAX_IDS], distinct[QK_MAX_EXPERTS];
     size_t n_distinct, per_expert, n_out;
     qk_block_q4k *w;
-    float *x;
+    float *x; /* max_tokens x cols */
     double *x64, *y_ref, *y_exact[QK_FMT_COUNT];
-    /* the variants this machine runs, with their checked outputs */
-    variant vars[MAX_VARIANTS];
+    batch batches[QK_MAX_TOKEN_COUNTS]; /* one per --tokens value, ascending */
+    size_t n_batches;
+    /* the variants this machine runs (each variant asked for, in each batch), checked */
+    variant *vars;
     size_t n_vars;
     const qk_kernel *skipped[MAX_VARIANTS];
     char skip_why[MAX_VARIANTS][400]; /* why, where not unsupported(): a failed create */
@@ -229,7 +242,7 @@ static void spin_job(void *arg, int ti, int nt) {
 static void forward(variant *v) {
     const double t0 = v->slowdown > 0 ? qk_hook_now() : 0;
     qk_plugin_running(v->k);
-    qk_moe_forward(g.pool, v->quant, v->k, &v->w, g.ids, g.o.n_ids, g.x, v->xq, v->y);
+    qk_moe_forward_batch(g.pool, v->quant, v->k, &v->w, &v->route, g.ids, g.x, v->xq, v->y);
     qk_plugin_running(NULL);
     if (v->late_fault && v->checked) {
         uint32_t bits;
@@ -315,9 +328,9 @@ static int moe_sync(variant *v) {
 /* Everything a cold sample must fetch from DRAM. */
 static void evict_variant(variant *v) {
     qk_evict(v->w.data, v->w.expert_bytes * v->w.n_experts);
-    qk_evict(g.x, g.o.cols * sizeof *g.x);
+    qk_evict(g.x, v->b->n_tokens * g.o.cols * sizeof *g.x);
     qk_evict(v->xq, v->xq_bytes);
-    qk_evict(v->y, g.o.n_ids * g.o.rows * sizeof *v->y);
+    qk_evict(v->y, v->b->n_out * sizeof *v->y);
 }
 
 /* The row's counters, from its estimate (Google Benchmark's own rates would divide by the main
@@ -345,6 +358,7 @@ static void report(qk_gb_state *st, bench_row *row) {
     }
     variant *v = row->v;
     if (!v) return;
+    qk_gb_counter(st, "tokens", (double)v->b->n_tokens, QK_GB_PLAIN);
     qk_gb_counter(st, "GOPps", row->ops / e->median * 1e-9, QK_GB_PLAIN);
     qk_gb_counter(st, "rel_l2", v->dev.rel_l2, QK_GB_PLAIN);
     qk_gb_counter(st, "max_abs", v->dev.max_abs, QK_GB_PLAIN);
@@ -362,7 +376,7 @@ static void report(qk_gb_state *st, bench_row *row) {
  * (every variant is deterministic): a kernel that goes wrong only when warm, or only on a later
  * call, fails its row loudly. */
 static void check_last_output(qk_gb_state *st, bench_row *row, const float *y) {
-    double h = hash52(y, g.o.n_ids * g.o.rows * sizeof *y);
+    double h = hash52(y, row->v->b->n_out * sizeof *y);
     if (h == row->v->output_hash) return;
     row->failed = 1;
     snprintf(row->message, sizeof row->message,
@@ -715,7 +729,7 @@ static int moe_output(variant *v, char *err, size_t size) {
         snprintf(err, size, "%s", sample_error);
         return -1;
     }
-    for (size_t i = 0; i < g.n_out; i++) /* poisoned: every output must be written each time */
+    for (size_t i = 0; i < v->b->n_out; i++) /* poisoned: every output must be written each time */
         v->y[i] = NAN;
     qk_plugin_running(v->k);
     int rc = v->k->ext->output(v->moe, v->y, why, sizeof why);
@@ -899,6 +913,22 @@ static void dump(const char *dir, const char *file, const float *f, const double
         qk_die("--dump-output: cannot write %s: %s", path, strerror(errno));
 }
 
+/* A batch's outputs (f32 f or f64 d): one token as today's 1-D DIR/NAME.npy; N > 1 tokens as
+ * DIR/NAME.t<N>.npy of shape (N, k, rows). */
+static void dump_batch(const char *name, const batch *b, const float *f, const double *d) {
+    const char *dir = g.o.dump_dir;
+    if (b->n_tokens == 1) {
+        dump(dir, name, f, d, b->n_out);
+        return;
+    }
+    char path[4096];
+    size_t shape[3] = {b->n_tokens, g.o.n_ids, g.o.rows};
+    if (snprintf(path, sizeof path, "%s/%s.t%zu.npy", dir, name, b->n_tokens) >= (int)sizeof path)
+        qk_die("--dump-output: path '%s/%s.t%zu.npy' is too long", dir, name, b->n_tokens);
+    if (qk_npy_write_shaped(path, f ? 'f' : 'd', f ? (const void *)f : (const void *)d, shape, 3))
+        qk_die("--dump-output: cannot write %s: %s", path, strerror(errno));
+}
+
 /* Set-up work spread over the pool, one expert (or one selected id) per step. */
 typedef struct {
     qk_block_q4k *w;
@@ -917,12 +947,13 @@ static void generate_experts(void *arg, int ti, int nt) {
             j->failed = 1;
 }
 
+/* Slot i (token i / k, its choice i % k) against that token's f64 activations. */
 static void run_oracle(void *arg, int ti, int nt) {
     setup_job *j = arg;
     size_t per_expert = g.o.rows * (g.o.cols / QK_K);
     for (size_t i = (size_t)ti; i < j->n; i += (size_t)nt)
-        qk_oracle_q4k(j->w + (size_t)g.ids[i] * per_expert, g.o.rows, g.o.cols, j->x64,
-                      j->y64 + i * g.o.rows);
+        qk_oracle_q4k(j->w + (size_t)g.ids[i] * per_expert, g.o.rows, g.o.cols,
+                      j->x64 + i / g.o.n_ids * g.o.cols, j->y64 + i * g.o.rows);
 }
 
 /* --json FILE is written to a temporary file beside it and renamed over it once the run has
@@ -1275,22 +1306,29 @@ static void open_data(void) {
     } else {
         qk_choose_experts(o, QK_N_EXPERTS, "the synthetic default");
     }
-    g.x = xmalloc(o->cols * sizeof *g.x, "activations");
+    g.x = xmalloc(o->max_tokens * o->cols * sizeof *g.x, "activations");
     if (o->activations) {
         float *fx;
-        size_t n;
+        size_t n, rows;
         char err[512];
-        if (qk_npy_read_f32(o->activations, &fx, &n, err, sizeof err))
+        if (qk_npy_read_f32_rows(o->activations, &fx, &rows, &n, err, sizeof err))
             qk_die("--activations: %s", err);
         if (n != o->cols)
-            qk_die("--activations: %s holds %zu values, the shape %s needs cols = %zu",
+            qk_die("--activations: %s holds vectors of %zu values, the shape %s needs cols = %zu",
                    o->activations, n, o->shape, o->cols);
-        memcpy(g.x, fx, n * sizeof *g.x);
+        if (rows != o->max_tokens)
+            qk_die("--activations: %s holds %zu token vector%s, but %s%zu: one row per token",
+                   o->activations, rows, rows == 1 ? "" : "s",
+                   o->n_token_counts > 1 ? "the largest batch of --tokens has "
+                                         : "--tokens asks for ",
+                   o->max_tokens);
+        memcpy(g.x, fx, rows * n * sizeof *g.x);
         free(fx);
-    } else {
+    } else { /* one stream, token after token: token 0 is the single-token default's */
         qk_rng r;
         qk_rng_seed(&r, o->seed ^ 0xac7);
-        qk_act_fill(&r, (qk_act_profile)o->act, g.x, o->cols);
+        for (size_t t = 0; t < o->max_tokens; t++)
+            qk_act_fill(&r, (qk_act_profile)o->act, g.x + t * o->cols, o->cols);
     }
 }
 
@@ -1342,10 +1380,11 @@ static void start_threads(void) {
  * oracle of every selected expert. */
 static void make_weights_and_oracle(void) {
     qk_options *o = &g.o;
-    g.n_distinct = qk_distinct_experts(o->ids, o->n_ids, g.local_ids, g.distinct);
+    const size_t n_slots = o->max_tokens * o->n_ids;
+    g.n_distinct = qk_distinct_experts(o->ids, n_slots, g.local_ids, g.distinct);
     g.ids = g.local_ids;
     g.per_expert = o->rows * (o->cols / QK_K);
-    g.n_out = o->n_ids * o->rows;
+    g.n_out = n_slots * o->rows;
     g.w = xmalloc_huge(g.n_distinct * g.per_expert * sizeof *g.w, "weights");
     if (o->model) {
         for (size_t e = 0; e < g.n_distinct; e++)
@@ -1356,33 +1395,72 @@ static void make_weights_and_oracle(void) {
         qk_pool_run(g.pool, generate_experts, &job);
         if (job.failed) qk_die("out of memory generating the experts");
     }
-    g.x64 = xmalloc(o->cols * sizeof *g.x64, "oracle");
+    g.x64 = xmalloc(o->max_tokens * o->cols * sizeof *g.x64, "oracle");
     g.y_ref = xmalloc(g.n_out * sizeof *g.y_ref, "oracle");
-    qk_activations_f64(QK_FMT_F32, g.x, o->cols, g.x64);
-    setup_job oracle = {.w = g.w, .x64 = g.x64, .y64 = g.y_ref, .n = o->n_ids};
+    qk_activations_f64(QK_FMT_F32, g.x, o->max_tokens * o->cols, g.x64);
+    setup_job oracle = {.w = g.w, .x64 = g.x64, .y64 = g.y_ref, .n = n_slots};
     qk_pool_run(g.pool, run_oracle, &oracle);
 }
 
-/* The algorithm-exact oracle of an activation format, Σ deq64(W)·deq64(Q8(x)), once. */
-static const double *exact_oracle(qk_format f, const void *xq) {
+/* The first n_tokens tokens' activations in format f by the reference quantizer (a variant's
+ * own quantization must be identical), into xq of n_tokens x qk_format_bytes(f, cols). */
+static void quantize_reference(qk_format f, size_t n_tokens, void *xq) {
+    const size_t cols = g.o.cols, stride = qk_format_bytes(f, cols);
+    for (size_t t = 0; t < n_tokens; t++) {
+        void *out = (char *)xq + t * stride;
+        if (f == QK_FMT_Q8_K) qk_quantize_q8k_ref(g.x + t * cols, out, cols);
+        if (f == QK_FMT_Q8_1) qk_quantize_q8_1_ref(g.x + t * cols, out, cols);
+        if (f == QK_FMT_F32) memcpy(out, g.x + t * cols, stride);
+    }
+}
+
+/* Step 7b, the batches: one per --tokens value, the first N tokens of the data; how many
+ * experts each touches and the most tokens one expert serves. */
+static void make_batches(void) {
+    qk_options *o = &g.o;
+    static size_t tokens_on[QK_MAX_EXPERTS];
+    static size_t last_token[QK_MAX_EXPERTS];
+    for (size_t bi = 0; bi < o->n_token_counts; bi++) {
+        batch *b = &g.batches[g.n_batches++];
+        b->n_tokens = o->tokens[bi];
+        b->n_out = b->n_tokens * o->n_ids * o->rows;
+        if (b->n_tokens > 1) snprintf(b->suffix, sizeof b->suffix, "/t%zu", b->n_tokens);
+        memset(tokens_on, 0, g.n_distinct * sizeof *tokens_on);
+        for (size_t t = 0; t < b->n_tokens; t++)
+            for (size_t j = 0; j < o->n_ids; j++) {
+                size_t e = (size_t)g.ids[t * o->n_ids + j];
+                if (tokens_on[e] && last_token[e] == t) continue; /* listed twice by one token */
+                b->n_touched += !tokens_on[e]++;
+                last_token[e] = t;
+                if (tokens_on[e] > b->max_share) b->max_share = tokens_on[e];
+            }
+    }
+}
+
+/* The algorithm-exact oracle of an activation format, Σ deq64(W)·deq64(Q8(x)), once for the
+ * largest batch (a smaller one reads its first outputs). */
+static const double *exact_oracle(qk_format f) {
     if (!g.y_exact[f]) {
+        const size_t n_tokens = g.o.max_tokens, stride = qk_format_bytes(f, g.o.cols);
+        void *xq = xmalloc(n_tokens * stride, "oracle");
+        quantize_reference(f, n_tokens, xq);
+        for (size_t t = 0; t < n_tokens; t++)
+            qk_activations_f64(f, (const char *)xq + t * stride, g.o.cols, g.x64 + t * g.o.cols);
+        free(xq);
         g.y_exact[f] = xmalloc(g.n_out * sizeof *g.y_exact[f], "oracle");
-        qk_activations_f64(f, xq, g.o.cols, g.x64);
-        setup_job exact = {.w = g.w, .x64 = g.x64, .y64 = g.y_exact[f], .n = g.o.n_ids};
+        setup_job exact = {.w = g.w, .x64 = g.x64, .y64 = g.y_exact[f], .n = n_tokens * g.o.n_ids};
         qk_pool_run(g.pool, run_oracle, &exact);
     }
     return g.y_exact[f];
 }
 
-/* x in v's activation format by the reference quantizer, for the exact oracle (a GPU or
- * plug-in variant's own quantization must be identical). */
+/* v's batch in v's activation format by the reference quantizer (what a GPU or plug-in
+ * variant's unit reads; its own quantization must be identical). */
 static void reference_activations(variant *v) {
     const qk_kernel *k = v->k;
-    v->xq_bytes = qk_format_bytes(k->act_format, g.o.cols);
+    v->xq_bytes = v->b->n_tokens * qk_format_bytes(k->act_format, g.o.cols);
     v->xq = xmalloc(v->xq_bytes, "activations");
-    if (k->act_format == QK_FMT_Q8_K) qk_quantize_q8k_ref(g.x, v->xq, g.o.cols);
-    if (k->act_format == QK_FMT_Q8_1) qk_quantize_q8_1_ref(g.x, v->xq, g.o.cols);
-    if (k->act_format == QK_FMT_F32) memcpy(v->xq, g.x, v->xq_bytes);
+    quantize_reference(k->act_format, v->b->n_tokens, v->xq);
 }
 
 /* A GPU variant's case on the device, its output, and the reference quantization of x for
@@ -1393,11 +1471,11 @@ static void prepare_gpu_variant(variant *v) {
     char err[512];
     if (!g.any_gpu && qk_gpu_open(err, sizeof err)) qk_die("GPU: %s", err);
     g.any_gpu = 1;
-    v->gpu = qk_gpu_case_create(k, g.w, o->rows, o->cols, g.n_distinct, g.local_ids, 1, o->n_ids,
-                                g.x, err, sizeof err);
+    v->gpu = qk_gpu_case_create(k, g.w, o->rows, o->cols, g.n_distinct, g.local_ids, v->b->n_tokens,
+                                o->n_ids, g.x, err, sizeof err);
     if (!v->gpu) qk_die("%s: %s", k->name, err);
     reference_activations(v);
-    v->y = xmalloc(g.n_out * sizeof *v->y, "outputs");
+    v->y = xmalloc(v->b->n_out * sizeof *v->y, "outputs");
     if (qk_gpu_case_run(v->gpu, v->y, err, sizeof err)) qk_die("%s: %s", k->name, err);
 }
 
@@ -1414,8 +1492,8 @@ static int prepare_moe_variant(variant *v) {
         g.any_gpu = 1;
     }
     reference_activations(v);
-    v->y = xmalloc(g.n_out * sizeof *v->y, "outputs");
-    for (size_t i = 0; i < g.n_out; i++)
+    v->y = xmalloc(v->b->n_out * sizeof *v->y, "outputs");
+    for (size_t i = 0; i < v->b->n_out; i++)
         v->y[i] = NAN;
     qkb_moe_case c = {.weights = g.w,
                       .rows = o->rows,
@@ -1426,7 +1504,8 @@ static int prepare_moe_variant(variant *v) {
                       .x = g.x,
                       .n_threads = o->threads,
                       .cpus = g.pinned ? g.cpus : NULL,
-                      .cuda_device = 0};
+                      .cuda_device = 0,
+                      .n_tokens = v->b->n_tokens};
     char line[540];
     qk_plugin_running(k);
     v->moe = k->ext->create(&c, err, sizeof err);
@@ -1447,57 +1526,80 @@ static int prepare_moe_variant(variant *v) {
     return 0;
 }
 
-/* The check of a matvec variant's row ranges: each range of every expert, as the pool splits
- * them over --threads threads, run alone on an output poisoned with a NaN pattern, guard zones
- * either side; any word outside [r0, r1) that changed fails the variant (v->fail), before it
- * runs on the real outputs (a write past them would corrupt the heap). */
+/* The check of a matvec variant's row ranges: each range of every expert group, as the pool
+ * splits them over --threads threads, run alone (the matmul on the group's columns, as the unit
+ * runs it) on outputs poisoned with a NaN pattern, guard zones either side of each column; any
+ * word outside [r0, r1) that changed fails the variant (v->fail), before it runs on the real
+ * outputs (a write past them would corrupt the heap). */
 enum { RANGE_GUARD = 4096 };
 static const uint32_t poison_bits = 0x7fa5a5a5u; /* a quiet NaN no kernel computes */
 typedef struct {
     variant *v;
-    float *buf; /* RANGE_GUARD + rows + RANGE_GUARD */
+    float *buf; /* per column: RANGE_GUARD + rows + RANGE_GUARD */
+    float **ys;
     int ti;
 } range_check;
-static void check_range(void *arg, size_t i, size_t r0, size_t r1) {
+static void check_range(void *arg, size_t grp, size_t r0, size_t r1) {
     range_check *c = arg;
     variant *v = c->v;
-    size_t rows = g.o.rows, n = rows + 2 * RANGE_GUARD;
+    const qk_moe_batch *b = &v->route;
+    size_t rows = g.o.rows, span = rows + 2 * RANGE_GUARD;
+    size_t s0 = b->group_start[grp], n_cols = b->group_start[grp + 1] - s0;
     if (*v->fail) return;
-    for (size_t j = 0; j < n; j++)
+    for (size_t j = 0; j < n_cols * span; j++)
         memcpy(&c->buf[j], &poison_bits, 4);
-    size_t e = (size_t)g.ids[i];
+    for (size_t col = 0; col < n_cols; col++)
+        c->ys[col] = c->buf + col * span + RANGE_GUARD;
+    const void *we = (const char *)v->w.data + (size_t)b->group_expert[grp] * v->w.expert_bytes;
     qk_plugin_running(v->k);
-    v->k->matvec((const char *)v->w.data + e * v->w.expert_bytes, rows, g.o.cols, r0, r1, v->xq,
-                 c->buf + RANGE_GUARD);
+    if (v->k->matmul && n_cols > 1)
+        v->k->matmul(we, rows, g.o.cols, r0, r1, b->xs + s0, c->ys, n_cols);
+    else
+        for (size_t col = 0; col < n_cols; col++)
+            v->k->matvec(we, rows, g.o.cols, r0, r1, b->xs[s0 + col], c->ys[col]);
     qk_plugin_running(NULL);
-    for (size_t j = 0; j < n; j++) {
-        uint32_t bits;
-        memcpy(&bits, &c->buf[j], 4);
-        long long r = (long long)j - RANGE_GUARD;
-        if (bits == poison_bits || (r >= (long long)r0 && r < (long long)r1)) continue;
-        size_t outside = 0;
-        for (size_t q = j; q < n; q++) {
-            long long rq = (long long)q - RANGE_GUARD;
-            memcpy(&bits, &c->buf[q], 4);
-            outside += bits != poison_bits && (rq < (long long)r0 || rq >= (long long)r1);
+    for (size_t col = 0; col < n_cols; col++) {
+        const float *y = c->buf + col * span;
+        for (size_t j = 0; j < span; j++) {
+            uint32_t bits;
+            memcpy(&bits, &y[j], 4);
+            long long r = (long long)j - RANGE_GUARD;
+            if (bits == poison_bits || (r >= (long long)r0 && r < (long long)r1)) continue;
+            size_t outside = 0;
+            for (size_t q = j; q < span; q++) {
+                long long rq = (long long)q - RANGE_GUARD;
+                memcpy(&bits, &y[q], 4);
+                outside += bits != poison_bits && (rq < (long long)r0 || rq >= (long long)r1);
+            }
+            char cols_note[64] = "";
+            if (n_cols > 1)
+                snprintf(cols_note, sizeof cols_note, " in column %zu of %zu", col, n_cols);
+            snprintf(
+                v->fail, sizeof v->fail,
+                "wrong kernel: asked for rows [%zu, %zu) of %zu (thread %d of %d's range), "
+                "it wrote y[%lld]%s%s%s (%zu word%s outside the range)",
+                r0, r1, rows, c->ti, g.o.threads, r, cols_note, r < 0 ? ", before the output" : "",
+                r >= (long long)rows ? ", past the output" : "", outside, outside == 1 ? "" : "s");
+            return;
         }
-        snprintf(v->fail, sizeof v->fail,
-                 "wrong kernel: asked for rows [%zu, %zu) of %zu (thread %d of %d's range), it "
-                 "wrote y[%lld]%s%s (%zu word%s outside the range)",
-                 r0, r1, rows, c->ti, g.o.threads, r, r < 0 ? ", before the output" : "",
-                 r >= (long long)rows ? ", past the output" : "", outside, outside == 1 ? "" : "s");
-        return;
     }
 }
 static void check_ranges(variant *v) {
-    range_check c = {v, xmalloc((g.o.rows + 2 * RANGE_GUARD) * sizeof(float), "the range check"),
-                     0};
+    const qk_moe_batch *b = &v->route;
+    size_t widest = 1;
+    for (size_t grp = 0; grp < b->n_groups; grp++)
+        if (b->group_start[grp + 1] - b->group_start[grp] > widest)
+            widest = b->group_start[grp + 1] - b->group_start[grp];
+    range_check c = {
+        v, xmalloc(widest * (g.o.rows + 2 * RANGE_GUARD) * sizeof(float), "the range check"),
+        xmalloc(widest * sizeof(float *), "the range check"), 0};
     for (c.ti = 0; c.ti < g.o.threads && !*v->fail; c.ti++)
-        qk_matvec_ranges(v->k->row_group, g.o.rows, g.o.n_ids, c.ti, g.o.threads, check_range, &c);
-    free(c.buf);
+        qk_moe_batch_ranges(b, v->k->row_group, g.o.rows, c.ti, g.o.threads, check_range, &c);
+    free(c.buf), free(c.ys);
 }
 
-/* A CPU variant's weight layout, its quantizer, and one unit run on NaN-poisoned outputs. */
+/* A CPU variant's weight layout (shared with its rows of another batch), its quantizer, its
+ * routing, and one unit run on NaN-poisoned outputs. */
 static void prepare_cpu_variant(variant *v) {
     qk_options *o = &g.o;
     const qk_kernel *k = v->k;
@@ -1517,17 +1619,29 @@ static void prepare_cpu_variant(variant *v) {
                    "layout's %zu)",
                    k->name, o->rows, o->cols, bytes, plain);
     }
-    if (qk_weights_prepare(k, g.w, o->rows, o->cols, g.n_distinct, &v->w))
+    const variant *same = NULL; /* the kernel's variant of an earlier batch: its layout */
+    for (const variant *u = g.vars; u < v && !same; u++)
+        if (u->k == k && u->w.data) same = u;
+    if (same) {
+        v->w = same->w;
+        v->w.owned = 0;
+    } else if (qk_weights_prepare(k, g.w, o->rows, o->cols, g.n_distinct, &v->w)) {
         qk_die("out of memory laying out weights for %s", k->name);
-    v->xq_bytes = qk_format_bytes(k->act_format, o->cols);
+    }
+    if (qk_moe_batch_init(&v->route, v->b->n_tokens, o->n_ids, g.n_distinct))
+        qk_die("out of memory routing %zu tokens for %s", v->b->n_tokens, k->name);
+    const size_t stride = qk_format_bytes(k->act_format, o->cols);
+    v->xq_bytes = v->b->n_tokens * stride;
     v->xq = xmalloc(v->xq_bytes, "activations");
-    v->y = xmalloc(g.n_out * sizeof *v->y, "outputs");
-    for (size_t i = 0; i < g.n_out; i++)
+    v->y = xmalloc(v->b->n_out * sizeof *v->y, "outputs");
+    for (size_t i = 0; i < v->b->n_out; i++)
         v->y[i] = NAN;
     if (!v->quant)
         memcpy(v->xq, g.x, v->xq_bytes);
     else
-        v->quant->quantize(g.x, v->xq, o->cols);
+        for (size_t t = 0; t < v->b->n_tokens; t++)
+            v->quant->quantize(g.x + t * o->cols, (char *)v->xq + t * stride, o->cols);
+    qk_moe_batch_route(&v->route, g.ids, v->xq, stride, v->y, o->rows);
     check_ranges(v);
     if (!*v->fail) forward(v);
 }
@@ -1541,35 +1655,45 @@ static const char *skip_reason(size_t i) {
  * checked against the oracles (deviation, hash) before any timing. */
 static void prepare_variants(void) {
     qk_options *o = &g.o;
-    for (size_t s = 0; s < g.n_sel; s++) {
-        const qk_kernel *k = g.sel[s];
-        if (unsupported(k)) {
-            g.skipped[g.n_skipped++] = k;
-            continue;
-        }
-        variant *v = &g.vars[g.n_vars++];
-        memset(v, 0, sizeof *v);
-        v->k = k;
-        v->slowdown = injected_slowdown(k->name);
-        v->late_fault = injected_late_fault(k->name);
-        if (k->op == QK_OP_MOE) {
-            if (prepare_moe_variant(v)) {
-                g.skipped[g.n_skipped++] = k;
-                g.n_vars--;
+    g.vars = calloc(g.n_batches * g.n_sel, sizeof *g.vars);
+    if (!g.vars) qk_die("out of memory");
+    for (size_t bi = 0; bi < g.n_batches; bi++)
+        for (size_t s = 0; s < g.n_sel; s++) {
+            const qk_kernel *k = g.sel[s];
+            if (unsupported(k)) {
+                if (!bi) g.skipped[g.n_skipped++] = k;
                 continue;
             }
-        } else if (k->device == QK_DEV_GPU)
-            prepare_gpu_variant(v);
-        else
-            prepare_cpu_variant(v);
-        if (*v->fail) continue; /* its rows fail, untimed */
-        v->dev = qk_deviation_of(v->y, g.y_ref, g.n_out);
-        v->output_hash = hash52(v->y, g.n_out * sizeof *v->y);
-        v->checked = 1;
-        if (k->act_format != QK_FMT_F32)
-            v->exact = qk_deviation_of(v->y, exact_oracle(k->act_format, v->xq), g.n_out);
-        if (o->dump_dir) dump(o->dump_dir, k->name, v->y, NULL, g.n_out);
-    }
+            variant *v = &g.vars[g.n_vars++];
+            v->k = k;
+            v->b = &g.batches[bi];
+            v->slowdown = injected_slowdown(k->name);
+            v->late_fault = injected_late_fault(k->name);
+            if (k->op == QK_OP_MOE) {
+                if (prepare_moe_variant(v)) { /* skip_why[n_skipped] says why */
+                    if (g.n_batches > 1) {
+                        size_t len = strlen(g.skip_why[g.n_skipped]);
+                        snprintf(g.skip_why[g.n_skipped] + len, sizeof g.skip_why[0] - len,
+                                 " (%zu token%s)", v->b->n_tokens, v->b->n_tokens == 1 ? "" : "s");
+                    }
+                    if (g.n_skipped < MAX_VARIANTS) g.skipped[g.n_skipped++] = k;
+                    memset(v, 0, sizeof *v);
+                    g.n_vars--;
+                    continue;
+                }
+            } else if (k->device == QK_DEV_GPU)
+                prepare_gpu_variant(v);
+            else
+                prepare_cpu_variant(v);
+            if (*v->fail) continue; /* its rows fail, untimed */
+            const size_t n_out = v->b->n_out;
+            v->dev = qk_deviation_of(v->y, g.y_ref, n_out);
+            v->output_hash = hash52(v->y, n_out * sizeof *v->y);
+            v->checked = 1;
+            if (k->act_format != QK_FMT_F32)
+                v->exact = qk_deviation_of(v->y, exact_oracle(k->act_format), n_out);
+            if (o->dump_dir) dump_batch(k->name, v->b, v->y, NULL);
+        }
     if (!g.n_vars) { /* every variant asked for skipped: say why, in one line */
         char why[2048];
         size_t len = 0;
@@ -1579,16 +1703,34 @@ static void prepare_variants(void) {
         qk_die("no variant asked for runs here: %s", why);
     }
     if (o->dump_dir) {
-        dump(o->dump_dir, "oracle_f64", NULL, g.y_ref, g.n_out);
-        for (int f = 0; f < QK_FMT_COUNT; f++)
-            if (g.y_exact[f]) {
-                char name[64];
-                snprintf(name, sizeof name, "oracle_exact_%s", qk_format_name((qk_format)f));
-                for (char *c = name; *c; c++)
-                    *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
-                dump(o->dump_dir, name, NULL, g.y_exact[f], g.n_out);
+        for (size_t bi = 0; bi < g.n_batches; bi++) {
+            const batch *b = &g.batches[bi];
+            dump_batch("oracle_f64", b, NULL, g.y_ref);
+            for (int f = 0; f < QK_FMT_COUNT; f++)
+                if (g.y_exact[f]) {
+                    char name[64];
+                    snprintf(name, sizeof name, "oracle_exact_%s", qk_format_name((qk_format)f));
+                    for (char *c = name; *c; c++)
+                        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+                    dump_batch(name, b, NULL, g.y_exact[f]);
+                }
+            if (b->n_tokens > 1) { /* the user's expert ids, (N, k) */
+                char path[4096];
+                size_t shape[2] = {b->n_tokens, o->n_ids};
+                snprintf(path, sizeof path, "%s/routing.t%zu.npy", o->dump_dir, b->n_tokens);
+                if (qk_npy_write_shaped(path, 'i', o->ids, shape, 2))
+                    qk_die("--dump-output: cannot write %s: %s", path, strerror(errno));
             }
-        dump(o->dump_dir, "activations", g.x, NULL, o->cols);
+        }
+        if (o->max_tokens == 1) {
+            dump(o->dump_dir, "activations", g.x, NULL, o->cols);
+        } else {
+            char path[4096];
+            size_t shape[2] = {o->max_tokens, o->cols};
+            snprintf(path, sizeof path, "%s/activations.npy", o->dump_dir);
+            if (qk_npy_write_shaped(path, 'f', g.x, shape, 2))
+                qk_die("--dump-output: cannot write %s: %s", path, strerror(errno));
+        }
     }
     if (g.any_gpu) { /* the GPU rows' peak, as DESIGN.md's anchor measures it: 1 GiB, read+write */
         g.gpu_copy_bps = qk_gpu_copy_bandwidth((size_t)1 << 30, 10);
@@ -1597,15 +1739,14 @@ static void prepare_variants(void) {
     }
 }
 
-/* What one unit of v reads and writes: the weights in v's own layout (a packed layout's real
- * size; plain Q4_K for a MOE plug-in, whose own layout bench does not see), the activations in v's
- * format, the outputs; cold and decode, a repeated expert once (its repeats are served from cache),
- * hot, every call's bytes. */
-static double unit_bytes(const variant *v, temperature temp) {
-    double experts = temp != TEMP_HOT ? (double)g.n_distinct : (double)g.o.n_ids;
+/* What one unit of v reads and writes: each expert the batch touches once (MUL_MAT_ID reads an
+ * expert's weights once for every token routed to it), in v's own layout (a packed layout's real
+ * size; plain Q4_K for a MOE plug-in, whose own layout bench does not see), the batch's
+ * activations in v's format, its outputs. */
+static double unit_bytes(const variant *v) {
     double expert_bytes = v->gpu || is_moe(v) ? (double)(g.per_expert * sizeof(qk_block_q4k))
                                               : (double)v->w.expert_bytes;
-    return experts * expert_bytes + (double)v->xq_bytes + 4.0 * (double)g.n_out;
+    return (double)v->b->n_touched * expert_bytes + (double)v->xq_bytes + 4.0 * (double)v->b->n_out;
 }
 
 /* Step 9, the rows: each variant's hot and cold rows, and a peak read row per distinct
@@ -1622,7 +1763,7 @@ static void register_rows(void) {
             if (!wanted || (temp == TEMP_DECODE && !v->gpu)) continue;
             if (temp == TEMP_COLD && is_moe(v) && (on_gpu(v) || !v->k->ext->evict))
                 continue; /* no cold row (print_report says why) */
-            double bytes = unit_bytes(v, temp);
+            double bytes = unit_bytes(v);
             bench_row *peak = NULL; /* the same bytes on the same device */
             for (size_t i = 0; i < g.n_rows && !peak; i++)
                 if (!g.rows[i].v && g.rows[i].temp == temp && g.rows[i].bytes == bytes &&
@@ -1660,15 +1801,15 @@ static void register_rows(void) {
                 snprintf(row->message, sizeof row->message, "%s", v->fail);
             }
             row->bytes = bytes;
-            row->ops = 2.0 * (double)o->rows * (double)o->cols * (double)o->n_ids;
+            row->ops = 2.0 * (double)o->rows * (double)o->cols * (double)(v->b->n_out / o->rows);
             row->peak = peak;
             row->sample = is_moe(v) ? (on_gpu(v) ? sample_moe_cuda : sample_moe_cpu)
                           : v->gpu  ? sample_gpu
                                     : sample_cpu;
             if (on_gpu(v)) row->calls = temp == TEMP_HOT ? GPU_HOT_UNITS : 1;
             g.n_gpu_rows += on_gpu(v);
-            snprintf(row->name, sizeof row->name, "%s/%zux%zu/k%zu/%s", v->k->name, o->rows,
-                     o->cols, o->n_ids, temp_name[temp]);
+            snprintf(row->name, sizeof row->name, "%s/%zux%zu/k%zu%s/%s", v->k->name, o->rows,
+                     o->cols, o->n_ids, v->b->suffix, temp_name[temp]);
         }
     }
     g.peak_buf = xmalloc_huge(g.peak_buf_bytes, "the peak read buffer");
@@ -1776,10 +1917,32 @@ static void describe_run(void) {
     add_context("isa_disabled", disabled && *disabled ? disabled : "none");
     snprintf(v, sizeof v, "%zux%zu (%s)", o->rows, o->cols, o->shape);
     add_context("shape", v);
+    static char ids[QK_MAX_IDS * 6 + 16]; /* as --experts takes them: token lists '/'-separated */
     size_t len = 0;
-    for (size_t i = 0; i < o->n_ids && len < sizeof v - 8; i++)
-        len += (size_t)snprintf(v + len, sizeof v - len, "%s%d", i ? "," : "", o->ids[i]);
-    add_context("experts", v);
+    for (size_t i = 0; i < o->n_ids * o->max_tokens; i++)
+        len += (size_t)snprintf(ids + len, sizeof ids - len, "%s%d",
+                                !i             ? ""
+                                : i % o->n_ids ? ","
+                                               : "/",
+                                o->ids[i]);
+    add_context("experts", ids);
+    len = 0;
+    for (size_t bi = 0; bi < g.n_batches; bi++)
+        len += (size_t)snprintf(v + len, sizeof v - len, "%s%zu", bi ? "," : "",
+                                g.batches[bi].n_tokens);
+    add_context("tokens", v);
+    add_context("routing", o->explicit_ids ? "explicit (--experts)"
+                           : o->skewed     ? "skewed: expert of popularity rank r drawn in "
+                                             "proportion to 1/(r+1), a seeded ranking"
+                                           : "uniform");
+    for (size_t bi = 0; bi < g.n_batches; bi++) {
+        const batch *b = &g.batches[bi];
+        char key[32];
+        snprintf(key, sizeof key, "batch.t%zu", b->n_tokens);
+        snprintf(v, sizeof v, "touched experts %zu, most tokens on one expert %zu", b->n_touched,
+                 b->max_share);
+        add_context(key, v);
+    }
     add_context("activations", o->activations ? o->activations : qk_act_name(o->act));
     snprintf(v, sizeof v, "%llu", (unsigned long long)o->seed);
     add_context("seed", v);
@@ -1815,6 +1978,12 @@ static void describe_run(void) {
     printf("# weights %s\n# shape %zux%zu (%s), experts", g.weights, o->rows, o->cols, o->shape);
     for (size_t i = 0; i < o->n_ids; i++)
         printf("%s%d", i ? "," : " ", o->ids[i]);
+    if (o->max_tokens > 1)
+        printf(" for token 0 of %zu, %zu each (%s; --dump-output writes them all)", o->max_tokens,
+               o->n_ids,
+               o->explicit_ids ? "--experts"
+               : o->skewed     ? "skewed routing"
+                               : "uniform routing");
     printf("; activations %s; seed %llu; %d threads (%s)\n# sampling: %s\n",
            o->activations ? o->activations : qk_act_name(o->act), (unsigned long long)o->seed,
            o->threads, g.pinning, rule);
@@ -1890,7 +2059,10 @@ static size_t print_plugin_notes(void) {
     size_t n_bad = 0;
     for (size_t i = 0; i < g.n_vars; i++) {
         const qk_kernel *k = g.vars[i].k;
-        if (!k->plugin) continue;
+        int again = 0; /* its variant of an earlier batch has the note */
+        for (size_t j = 0; j < i; j++)
+            again |= g.vars[j].k == k;
+        if (!k->plugin || again) continue;
         printf("# %s: plug-in %s (%s)", k->name, qk_plugin_label(k->plugin, label, sizeof label),
                k->plugin->path);
         if (k->op == QK_OP_MOE && k->device == QK_DEV_GPU)
@@ -1901,7 +2073,7 @@ static size_t print_plugin_notes(void) {
         else if (k->op == QK_OP_MOE) {
             int busy = 0;
             for (size_t r = 0; r < g.n_rows; r++)
-                if (g.rows[r].v == &g.vars[i] && g.rows[r].busy_threads > busy)
+                if (g.rows[r].v && g.rows[r].v->k == k && g.rows[r].busy_threads > busy)
                     busy = g.rows[r].busy_threads;
             printf("; the whole unit by the plug-in's threads (the pool parked; %d of %d busy "
                    "in calibration; a sample is dropped by their CPU time against %d x wall)%s",
@@ -1918,6 +2090,14 @@ static size_t print_plugin_notes(void) {
         printf("%-*s FAILED: %s\n", name_width, k->name, verdict);
     }
     return n_bad;
+}
+
+/* The batch of a row: its variant's, or for a peak row that of the first row it serves. */
+static const batch *row_batch(const bench_row *row) {
+    if (row->v) return row->v->b;
+    for (size_t i = 0; i < g.n_rows; i++)
+        if (g.rows[i].peak == row && g.rows[i].v) return g.rows[i].v->b;
+    return NULL;
 }
 
 /* Step 12, the report: hot rows, then cold rows, each after its peak reference; then what was
@@ -1944,8 +2124,16 @@ static size_t print_report(void) {
         printf("%-*s %10s %6s %10s %9s %8s %8s %6s %9s %9s %9s %9s %9s\n", name_width, "variant",
                "median_us", "+-%", "min_us", "n/drop", "GB/s", "GOP/s", "%peak", "rel_l2",
                "max_rel", "1-cos", "exact_l2", "kernel_us");
-        for (size_t i = 0; i < g.n_rows; i++)
-            if (g.rows[i].temp == temp) print_row(&g.rows[i]);
+        const batch *shown = NULL;
+        for (size_t i = 0; i < g.n_rows; i++) {
+            if (g.rows[i].temp != temp) continue;
+            const batch *b = row_batch(&g.rows[i]);
+            if (b && b != shown && (g.n_batches > 1 || b->n_tokens > 1) && g.rows[i].selected)
+                printf("# %zu token%s: %zu experts touched, at most %zu tokens on one expert\n",
+                       b->n_tokens, b->n_tokens == 1 ? "" : "s", b->n_touched, b->max_share);
+            if (b) shown = b;
+            print_row(&g.rows[i]);
+        }
     }
     if (g.any_gpu)
         printf("\n# GPU: a device-to-device copy of 1 GiB moves %.1f GB/s (read + write); the GPU "
@@ -1974,8 +2162,8 @@ static size_t print_report(void) {
             (exact && (!isfinite(e->rel_l2) || !isfinite(e->max_rel))))
             printf("# %s: the deviation is not finite (%zu of %zu outputs are not finite; the "
                    "oracle is %s): not a measurement of accuracy%s\n",
-                   v->k->name, d->nonfinite, g.n_out,
-                   all_finite(g.y_ref, g.n_out) ? "finite" : "not finite either",
+                   v->k->name, d->nonfinite, v->b->n_out,
+                   all_finite(g.y_ref, v->b->n_out) ? "finite" : "not finite either",
                    o->json ? "; the JSON writes null for it" : "");
     }
     if (g.q8k_quant)
@@ -2020,6 +2208,7 @@ static void release_all(void) {
         if (g.vars[i].moe) g.vars[i].k->ext->destroy(g.vars[i].moe);
         qk_plugin_running(NULL);
         qk_weights_release(&g.vars[i].w);
+        qk_moe_batch_free(&g.vars[i].route);
         qk_gpu_case_destroy(g.vars[i].gpu);
         free(g.vars[i].xq), free(g.vars[i].y);
     }
@@ -2029,7 +2218,7 @@ static void release_all(void) {
     if (g.o.model) qk_model_close(&g.model);
     qk_hw_close(g.hw);
     qk_plugin_unload_all();
-    free(g.rows), free(g.peak_buf), free(g.w), free(g.x), free(g.x64), free(g.y_ref);
+    free(g.rows), free(g.peak_buf), free(g.w), free(g.x), free(g.x64), free(g.y_ref), free(g.vars);
 }
 
 int main(int argc, char **argv) {
@@ -2040,6 +2229,7 @@ int main(int argc, char **argv) {
     prepare_outputs();
     start_threads();
     make_weights_and_oracle();
+    make_batches();
     prepare_variants();
     register_rows();
     describe_run();

@@ -78,19 +78,11 @@ static void parse_shape(qk_options *o, const char *s) {
     o->rows = r, o->cols = c;
 }
 
-/* "0-7", "3,9,3", "all" */
-static void parse_experts(qk_options *o, const char *s) {
-    o->n_ids = 0;
-    o->all_experts = 0; /* the last --experts wins, as every option does */
-    if (!strcmp(s, "all")) {
-        o->all_experts = 1;
-        return;
-    }
-    char buf[4096];
-    if (strlen(s) >= sizeof buf) qk_die("--experts: list longer than 4095 characters");
-    strcpy(buf, s);
+/* One token's list: "0-7", "3,9,3"; appended to o->ids. */
+static size_t parse_token_experts(qk_options *o, char *list, const char *whole) {
+    size_t n = 0;
     char *save = NULL;
-    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         char *dash = strchr(t, '-');
         long a, b;
         if (dash && dash != t) {
@@ -101,18 +93,73 @@ static void parse_experts(qk_options *o, const char *s) {
         } else {
             a = b = parse_int("--experts", t, 0, QK_MAX_EXPERTS - 1);
         }
-        for (long e = a; e <= b; e++) {
-            if (o->n_ids >= QK_MAX_IDS) qk_die("--experts: more than %d ids", QK_MAX_IDS);
-            o->ids[o->n_ids++] = (int32_t)e;
+        for (long e = a; e <= b; e++, n++) {
+            if (o->n_ids * o->n_id_tokens + n >= QK_MAX_IDS)
+                qk_die("--experts: more than %d ids", QK_MAX_IDS);
+            o->ids[o->n_ids * o->n_id_tokens + n] = (int32_t)e;
         }
     }
-    if (!o->n_ids) qk_die("--experts: '%s' names no expert (expected e.g. 0-7, 3,9 or all)", s);
+    if (!n)
+        qk_die("--experts: '%s' has a token that names no expert (expected e.g. 0-7, 3,9, "
+               "0-7/8-15 or all)",
+               whole);
+    return n;
+}
+
+/* "0-7", "3,9,3", "all"; one list per token separated by '/': "0-7/3,9,11,..." */
+static void parse_experts(qk_options *o, const char *s) {
+    o->n_ids = 0, o->n_id_tokens = 0;
+    o->all_experts = 0; /* the last --experts wins, as every option does */
+    if (!strcmp(s, "all")) {
+        o->all_experts = 1;
+        return;
+    }
+    char buf[16384];
+    if (strlen(s) >= sizeof buf) qk_die("--experts: list longer than %zu characters", sizeof buf);
+    strcpy(buf, s);
+    for (char *p = buf, *next; p; p = next) {
+        next = strchr(p, '/');
+        if (next) *next++ = 0;
+        if (o->n_id_tokens == QK_MAX_TOKENS)
+            qk_die("--experts: more than %d token lists", QK_MAX_TOKENS);
+        size_t n = parse_token_experts(o, p, s);
+        if (o->n_id_tokens && n != o->n_ids)
+            qk_die("--experts: token %zu lists %zu expert%s, token 0 lists %zu: every token has "
+                   "the same number (k)",
+                   o->n_id_tokens, n, n == 1 ? "" : "s", o->n_ids);
+        o->n_ids = n;
+        o->n_id_tokens++;
+    }
+}
+
+/* "1", "8", "1,2,4,8": batch sizes of 1..64 tokens, no repeats; kept ascending. */
+static void parse_tokens(qk_options *o, const char *s) {
+    char buf[256];
+    if (!*s || strlen(s) >= sizeof buf) qk_die("--tokens: '%s' is not a list like 1,2,4,8", s);
+    strcpy(buf, s);
+    if (buf[0] == ',' || buf[strlen(buf) - 1] == ',' || strstr(buf, ",,"))
+        qk_die("--tokens: '%s' has an empty item (a list like 1,2,4,8)", s);
+    o->n_token_counts = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        size_t n = (size_t)parse_int("--tokens", t, 1, QK_MAX_TOKENS);
+        if (o->n_token_counts == QK_MAX_TOKEN_COUNTS)
+            qk_die("--tokens: more than %d batch sizes", QK_MAX_TOKEN_COUNTS);
+        size_t at = o->n_token_counts++;
+        while (at && o->tokens[at - 1] > n) /* insertion keeps them ascending */
+            o->tokens[at] = o->tokens[at - 1], at--;
+        if (at && o->tokens[at - 1] == n) qk_die("--tokens: %zu is listed twice", n);
+        o->tokens[at] = n;
+    }
+    if (!o->n_token_counts) qk_die("--tokens: '%s' is not a list like 1,2,4,8", s);
+    o->max_tokens = o->tokens[o->n_token_counts - 1];
 }
 
 void qk_print_usage(void) {
     printf(
         "usage: bench [--list] [--kernel NAME[,NAME...]] [--shape gate|up|down|RxC]\n"
-        "             [--top K | --experts 0-7|3,9|all] [--act PROFILE | --activations F.npy]\n"
+        "             [--tokens N[,N...]] [--top K [--routing uniform|skewed] |\n"
+        "              --experts 0-7|3,9|0-7/8-15|all] [--act PROFILE | --activations F.npy]\n"
         "             [--seed N] [--threads N] [--hot] [--cold] [--decode] [--min-samples N]\n"
         "             [--min-time S] [--max-time S] [--target-ci PCT]\n"
         "             [--json FILE] [--dump-output DIR] [--plugin LIB.so]... "
@@ -121,8 +168,9 @@ void qk_print_usage(void) {
         "       bench --model FILE.gguf (--layer L --proj gate|up|down | --tensor NAME) [...]\n"
         "       bench --model FILE.gguf --inspect\n"
         "\n"
-        "Times one token's expert work as llama.cpp's MUL_MAT_ID does it (quantize the\n"
-        "activations once for Q8 variants, then the selected experts' matvecs) for each\n"
+        "Times the expert work of a batch of tokens as llama.cpp's MUL_MAT_ID does it\n"
+        "(quantize each token's activations for Q8 variants, then each selected expert's\n"
+        "rows times every token routed to it, its weights read once) for each\n"
         "variant, hot (caches warm, back to back), cold (working set flushed from every\n"
         "cache before each sample) and decode (GPU), beside a read of the same number of\n"
         "bytes sampled alternately with it (%%peak; GPU rows: a read-only stream on the\n"
@@ -139,10 +187,17 @@ void qk_print_usage(void) {
         "  --layer L --proj P   with --model: blk.L.ffn_P_exps.weight (one matrix per expert)\n"
         "  --tensor NAME      with --model: any 2-D or 3-D Q4_K tensor\n"
         "  --inspect          with --model: architecture, experts, each layer's FFN types\n"
-        "  --top K            K distinct experts of 128 drawn from the seed (default 1)\n"
-        "  --experts LIST     explicit expert ids: 0-7, 3,9,3 (repeats allowed) or all\n"
+        "  --tokens N[,N...]  tokens decoded at once, 1..64 (default 1); a list runs one\n"
+        "                     section per N, each on the first N tokens of the largest\n"
+        "  --top K            K distinct experts of 128 per token, drawn from the seed\n"
+        "                     (default 1)\n"
+        "  --routing R        how --top draws: uniform (default) or skewed (expert of\n"
+        "                     popularity rank r in proportion to 1/(r+1), a seeded ranking)\n"
+        "  --experts LIST     explicit expert ids: 0-7, 3,9,3 (repeats allowed), one list per\n"
+        "                     token separated by '/' (0-7/3,9,11,...), or all (every token)\n"
         "  --act PROFILE      %s (default normal)\n"
-        "  --activations F    a float32/float64 .npy vector of cols values instead of --act\n"
+        "  --activations F    a float32/float64 .npy of cols values, or of shape (N, cols) for\n"
+        "                     N tokens (the largest N of --tokens), instead of --act\n"
         "  --seed N           seeds weights, activations and the expert draw (default 1)\n"
         "  --threads N        worker threads, pinned to distinct cores (default: every CPU\n"
         "                     this process may run on, as taskset or cgroups allow)\n"
@@ -158,22 +213,81 @@ void qk_print_usage(void) {
         "  --json FILE        Google Benchmark JSON (compare.py reads it) with the deviation\n"
         "                     counters and the machine fingerprint in its context\n"
         "  --dump-output DIR  each variant's output as DIR/<variant>.npy (f32) and the oracles'\n"
-        "                     as f64, the activations as activations.npy\n"
+        "                     as f64, the activations as activations.npy; for N > 1 tokens,\n"
+        "                     <variant>.t<N>.npy of shape (N, k, rows) and routing.t<N>.npy\n"
         "  --plugin LIB.so    load a plug-in's variants (kernels/qkbench_plugin.h; repeatable):\n"
         "                     selected, timed, checked and written like the built-in ones\n"
         "  --no-default-plugins  do not load the plug-ins this bench was built to load\n",
         qk_act_names());
 }
 
+/* Token t's K distinct experts: uniform, each expert alike; skewed, expert of popularity rank r
+ * drawn in proportion to 1/(r+1) (a Zipf law, as routers without perfect balancing show), the
+ * ranking a permutation of the experts drawn from the seed. Both from one stream of the seed, in
+ * token order (token 0's uniform draw is the single-token draw of earlier versions). */
+static void draw_experts(qk_options *o, size_t n_experts) {
+    qk_rng r;
+    qk_rng_seed(&r, o->seed ^ 0x5eed);
+    static unsigned char used[QK_MAX_EXPERTS];
+    static int32_t rank_to_expert[QK_MAX_EXPERTS];
+    static double weight[QK_MAX_EXPERTS];
+    if (o->skewed) {
+        qk_rng ranking;
+        qk_rng_seed(&ranking, o->seed ^ 0x5ce3d);
+        for (size_t e = 0; e < n_experts; e++)
+            rank_to_expert[e] = (int32_t)e;
+        for (size_t e = n_experts; e > 1; e--) { /* Fisher-Yates */
+            size_t j = (size_t)qk_rng_below(&ranking, e);
+            int32_t tmp = rank_to_expert[e - 1];
+            rank_to_expert[e - 1] = rank_to_expert[j], rank_to_expert[j] = tmp;
+        }
+    }
+    for (size_t t = 0; t < o->max_tokens; t++) {
+        int32_t *ids = o->ids + t * (size_t)o->top;
+        memset(used, 0, n_experts);
+        if (!o->skewed) {
+            for (size_t n = 0; n < (size_t)o->top;) {
+                size_t e = (size_t)qk_rng_below(&r, n_experts);
+                if (!used[e]) used[e] = 1, ids[n++] = (int32_t)e;
+            }
+            continue;
+        }
+        double left = 0; /* the popularity of the ranks not drawn yet */
+        for (size_t k = 0; k < n_experts; k++)
+            left += weight[k] = 1.0 / (double)(k + 1);
+        for (size_t n = 0; n < (size_t)o->top; n++) {
+            double u = qk_rng_uniform(&r) * left;
+            size_t k = 0;
+            while (k + 1 < n_experts && (used[k] || u >= weight[k]))
+                u -= used[k] ? 0 : weight[k], k++;
+            while (used[k]) /* rounding at the end of the range: the last rank not drawn */
+                k--;
+            used[k] = 1, left -= weight[k];
+            ids[n] = rank_to_expert[k];
+        }
+    }
+}
+
 void qk_choose_experts(qk_options *o, size_t n_experts, const char *what) {
     if (o->all_experts) {
-        o->n_ids = 0;
-        for (size_t e = 0; e < n_experts; e++)
-            o->ids[o->n_ids++] = (int32_t)e;
+        if (o->max_tokens * n_experts > QK_MAX_IDS)
+            qk_die("--experts all: %zu tokens x %zu experts of %s is more than %d ids",
+                   o->max_tokens, n_experts, what, QK_MAX_IDS);
+        o->n_ids = n_experts, o->n_id_tokens = o->max_tokens;
+        for (size_t t = 0; t < o->max_tokens; t++)
+            for (size_t e = 0; e < n_experts; e++)
+                o->ids[t * n_experts + e] = (int32_t)e;
         return;
     }
     if (o->explicit_ids) {
-        for (size_t i = 0; i < o->n_ids; i++)
+        if (o->n_id_tokens != o->max_tokens)
+            qk_die("--experts: %zu token list%s ('/'-separated), but %s%zu token%s: one list per "
+                   "token",
+                   o->n_id_tokens, o->n_id_tokens == 1 ? "" : "s",
+                   o->n_token_counts > 1 ? "the largest batch of --tokens has "
+                                         : "--tokens asks for ",
+                   o->max_tokens, o->max_tokens == 1 ? "" : "s");
+        for (size_t i = 0; i < o->n_ids * o->n_id_tokens; i++)
             if ((size_t)o->ids[i] >= n_experts)
                 qk_die("--experts: expert %d, but %s has %zu expert%s (0-%zu)", o->ids[i], what,
                        n_experts, n_experts == 1 ? "" : "s", n_experts - 1);
@@ -181,16 +295,10 @@ void qk_choose_experts(qk_options *o, size_t n_experts, const char *what) {
     }
     if ((size_t)o->top > n_experts)
         qk_die("--top %d: %s has %zu expert%s", o->top, what, n_experts, n_experts == 1 ? "" : "s");
-    /* distinct ids drawn from the seed, as a router picks them */
-    qk_rng r;
-    qk_rng_seed(&r, o->seed ^ 0x5eed);
-    static unsigned char used[QK_MAX_EXPERTS];
-    memset(used, 0, sizeof used);
-    o->n_ids = 0;
-    while (o->n_ids < (size_t)o->top) {
-        size_t e = (size_t)qk_rng_below(&r, n_experts);
-        if (!used[e]) used[e] = 1, o->ids[o->n_ids++] = (int32_t)e;
-    }
+    if (o->max_tokens * (size_t)o->top > QK_MAX_IDS)
+        qk_die("--top %d with %zu tokens: more than %d ids", o->top, o->max_tokens, QK_MAX_IDS);
+    draw_experts(o, n_experts);
+    o->n_ids = (size_t)o->top, o->n_id_tokens = o->max_tokens;
 }
 
 /* "--NAME" or "--NAME=VALUE" (a Google Benchmark flag called NAME): 1, with the value or "". */
@@ -303,7 +411,10 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
                       .min_time = 0.5,
                       .max_time = 5,
                       .target_ci = 1,
-                      .layer = -1};
+                      .layer = -1,
+                      .tokens = {1},
+                      .n_token_counts = 1,
+                      .max_tokens = 1};
     parse_shape(o, "gate");
     o->gb_argv[o->gb_argc++] = argv[0];
     int hot = 0, cold = 0, decode = 0, top_given = 0, act_given = 0, shape_given = 0,
@@ -352,7 +463,8 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
             "--kernel",   "--shape",    "--top",         "--experts",     "--act",
             "--seed",     "--threads",  "--json",        "--dump-output", "--activations",
             "--min-time", "--max-time", "--min-samples", "--target-ci",   "--model",
-            "--tensor",   "--layer",    "--proj",        "--plugin"};
+            "--tensor",   "--layer",    "--proj",        "--plugin",      "--tokens",
+            "--routing"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             known |= !strcmp(a, with_value[k]);
@@ -389,6 +501,13 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
         } else if (!strcmp(a, "--experts")) {
             parse_experts(o, v);
             o->explicit_ids = 1;
+        } else if (!strcmp(a, "--tokens")) {
+            parse_tokens(o, v);
+        } else if (!strcmp(a, "--routing")) {
+            if (strcmp(v, "uniform") && strcmp(v, "skewed"))
+                qk_die("--routing: '%s' is not uniform or skewed", v);
+            o->skewed = !strcmp(v, "skewed");
+            o->routing_given = 1;
         } else if (!strcmp(a, "--act")) {
             o->act = qk_act_from_name(v);
             if (o->act < 0) qk_die("--act: '%s' is not one of %s", v, qk_act_names());
@@ -426,6 +545,8 @@ void qk_parse_options(qk_options *o, int argc, char **argv) {
         }
     }
     if (top_given && o->explicit_ids) qk_die("--top and --experts both given: choose one");
+    if (o->routing_given && (o->explicit_ids || o->all_experts))
+        qk_die("--routing draws the experts from the seed; --experts names them: choose one");
     if (o->max_time < o->min_time) {
         if (max_time_given)
             qk_die("--max-time %g is below --min-time %g%s", o->max_time, o->min_time,

@@ -9,7 +9,9 @@
 enum {
     QK_N_EXPERTS = 128,
     QK_MAX_EXPERTS = 4096,
-    QK_MAX_IDS = 4096,
+    QK_MAX_IDS = 8192, /* expert ids of the whole batch: 64 tokens x 128 experts */
+    QK_MAX_TOKENS = 64,
+    QK_MAX_TOKEN_COUNTS = 16, /* --tokens 1,2,4,...: sections */
     QK_MAX_GB_ARGS = 64,
     QK_MAX_THREADS = 256 /* bench's per-thread tables */
 };
@@ -20,8 +22,13 @@ typedef struct {
     size_t rows, cols;       /* per expert */
     int top;                 /* experts drawn from the seed when ids are not explicit */
     int explicit_ids;        /* --experts given */
-    int32_t ids[QK_MAX_IDS]; /* expert ids in call order (may repeat) */
-    size_t n_ids;
+    int32_t ids[QK_MAX_IDS]; /* expert ids, token-major: token t's are ids[t*n_ids ..) */
+    size_t n_ids;            /* experts per token (k) */
+    size_t n_id_tokens;      /* tokens the ids cover (--experts: its '/'-separated lists) */
+    size_t tokens[QK_MAX_TOKEN_COUNTS]; /* --tokens: the batch sizes, ascending (default 1) */
+    size_t n_token_counts, max_tokens;
+    int skewed; /* --routing skewed: a Zipf popularity law over the experts (else uniform) */
+    int routing_given;
     int all_experts;         /* --experts all */
     const char *model;       /* --model FILE.gguf, or NULL for the synthetic default */
     const char *tensor;      /* --tensor NAME, or NULL */
@@ -52,9 +59,11 @@ typedef struct {
 
 /* Fills o from argv; any bad input exits 2 with one line on stderr. */
 void qk_parse_options(qk_options *o, int argc, char **argv);
-/* Resolves the expert ids once the number of experts is known (128 for the synthetic default,
- * the tensor's for a model): checks explicit ids, expands "all", or draws --top K distinct ids
- * from the seed. `what` names the weights in error messages. */
+/* Resolves the expert ids of max_tokens tokens once the number of experts is known (128 for
+ * the synthetic default, the tensor's for a model): checks explicit ids (one list per token),
+ * expands "all" (every token, every expert), or draws --top K distinct ids per token from the
+ * seed (uniform, or skewed). Token 0's draw is the same whatever the number of tokens. `what`
+ * names the weights in error messages. */
 void qk_choose_experts(qk_options *o, size_t n_experts, const char *what);
 void qk_print_usage(void);
 /* One line on stderr ("bench: ..."), exit code 2. */

@@ -151,7 +151,7 @@ static void run_group_range(void *arg, size_t g, size_t r0, size_t r1) {
     const qk_moe_batch *b = j->b;
     const void *we = (const char *)j->w->data + (size_t)b->group_expert[g] * j->w->expert_bytes;
     size_t s0 = b->group_start[g], n = b->group_start[g + 1] - s0;
-    if (j->k->matmul) {
+    if (j->k->matmul && n > 1) { /* one column: the matvec itself, as for a single token */
         j->k->matmul(we, j->w->rows, j->w->cols, r0, r1, b->xs + s0, b->ys + s0, n);
         return;
     }
