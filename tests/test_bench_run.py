@@ -236,9 +236,9 @@ peaks = [b for b in entries if b["name"].startswith("peak_read/")]
 check(len(peaks) >= 4, "peak read rows, hot and cold")
 check(len(entries) == 2 * len(variants) + len(peaks), f"no other entries: {len(entries)}")
 
-# the byte count of every variant equals its layout's size: cold rows count the bytes a cold unit
-# reads from memory, a repeated expert once (3,9,3: two experts), hot rows every call's (issue
-# 12, item 11). Weights: plain Q4_K, 144 bytes per row and super-block, except the packed
+# the byte count of every variant equals its layout's size: the bytes a unit reads and writes,
+# a repeated expert once (3,9,3: two experts; the unit groups a token's slots by expert and reads
+# each expert's weights once for all of them, as MUL_MAT_ID does), hot and cold alike. Weights: plain Q4_K, 144 bytes per row and super-block, except the packed
 # layout of q4k_q8k_vnni_r8 (cpu/q4k_q8k_vnni_r8.c, qk_q4k_r8_packed_size: a 1184-byte r8_block
 # per 8 rows and super-block, 148 bytes a row; ROWS is a multiple of 8). Activations in the
 # variant's format, outputs f32.
@@ -246,7 +246,7 @@ WEIGHT_BYTES = {"q4k_q8k_vnni_r8": 148}
 ACT_BYTES = {"f32": 4 * COLS, "q8_K": COLS // 256 * 292, "q8_1": COLS // 32 * 36}
 for v in variants:
     expert_bytes = ROWS * (COLS // 256) * WEIGHT_BYTES.get(v, 144)
-    for temp, n_experts in (("hot", 3), ("cold", 2)):
+    for temp, n_experts in (("hot", 2), ("cold", 2)):
         b = next((b for b in entries if b["name"] == f"{v}/{ROWS}x{COLS}/k3/{temp}{SUFFIX}"), None)
         if b is None or act_format.get(v) not in ACT_BYTES:
             check(False, f"{v} {temp}: no entry, or an unknown activation format")
