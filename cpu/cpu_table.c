@@ -28,8 +28,7 @@ const qk_kernel qk_cpu_kernels[] = {
            "sub-block, one FMA per 16 weights, 4 rows per pass"),
     MATVEC(q4k_q8k_ref, QK_FMT_Q8_K, 0, 1, NULL, NULL, qk_q4k_q8k_ref_matmul,
            "scalar integer reference: S = sum sc*isum, M = sum m*bsum per super-block"),
-    MATVEC(q4k_q8k_maddubs, QK_FMT_Q8_K, QK_ISA_AVX2, 1, NULL, NULL,
-           NULL /* matmul: matvec per column */,
+    MATVEC(q4k_q8k_maddubs, QK_FMT_Q8_K, QK_ISA_AVX2, 1, NULL, NULL, qk_q4k_q8k_maddubs_matmul,
            "AVX2 on plain Q4_K rows: vpmaddubsw nibble x int8, vpmaddwd by a vpshufb'd scale "
            "vector, 4 rows per pass, scales decoded in SIMD"),
     MATVEC(q4k_q8k_vnni, QK_FMT_Q8_K, QK_ISA_AVX512_VNNI, 1, NULL, NULL,
