@@ -31,8 +31,7 @@ const qk_kernel qk_cpu_kernels[] = {
     MATVEC(q4k_q8k_maddubs, QK_FMT_Q8_K, QK_ISA_AVX2, 1, NULL, NULL, qk_q4k_q8k_maddubs_matmul,
            "AVX2 on plain Q4_K rows: vpmaddubsw nibble x int8, vpmaddwd by a vpshufb'd scale "
            "vector, 4 rows per pass, scales decoded in SIMD"),
-    MATVEC(q4k_q8k_vnni, QK_FMT_Q8_K, QK_ISA_AVX512_VNNI, 1, NULL, NULL,
-           NULL /* matmul: matvec per column */,
+    MATVEC(q4k_q8k_vnni, QK_FMT_Q8_K, QK_ISA_AVX512_VNNI, 1, NULL, NULL, qk_q4k_q8k_vnni_matmul,
            "AVX-512 VNNI on plain Q4_K rows: vpdpbusd, vpackssdw, one vpdpwssd per 4 "
            "sub-blocks, 4 rows per pass, scales decoded in SIMD"),
     MATVEC(q4k_q8k_vnni_r8, QK_FMT_Q8_K, QK_ISA_AVX512_VNNI, 8, qk_q4k_r8_packed_size,
