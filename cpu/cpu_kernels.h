@@ -22,6 +22,7 @@ void qk_q4k_q8k_vnni_r8(QK_MATVEC_ARGS);
 void qk_q4k_q8k_ref_matmul(QK_MATMUL_ARGS);
 void qk_q4k_q8k_maddubs_matmul(QK_MATMUL_ARGS);
 void qk_q4k_q8k_vnni_matmul(QK_MATMUL_ARGS);
+void qk_q4k_q8k_vnni_r8_matmul(QK_MATMUL_ARGS);
 size_t qk_q4k_r8_packed_size(size_t rows, size_t cols);
 void qk_q4k_r8_pack(const void *w, size_t rows, size_t cols, void *out);
 

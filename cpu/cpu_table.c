@@ -35,7 +35,7 @@ const qk_kernel qk_cpu_kernels[] = {
            "AVX-512 VNNI on plain Q4_K rows: vpdpbusd, vpackssdw, one vpdpwssd per 4 "
            "sub-blocks, 4 rows per pass, scales decoded in SIMD"),
     MATVEC(q4k_q8k_vnni_r8, QK_FMT_Q8_K, QK_ISA_AVX512_VNNI, 8, qk_q4k_r8_packed_size,
-           qk_q4k_r8_pack, NULL /* matmul: matvec per column */,
+           qk_q4k_r8_pack, qk_q4k_q8k_vnni_r8_matmul,
            "AVX-512 VNNI on 8 rows interleaved (own layout, packed once): one scale vector per "
            "sub-block for 8 rows"),
     QUANT(quant_q8k_ref, QK_FMT_Q8_K, 0, "scalar reference Q8_K quantizer"),
