@@ -24,18 +24,16 @@ const qk_kernel qk_cpu_kernels[] = {
     MATVEC(q4k_f32_avx512, QK_FMT_F32, QK_ISA_AVX512, 1, NULL, NULL, qk_q4k_f32_avx512_matmul,
            "AVX-512: nibble to weight by vpermps from a 16-entry table d*sc*q - dmin*m per "
            "sub-block, one FMA per 16 weights, 4 rows per pass"),
-    MATVEC(q4k_q8k_ref, QK_FMT_Q8_K, 0, 1, NULL, NULL, NULL /* matmul: matvec per column */,
+    MATVEC(q4k_q8k_ref, QK_FMT_Q8_K, 0, 1, NULL, NULL, qk_q4k_q8k_ref_matmul,
            "scalar integer reference: S = sum sc*isum, M = sum m*bsum per super-block"),
-    MATVEC(q4k_q8k_maddubs, QK_FMT_Q8_K, QK_ISA_AVX2, 1, NULL, NULL,
-           NULL /* matmul: matvec per column */,
+    MATVEC(q4k_q8k_maddubs, QK_FMT_Q8_K, QK_ISA_AVX2, 1, NULL, NULL, qk_q4k_q8k_maddubs_matmul,
            "AVX2 on plain Q4_K rows: vpmaddubsw nibble x int8, vpmaddwd by a vpshufb'd scale "
            "vector, 4 rows per pass, scales decoded in SIMD"),
-    MATVEC(q4k_q8k_vnni, QK_FMT_Q8_K, QK_ISA_AVX512_VNNI, 1, NULL, NULL,
-           NULL /* matmul: matvec per column */,
+    MATVEC(q4k_q8k_vnni, QK_FMT_Q8_K, QK_ISA_AVX512_VNNI, 1, NULL, NULL, qk_q4k_q8k_vnni_matmul,
            "AVX-512 VNNI on plain Q4_K rows: vpdpbusd, vpackssdw, one vpdpwssd per 4 "
            "sub-blocks, 4 rows per pass, scales decoded in SIMD"),
     MATVEC(q4k_q8k_vnni_r8, QK_FMT_Q8_K, QK_ISA_AVX512_VNNI, 8, qk_q4k_r8_packed_size,
-           qk_q4k_r8_pack, NULL /* matmul: matvec per column */,
+           qk_q4k_r8_pack, qk_q4k_q8k_vnni_r8_matmul,
            "AVX-512 VNNI on 8 rows interleaved (own layout, packed once): one scale vector per "
            "sub-block for 8 rows"),
     QUANT(quant_q8k_ref, QK_FMT_Q8_K, 0, "scalar reference Q8_K quantizer"),

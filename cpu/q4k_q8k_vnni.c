@@ -107,3 +107,129 @@ void qk_q4k_q8k_vnni(const void *w, size_t rows, size_t cols, size_t r0, size_t 
                         ((m[4 * i] + m[4 * i + 1]) + (m[4 * i + 2] + m[4 * i + 3]));
     }
 }
+
+enum { MAX_COLS = 4 };
+
+/* The matvec above for nc columns at once: per group of 4 rows and super-block, the scales
+ * decoded and d, dmin converted once; per row, the quant loads split into nibbles and the word
+ * scales shuffled once for all nc columns, whose activation pairs are built once per
+ * super-block (on the stack, read as memory operands). Each column's integer lanes equal the
+ * matvec's (same instructions, exact sums) and its f32 operations are the matvec's in the same
+ * order. nc is a constant in each caller (the loops over columns unroll). */
+static inline __attribute__((always_inline)) void matmul_cols(const void *w, size_t cols, size_t r0,
+                                                              size_t r1,
+                                                              const qk_block_q8k *const xq[],
+                                                              float *const *ys, const int nc) {
+    const size_t nb = cols / QK_K;
+    const __m512i nib = _mm512_set1_epi8(0x0F), z = _mm512_setzero_si512();
+    const __m128i w01 = _mm_setr_epi8(0, -1, 0, -1, 0, -1, 0, -1, 1, -1, 1, -1, 1, -1, 1, -1);
+    const __m512i sc01 =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(w01)),
+                           _mm256_broadcastsi128_si256(_mm_add_epi16(w01, _mm_set1_epi16(2))), 1);
+    const __m512i sc45 = _mm512_add_epi8(sc01, _mm512_set1_epi16(4));
+    const __m512i mins_w = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(8, -1, 9, -1, 10, -1, 11, -1, 12, -1, 13, -1, 14, -1, 15, -1));
+    const __m512i d_pick = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i dmin_lanes = _mm512_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7, 7, 7);
+    for (size_t rg = r0; rg < r1; rg += ROWS) {
+        const qk_block_q4k *row[ROWS];
+        for (size_t i = 0; i < ROWS; i++)
+            row[i] = qk_q4k_row(w, cols, rg + i < r1 ? rg + i : r1 - 1);
+        __m512 acc[ROWS][MAX_COLS], macc[MAX_COLS];
+#pragma GCC unroll 4
+        for (int c = 0; c < nc; c++) {
+#pragma GCC unroll 4
+            for (int i = 0; i < ROWS; i++)
+                acc[i][c] = _mm512_setzero_ps();
+            macc[c] = _mm512_setzero_ps();
+        }
+        for (size_t b = 0; b < nb; b++) {
+            __m512i h = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)&row[0][b]));
+            h = _mm512_inserti32x4(h, _mm_loadu_si128((const __m128i *)&row[1][b]), 1);
+            h = _mm512_inserti32x4(h, _mm_loadu_si128((const __m128i *)&row[2][b]), 2);
+            h = _mm512_inserti32x4(h, _mm_loadu_si128((const __m128i *)&row[3][b]), 3);
+            const __m512i sm = qk_q4k_unpack_scales4(h);
+            const __m256 dh =
+                _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi32(d_pick, h)));
+            const __m512i mins = _mm512_shuffle_epi8(sm, mins_w);
+            __m512 dd[MAX_COLS];
+            __m512i xp[MAX_COLS][4]; /* x_pair of sub-blocks 0, 1, 4, 5 */
+#pragma GCC unroll 4
+            for (int c = 0; c < nc; c++) {
+                const qk_block_q8k *xb = &xq[c][b];
+                xp[c][0] = x_pair(xb->qs, 0), xp[c][1] = x_pair(xb->qs, 1);
+                xp[c][2] = x_pair(xb->qs, 4), xp[c][3] = x_pair(xb->qs, 5);
+                dd[c] = _mm512_castps256_ps512(_mm256_mul_ps(dh, _mm256_set1_ps(xb->d)));
+                const __m128i bs =
+                    _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)xb->bsums),
+                                   _mm_loadu_si128((const __m128i *)(xb->bsums + 8)));
+                const __m512i msum = _mm512_madd_epi16(mins, _mm512_broadcast_i32x4(bs));
+                macc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum),
+                                          _mm512_permutexvar_ps(dmin_lanes, dd[c]), macc[c]);
+            }
+            const char *next = (const char *)row[0] + ROWS * (nb + b) * sizeof(qk_block_q4k);
+            for (size_t k = 0; k < ROWS * sizeof(qk_block_q4k); k += 64)
+                _mm_prefetch(next + k, _MM_HINT_T0);
+            const __m512i lanes[ROWS] = {
+                _mm512_shuffle_i32x4(sm, sm, 0x00), _mm512_shuffle_i32x4(sm, sm, 0x55),
+                _mm512_shuffle_i32x4(sm, sm, 0xAA), _mm512_shuffle_i32x4(sm, sm, 0xFF)};
+#pragma GCC unroll 4
+            for (int r = 0; r < ROWS; r++) {
+                /* row r's lane of decoded scales in all four lanes, as word scales */
+                const __m512i sr = lanes[r];
+                const __m512i s01 = _mm512_shuffle_epi8(sr, sc01);
+                const __m512i s45 = _mm512_shuffle_epi8(sr, sc45);
+                const __m512i v0 = _mm512_loadu_si512(row[r][b].qs);
+                const __m512i v1 = _mm512_loadu_si512(row[r][b].qs + 64);
+                const __m512i l0 = _mm512_and_si512(v0, nib);
+                const __m512i h0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), nib);
+                const __m512i l1 = _mm512_and_si512(v1, nib);
+                const __m512i h1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), nib);
+#pragma GCC unroll 4
+                for (int c = 0; c < nc; c++) {
+                    const __m512i pl0 = _mm512_dpbusd_epi32(z, l0, xp[c][0]);
+                    const __m512i ph0 = _mm512_dpbusd_epi32(z, h0, xp[c][1]);
+                    const __m512i pl1 = _mm512_dpbusd_epi32(z, l1, xp[c][2]);
+                    const __m512i ph1 = _mm512_dpbusd_epi32(z, h1, xp[c][3]);
+                    __m512i sumi = _mm512_dpwssd_epi32(z, _mm512_packs_epi32(pl0, ph0), s01);
+                    sumi = _mm512_dpwssd_epi32(sumi, _mm512_packs_epi32(pl1, ph1), s45);
+                    acc[r][c] = _mm512_fmadd_ps(
+                        _mm512_cvtepi32_ps(sumi),
+                        _mm512_permutexvar_ps(_mm512_set1_epi32(2 * r), dd[c]), acc[r][c]);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int c = 0; c < nc; c++) {
+            float m[16];
+            _mm512_storeu_ps(m, macc[c]);
+            for (size_t i = 0; i < ROWS && rg + i < r1; i++)
+                ys[c][rg + i] = _mm512_reduce_add_ps(acc[i][c]) -
+                                ((m[4 * i] + m[4 * i + 1]) + (m[4 * i + 2] + m[4 * i + 3]));
+        }
+    }
+}
+
+void qk_q4k_q8k_vnni_matmul(const void *w, size_t rows, size_t cols, size_t r0, size_t r1,
+                            const void *const *xs, float *const *ys, size_t n) {
+    for (size_t c0 = 0; c0 < n; c0 += MAX_COLS) {
+        const size_t nc = n - c0 < MAX_COLS ? n - c0 : MAX_COLS;
+        const qk_block_q8k *xq[MAX_COLS];
+        for (size_t c = 0; c < nc; c++)
+            xq[c] = xs[c0 + c];
+        switch (nc) {
+        case 1:
+            qk_q4k_q8k_vnni(w, rows, cols, r0, r1, xs[c0], ys[c0]);
+            break;
+        case 2:
+            matmul_cols(w, cols, r0, r1, xq, ys + c0, 2);
+            break;
+        case 3:
+            matmul_cols(w, cols, r0, r1, xq, ys + c0, 3);
+            break;
+        default:
+            matmul_cols(w, cols, r0, r1, xq, ys + c0, 4);
+            break;
+        }
+    }
+}
