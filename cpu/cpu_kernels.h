@@ -12,19 +12,14 @@
 void qk_q4k_f32_ref(QK_MATVEC_ARGS);
 void qk_q4k_f32_avx2(QK_MATVEC_ARGS);
 void qk_q4k_f32_avx512(QK_MATVEC_ARGS);
-void qk_q4k_f32_ref_matmul(QK_MATMUL_ARGS);
-void qk_q4k_f32_avx2_matmul(QK_MATMUL_ARGS);
-void qk_q4k_f32_avx512_matmul(QK_MATMUL_ARGS);
 void qk_q4k_q8k_ref(QK_MATVEC_ARGS);
 void qk_q4k_q8k_maddubs(QK_MATVEC_ARGS);
 void qk_q4k_q8k_vnni(QK_MATVEC_ARGS);
 void qk_q4k_q8k_vnni_r8(QK_MATVEC_ARGS);
-
-/* Their several-column paths (qk_matmul_fn): each column bit-identical to the matvec above. */
-#define QK_MATMUL_ARGS                                                                             \
-    const void *w, size_t rows, size_t cols, size_t r0, size_t r1, const void *const *xs,          \
-        float *const *ys, size_t n
-
+/* The several-column paths (qk_matmul_fn): each column bit-identical to the variant's matvec. */
+void qk_q4k_f32_ref_matmul(QK_MATMUL_ARGS);
+void qk_q4k_f32_avx2_matmul(QK_MATMUL_ARGS);
+void qk_q4k_f32_avx512_matmul(QK_MATMUL_ARGS);
 void qk_q4k_q8k_ref_matmul(QK_MATMUL_ARGS);
 void qk_q4k_q8k_maddubs_matmul(QK_MATMUL_ARGS);
 void qk_q4k_q8k_vnni_matmul(QK_MATMUL_ARGS);
