@@ -29,7 +29,7 @@ cmake -S . -B build/gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DQK_WERROR=ON -DQK_
 cmake --build build/gpu -j"$(nproc)" >build/gpu-build.txt 2>&1 || { grep -E "error|Error" -A5 build/gpu-build.txt | head -60; exit 1; }
 step "tests (the suites that need no PyPI packages)"
 ctest --test-dir build/gpu --output-on-failure -j4 \
-  -R '^(formats|kernels|quantizers|matvec|npy|synth|gpu|gbench|gguf_errors|cli)$' 2>&1 | tail -25
+  -R '^(formats|kernels|quantizers|matvec|matmul|npy|synth|gpu|gbench|gguf_errors|cli|tokens)$' 2>&1 | tail -25
 build/gpu/tests/test_gpu | tail -3
 if [ -x build/gpu/tests/test_ggml_plugin ]; then # the ggml rows' suite, with ggml_cuda's deviation
   build/gpu/tests/test_ggml_plugin build/gpu/bench/plugins/qkbench_ggml.so 2>&1 |
@@ -56,6 +56,9 @@ if [ -x build/gpu/tests/test_ggml_plugin ]; then
   step "bench: llama.cpp's ggml_cuda beside dp4a_q4k_q8_e2e, top-8 hot"
   build/gpu/bench/bench --kernel 'ggml_cuda,dp4a_q4k_q8_e2e' --top 8 --hot --min-time 0.5 --max-time 5
 fi
+step "bench: the tokens sweep, top-8 gate, uniform routing, hot ($gpu)"
+build/gpu/bench/bench --kernel "gpu_*,dp4a_*$ggml_cuda" --top 8 --tokens 1,2,4,8,16,32,64 --hot \
+  --min-time 0.3 --max-time 2 --json "$out/$gpu-gate-tokens.json"
 step "bench: top-8 down projection (2048x768: 3 super-blocks a row), every GPU variant"
 build/gpu/bench/bench --kernel "gpu_*,dp4a_*$ggml_cuda" --top 8 --shape down --min-time 0.5 --max-time 5 \
   --json "$out/$gpu-down-top8.json"
