@@ -162,6 +162,9 @@ PYTHONPATH="$tmp/missing" $py "$src/plot/contracts.py" "$h100" >/dev/null 2>&1 &
   bad "contracts.py needs no third-party package"
 PYTHONPATH="$tmp/missing" $py "$src/plot/index.py" "$tmp/results" >/dev/null 2>&1 && ok ||
   bad "index.py needs no third-party package"
+$py "$src/tests/fixtures/schema2.py" "$tmp/tkstd.json" --like "$xeon" --only q4k_q8k_ref --tokens 1,4 &&
+  PYTHONPATH="$tmp/missing" $py "$src/plot/tokens.py" "$tmp/tkstd.json" >/dev/null 2>&1 && ok ||
+  bad "tokens.py needs no third-party package"
 # scipy present, numpy (which it needs) missing: the missing one is named
 mkdir -p "$tmp/nonumpy/scipy/stats"
 echo "import numpy" >"$tmp/nonumpy/scipy/__init__.py"
