@@ -57,6 +57,16 @@ errored there) is listed in a
 warning line and does not fail the comparison (a filter or a variant that was not built
 leaves rows out; a check that failed is an error row, above).
 
+Batched tokens (issue 18, `bench --tokens 1,2,4,8`): a row of N > 1 tokens is named
+.../k<k>/t<N>/<temperature> (its time the whole batch's), so it pairs only with the row of the
+same N (a one-token row keeps its name: older files and the CI gate's baseline still pair); a
+file whose counter tokens contradicts a row's name is refused (exit 2). A line says how many
+paired rows each N has. A row of N > 1 whose batch differs between the files (both give the
+routing, uniform or skewed, and they differ; or both describe batch.t<N>, its touched experts
+and its most loaded expert, and the descriptions differ) times other work: it is not compared,
+named in a warning line. --normalize VARIANT divides each row by the reference's row of the same
+temperature and N.
+
 A schema-1 file against a schema-2 file (on one machine, before and after issue 13): rows are
 paired by their names without Google Benchmark's suffixes (/iterations:N/manual_time), the
 repetitions of one side against the clean samples of the other (both times per call; a
@@ -91,8 +101,8 @@ need("scipy.stats")
 from scipy.stats import mannwhitneyu  # noqa: E402
 
 import contracts as contract_check  # noqa: E402
-from qkresults import (OneLineParser, Result, fingerprint, lower_tail, median,  # noqa: E402
-                       order_interval, row_key)
+from qkresults import (OneLineParser, Result, batch_change, fingerprint,  # noqa: E402
+                       lower_tail, median, order_interval, row_key)
 
 NOISY = " [noisy]"
 
@@ -123,7 +133,7 @@ def factor_of(result, row, mode, statistic, sampled):
     if mode in ("none", "median"):  # median: scaled after pairing, see main
         return 1.0
     if mode != "peak":  # a reference variant of the same run, at the same temperature
-        ref = [r for r in result.variants() if r.variant == mode and
+        ref = [r for r in result.variants(row.tokens) if r.variant == mode and
                r.temperature == row.temperature]
         if not ref:
             raise ValueError(f"{result.path}: no {mode} row to normalize {row.name} by")
@@ -236,12 +246,19 @@ def main():
     pairs = []
     seen = set()
     no_peak = []  # rows without an in-run peak in BASE or NEW: compared as they are
+    other_batch = {}  # rows of N > 1 tokens whose batch differs: {name: why}
     for n, nr in new.rows.items():
         name = key(n)
         br = base_rows.get(name)
         if br is None or nr.is_peak or nr.variant == a.normalize or name in seen:
             continue
         seen.add(name)
+        # the name holds N (t<N>) and each file's counter agrees with it (qkresults): rows of
+        # different N never meet here
+        why = batch_change(base.context, new.context, nr.tokens)
+        if why:
+            other_batch[name] = why
+            continue
         try:
             fbr = factor_of(base, br, a.normalize, a.statistic, sampled)
             fnr = factor_of(new, nr, a.normalize, a.statistic, sampled)
@@ -268,10 +285,12 @@ def main():
         (lambda r: r.median)  # the times the table shows, before any normalization
     failures = 0
     noisy_rows = unsure = 0
+    # the names in full (a batch's t<N> included): 58 columns, wider for a longer name
+    w = max([58] + [len(p[0]) for p in pairs])
     if same:
-        print(f"{'benchmark':58} {'base':>10} {'new':>10} {'change':>8} {'p':>7}  verdict")
+        print(f"{'benchmark':{w}} {'base':>10} {'new':>10} {'change':>8} {'p':>7}  verdict")
     else:
-        print(f"{'benchmark':58} {'base':>10} {'new':>10} {'time':>8} {'p':>7}  "
+        print(f"{'benchmark':{w}} {'base':>10} {'new':>10} {'time':>8} {'p':>7}  "
               f"{'%peak':>13} {'efficiency':>10}  time verdict (not gated)")
     for name, br, nr, fbr, fnr, bs, ns in pairs:
         ns = [t / factor for t in ns]
@@ -306,15 +325,17 @@ def main():
             effs = f"{f'{eb:.1f}->{en:.1f}%' if eb and en else '-':>13}"
             effc = f"{(en / eb - 1) * 100:+9.1f}%" if eb and en else f"{'-':>10}"
             word = verdict.lower() if a.normalize == "none" else "-"
-            print(f"{name[:58]:58} {shown(br) * 1e6:9.2f}u {shown(nr) * 1e6:9.2f}u "
+            print(f"{name:{w}} {shown(br) * 1e6:9.2f}u {shown(nr) * 1e6:9.2f}u "
                   f"{change:+7.1f}% {p:7.4f}  {effs} {effc}  {word}{mark}")
             continue
         if slower and same:
             failures += 1
-        print(f"{name[:58]:58} {shown(br) * 1e6:9.2f}u {shown(nr) * 1e6:9.2f}u "
+        print(f"{name:{w}} {shown(br) * 1e6:9.2f}u {shown(nr) * 1e6:9.2f}u "
               f"{change:+7.1f}% {p:7.4f}  {verdict}{mark}")
     if not paired and not new.errors:  # NEW's rows all errored: a correctness failure, below
-        print("compare: no benchmark of NEW has a namesake in BASE", file=sys.stderr)
+        why = f" measuring the same batch ({len(other_batch)} namesakes measure another)" \
+            if other_batch else ""
+        print(f"compare: no benchmark of NEW has a namesake in BASE{why}", file=sys.stderr)
         return 2
     try:
         broken = contract_check.check(a.contracts, [new]) if a.contracts else []
@@ -325,6 +346,17 @@ def main():
     new_names = {key(n) for n in new.rows} | {key(n) for n in new.errors}
     missing = sorted(key(n) for n, r in base.rows.items() if not r.is_peak and
                      key(n) not in new_names and r.variant != a.normalize)
+    by_tokens = {}
+    for _, br, *_ in pairs:
+        by_tokens[br.tokens] = by_tokens.get(br.tokens, 0) + 1
+    if any(t > 1 for t in by_tokens):
+        print("compare: batched tokens: a row of N > 1 tokens (t<N> in its name, its time the "
+              "whole batch's) is paired only with the row of the same N: "
+              + ", ".join(f"N = {t}: {c} rows" for t, c in sorted(by_tokens.items())))
+    if other_batch:
+        print(f"compare: WARNING: {len(other_batch)} rows of batched tokens measure another "
+              "batch in BASE than in NEW, not compared: "
+              + ", ".join(f"{n} ({why})" for n, why in other_batch.items()))
     if no_peak:
         print(f"compare: {len(no_peak)} rows with no in-run peak in BASE or NEW (its samples all "
               "dropped, or a filter left the peak row out), their times compared as they are: "

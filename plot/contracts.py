@@ -4,6 +4,11 @@ variant and activation profile, the largest acceptable deviation from the f64 or
 max_rel, 1-cos) and from the algorithm-exact oracle (exact_rel_l2), no non-finite output, and
 which variants must produce bit-identical outputs (their output_hash counters).
 
+Every row is held to its variant's contract whatever its token count (issue 18: a row of a batch
+of N tokens, named .../k<k>/t<N>/<temperature>, carries the deviation over the batch's outputs;
+its variant is the name's first part as for any row). Bit-identical variants are compared row
+for row of one temperature and one N: a batch's hash is of the batch's outputs.
+
 A rule applies to the variants its "variants" globs name, where its "formats" (if any) list the
 variant's formats. A plug-in's variant (the context's `plugin.<variant>`: its name is its
 author's choice) and a variant no rule names are held to the rules whose "formats" list its
@@ -87,13 +92,16 @@ def check(contracts_path, results):
                         out.append(f"{where}: {row.name}: {counter} {cnt[counter]:.3g} > "
                                    f"{rule[key]:.3g} (profile {res.profile})")
         for group in c.get("bit_identical", []):
-            for temp in ("hot", "cold"):
-                rows = [r for r in res.variants() if r.variant in group and r.temperature == temp
-                        and "output_hash" in r.counters]
-                hashes = {r.variant: r.counters["output_hash"] for r in rows}
-                if len(set(hashes.values())) > 1:
-                    out.append(f"{where}: {', '.join(sorted(hashes))} must be bit-identical, "
-                               f"their outputs differ ({temp})")
+            for tokens in sorted({r.tokens for r in res.variants()}):
+                for temp in ("hot", "cold"):
+                    rows = [r for r in res.variants() if r.variant in group and
+                            r.temperature == temp and r.tokens == tokens and
+                            "output_hash" in r.counters]
+                    hashes = {r.variant: r.counters["output_hash"] for r in rows}
+                    if len(set(hashes.values())) > 1:
+                        at = temp if tokens == 1 else f"{temp}, {tokens} tokens"
+                        out.append(f"{where}: {', '.join(sorted(hashes))} must be "
+                                   f"bit-identical, their outputs differ ({at})")
     return out
 
 

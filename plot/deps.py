@@ -3,7 +3,8 @@ missing (or broken) one ends the tool with one line naming it and how to install
 whichever python3 runs the tool (Debian's packages serve /usr/bin/python3 only; another
 interpreter, a pyenv or a venv without system site-packages, needs pip). Standard library only.
 compare.py needs scipy, plot.py and generations.py --chart matplotlib; pool.py, contracts.py,
-index.py and generations.py's tables need only the standard library (tests/test_compare.sh)."""
+index.py, tokens.py and generations.py's tables need only the standard library
+(tests/test_compare.sh)."""
 import importlib
 import os
 import sys

@@ -28,6 +28,8 @@ speedup whose two ranges overlap is marked `~` (not significant), and between tw
 CPU the rows of code that no instruction set changes (q4k_q8k_ref, q4k_f32_ref) give the
 run-to-run noise: a speedup within it is marked `~` too and the table says by how much they
 differ. A % of own peak above 100 is marked `!` (the peak measure and the row disagree).
+Only one-token rows are tabled (a file of `bench --tokens` also has rows of batches, named
+.../t<N>/...: plot/tokens.py tables those).
 The speedup is the base machine's median time over this machine's for the same variant; each
 device kind has its own base (the first --base of that kind; default: nvidia-h100-80gb-hbm3 and
 intel-xeon-2c when present, else the first machine of the kind), since no GPU variant runs on a
@@ -100,13 +102,15 @@ def collect(results, shape="gate", top=8, act="normal", dropped=None):
             why = f"shape {res.context.get('shape', '?')}, not {shape}"
         elif res.profile != act:
             why = f"activations {res.profile}, not {act}"
-        elif not any(f"k{top}" in row.name.split("/")[1:] for row in res.variants()):
-            why = f"no top-{top} rows"
+        elif not any(f"k{top}" in row.name.split("/")[1:] for row in res.variants(1)):
+            batched = sorted({r.tokens for r in res.variants()} - {1})
+            why = f"no top-{top} rows" + (f" of one token, only batches of "
+                                          f"{', '.join(map(str, batched))}" if batched else "")
         if why:
             if dropped is not None:
                 dropped.append(f"{res.path}: left out ({why})")
             continue
-        for row in res.variants():
+        for row in res.variants(1):
             if f"k{top}" not in row.name.split("/")[1:]:
                 continue
             key = machine_of(res, row)
@@ -118,7 +122,7 @@ def collect(results, shape="gate", top=8, act="normal", dropped=None):
         res.others[key] = sorted((r for r in every[key] if r is not res), key=rank)
     table = {}
     for key, (_, res) in newest.items():
-        for row in res.variants():
+        for row in res.variants(1):
             if f"k{top}" in row.name.split("/")[1:] and machine_of(res, row) == key:
                 table.setdefault(key, {})[(row.variant, row.temperature)] = \
                     Entry(res, row, *key)

@@ -2,12 +2,14 @@
 """Charts from qkbench result files: throughput per variant by machine (with % of each
 machine's own measured peak), error vs speed, a roofline against each machine's measured
 bandwidth, error by activation profile, and the hardware generations (speedup of each machine
-against a base machine per variant, from the newest file of each machine: plot/generations.py).
-PNG and SVG. Reads both result schemas (plot/qkresults.py): for a schema-2 file the time of a
-row is the median of its clean samples, its % of peak the file's pct_peak (row and peak samples
-of one window), and its throughput bar carries an error bar over the 95 % interval of that
-median (ci_low_us..ci_high_us); its decode rows (GPU: warm launches, cold weights) get
-throughput_decode.png/.svg.
+against a base machine per variant, from the newest file of each machine: plot/generations.py),
+and for files of `bench --tokens` (issue 18) the time per token against the batch's token count
+(tokens_<temperature>: median / N over N on a log2 axis, one line per variant and machine; the
+other charts are of one-token rows). PNG and SVG. Reads both result schemas (plot/qkresults.py):
+for a schema-2 file the time of a row is the median of its clean samples, its % of peak the
+file's pct_peak (row and peak samples of one window), and its throughput bar carries an error
+bar over the 95 % interval of that median (ci_low_us..ci_high_us); its decode rows (GPU: warm
+launches, cold weights) get throughput_decode.png/.svg.
 
 Of several files of one machine and configuration (plot/index.py: shape and experts, activation
 profile, QK_DISABLE_ISA, threads) the newest is drawn, the others named on stderr: given
@@ -16,7 +18,9 @@ results/<machine>/history/). A run limited by QK_DISABLE_ISA is a machine of its
 ("intel-xeon-2c avx2"). In error vs speed each point carries the number of its variant (the key
 beside the chart), placed where it overlaps no other label or marker; in the roofline, where
 every variant has about one intensity, the variants are named in two columns beside the stack of
-points, each joined to its point by a line.
+points, each joined to its point by a line. A tokens chart is drawn only where some file has a
+variant measured at two or more token counts; where none has, an earlier tokens_<temperature>
+chart in the output folder is removed (it would show runs no longer current).
 
 usage: plot.py RESULT.json... [-o OUT_DIR] [--base MACHINE]...
        (e.g. plot/plot.py results/*/*.json -o plot/charts)"""
@@ -37,7 +41,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import generations  # noqa: E402
 import index  # noqa: E402
-from qkresults import OneLineParser, Result, isa_level  # noqa: E402
+import tokens as token_sweeps  # noqa: E402
+from qkresults import TEMPERATURES, OneLineParser, Result, machine_label  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
 PROFILE_ORDER = ["normal", "uniform20", "outliers", "swiglu", "lognormal", "zero_blocks"]
@@ -46,13 +51,6 @@ GATE_SHAPE = "768x2048"  # the charts are of the gate projection (--shape gate o
 
 def is_gate(res):
     return str(res.context.get("shape", "")).split(" ")[0] == GATE_SHAPE
-
-
-def machine_label(res):
-    """The machine a file's rows are drawn as: its slug, with the instruction set it ran when
-    QK_DISABLE_ISA limited it (as in plot/generations.py)."""
-    limited = str(res.context.get("isa_disabled", "none")) not in ("none", "")
-    return f"{res.machine} {isa_level(res.context)}" if limited else res.machine
 
 
 def save(fig, out, name):
@@ -64,13 +62,13 @@ def save(fig, out, name):
 
 def best_rows(results, temperature="hot", experts="k8"):
     """(machine, variant) -> (GB/s at the median, % of that run's peak, row, result): the fastest
-    row of each variant per machine among top-8 gate-shape rows of the normal profile (or any
-    profile when a machine has no normal run)."""
+    row of each variant per machine among one-token top-8 gate-shape rows of the normal profile
+    (or any profile when a machine has no normal run)."""
     best = {}
     for res in results:
         if not is_gate(res):
             continue
-        for row in res.variants():
+        for row in res.variants(1):
             parts = row.name.split("/")[1:]  # after the variant: a name never matches
             if row.temperature != temperature or experts not in parts:
                 continue
@@ -374,7 +372,7 @@ def error_by_profile(results, out):
     for res in results:
         if res.profile not in PROFILE_ORDER or not is_gate(res):
             continue
-        for row in res.variants():
+        for row in res.variants(1):
             if row.temperature == "hot" and "rel_l2" in row.counters:
                 data[(machine_label(res), row.variant)][res.profile] = row.counters["rel_l2"]
     keys = sorted(k for k, v in data.items() if len(v) > 1)
@@ -396,6 +394,57 @@ def error_by_profile(results, out):
     ax.legend(title="--act", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", which="both", alpha=0.3)
     save(fig, out, "error_by_profile")
+
+
+def tokens_chart(results, out, temperature):
+    """tokens_<temperature>: the time per token (median / N) against N, one line per variant and
+    machine, whiskers over the median's 95 % interval; removes an earlier chart of that name
+    when no file has a sweep at that temperature. Returns the chart's name, or None."""
+    name = f"tokens_{temperature}"
+    lines = token_sweeps.chart_series(results, temperature, GATE_SHAPE)
+    if not lines:
+        for ext in ("png", "svg"):
+            stale = os.path.join(out, f"{name}.{ext}")
+            if os.path.exists(stale):
+                os.remove(stale)
+                print(f"plot: {stale} removed (no current file has a tokens sweep at "
+                      f"{temperature})")
+        return None
+    keys = sorted(lines, key=lambda k: (k[1], k[0].startswith(("gpu", "dp4a")), k[0]))
+    machines = sorted({m for _, m in keys})
+    variants = generations.variant_order({v for v, _ in keys})
+    cmap = plt.get_cmap("tab10" if len(variants) <= 10 else "tab20")
+    styles = ["-", "--", ":", "-."]
+    fig, ax = plt.subplots(figsize=(10, 6))
+    top_n = 1
+    for variant, machine in keys:
+        res, rows = lines[(variant, machine)]
+        ns = list(rows)
+        per = [rows[n].median / n * 1e6 for n in ns]
+        lo = [max(0.0, p - rows[n].interval()[0] / n * 1e6) for n, p in zip(ns, per)]
+        hi = [max(0.0, rows[n].interval()[1] / n * 1e6 - p) for n, p in zip(ns, per)]
+        i = machines.index(machine)
+        ax.errorbar(ns, per, yerr=[lo, hi], color=cmap(variants.index(variant) % cmap.N),
+                    linestyle=styles[i % len(styles)], marker=MARKERS[i % len(MARKERS)],
+                    markersize=5, linewidth=1.2, capsize=2, elinewidth=0.7,
+                    label=f"{variant} ({machine})")
+        top_n = max(top_n, max(ns))
+    ax.set_xscale("log", base=2)
+    ticks = [2 ** i for i in range(int(math.ceil(math.log2(top_n))) + 1)]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(t) for t in ticks])
+    ax.minorticks_off()  # only the powers of two on x
+    ax.set_yscale("log")
+    ax.set_xlabel("tokens in the batch, N (log2)")
+    ax.set_ylabel("µs per token (the batch's median / N; log)")
+    ax.set_title(f"Batched tokens, Qwen3-30B-A3B gate, top-8 experts per token, {temperature}: "
+                 "time per token\n(MUL_MAT_ID of N tokens, each routed to its own experts; "
+                 "whiskers: the median's 95 % interval; lower is better)", fontsize=10)
+    ax.grid(which="both", alpha=0.3)
+    ax.legend(title="variant (machine)", fontsize=8, title_fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
+    save(fig, out, name)
+    return name
 
 
 def main():
@@ -422,6 +471,8 @@ def main():
     error_vs_speed(results, a.out)
     roofline(results, a.out)
     error_by_profile(results, a.out)
+    for temp in TEMPERATURES:
+        tokens_chart(results, a.out, temp)
     for temp in ("hot", "cold", "decode"):
         name = generations.chart(table, bases, a.out, temp) if table else None
         if name:

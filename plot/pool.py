@@ -24,7 +24,8 @@ Either way run_date is the latest of the pooled runs' (so plot/generations.py, w
 pooled file on a tie of dates, takes it over the runs it pools). A machine's state differs from
 one process to the next (the cores a run lands on, where its buffers fall in the caches): the
 fastest of several runs is steadier than any one of them. Files from different machines or
-settings are refused (exit 2), as is any unusable file (one line)."""
+settings are refused (exit 2), as are runs whose batches of N > 1 tokens differ (issue 18: the
+routing, or the context's batch.t<N>, where both files say) and any unusable file (one line)."""
 import json
 import math
 import os
@@ -32,8 +33,8 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qkresults import (NOISY_DROPPED, UNIT, Result, finite, fingerprint, load,  # noqa: E402
-                       median, order_interval, row_key, schema_of)
+from qkresults import (NOISY_DROPPED, UNIT, Result, batch_change, finite,  # noqa: E402
+                       fingerprint, load, median, order_interval, row_key, schema_of)
 
 SAMPLE_KEYS = ("time_us", "dropped", "peak_us", "peak_dropped", "kernel_us")
 
@@ -117,16 +118,21 @@ def main(argv):
     out, paths = argv[1], argv[2:]
     try:
         docs = [load(p) for p in paths]
-        for p in paths:
-            Result(p)  # every row's times checked
+        results = [Result(p) for p in paths]  # every row's times checked
     except (OSError, ValueError, KeyError, TypeError) as e:
         print(f"pool: {e}", file=sys.stderr)
         return 2
     first = fingerprint(docs[0]["context"])
-    for path, doc in zip(paths[1:], docs[1:]):
+    for path, doc, res in zip(paths[1:], docs[1:], results[1:]):
         if fingerprint(doc["context"]) != first:
             print(f"pool: {path}: another machine or setting than {paths[0]}", file=sys.stderr)
             return 2
+        for n in sorted(set(res.token_counts()) & set(results[0].token_counts())):
+            why = batch_change(docs[0]["context"], doc["context"], n)
+            if why:
+                print(f"pool: {path}: another batch of {n} tokens than {paths[0]} ({why})",
+                      file=sys.stderr)
+                return 2
     schemas = [schema_of(d, p) for d, p in zip(docs, paths)]
     if len(set(schemas)) > 1:
         i = next(i for i, s in enumerate(schemas) if s != schemas[0])

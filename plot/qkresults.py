@@ -22,6 +22,16 @@ Two schemas (the context's `qkbench_schema`; any other value is refused):
   where present, must equal the counts in the arrays. Temperatures: hot, cold, decode (GPU:
   warm launches, cold weights); peak rows: peak_read (CPU) and peak_read_gpu.
 
+Batched tokens (issue 18, `bench --tokens 1,2,4,8`: one section per token count N, MUL_MAT_ID of
+N tokens, each routed to its own top-k experts): a row of N > 1 tokens is named
+`<variant>/<rows>x<cols>/k<k>/t<N>/<temperature>` (N = 1 keeps the name without the t<N> part,
+so older files still pair); its time is the whole batch's and its `bytes` the batch's (each
+touched expert's weights once, all activations and outputs). A Row's `tokens` is its counter
+`tokens`, else the name's t<N>, else 1 (older files); a counter that is not a positive integer,
+or that the name contradicts, and a name with two t<N> parts or a malformed one (t0, t08) are
+refused. The context gives `tokens` (the list asked), `routing` (uniform or skewed) and per N
+`batch.t<N>` ("touched experts <d>, most tokens on one expert <m>"): Result.batch(N).
+
 A file that is unusable (not JSON or nested too deeply for Python, not bench's, a time that is
 not a positive finite number, a malformed qkbench_samples, a schema-1 file carrying one) raises
 ValueError with one line naming the file and the problem; the tools print it and exit 2."""
@@ -45,6 +55,7 @@ MEDIAN_RTOL, MEDIAN_ATOL_US = 1e-4, 1e-3  # real_time against the samples' media
 # /iterations:N/manual_time, schema 2 every row /iterations:1/manual_time)
 GB_SUFFIX = re.compile(r"^(iterations|repeats|min_time|min_warmup_time|threads):|"
                        r"^(manual_time|real_time|process_time)$")
+TOKENS_PART = re.compile(r"^t([0-9]+)$")  # a row's token count, t<N> (well formed: t[1-9][0-9]*)
 
 
 def finite(x):
@@ -77,6 +88,74 @@ def row_key(name):
     while len(parts) > 1 and GB_SUFFIX.search(parts[-1]):
         parts.pop()
     return "/".join(parts)
+
+
+def token_parts(name):
+    """The t<N> parts of a row's name after its variant (a variant's own name never counts):
+    [(index in the name's parts, the part)]."""
+    parts = row_key(name).split("/")
+    return [(i, p) for i, p in enumerate(parts) if i > 0 and TOKENS_PART.match(p)]
+
+
+def name_tokens(name):
+    """N from a row's name: its t<N> part, 1 without one (a one-token row, or an older file)."""
+    found = token_parts(name)
+    return int(found[0][1][1:]) if found else 1
+
+
+def series_key(name):
+    """The row's name without its t<N> part: the one-token row of the same variant, shape,
+    experts and temperature (q4k_q8k_ref/768x2048/k8/t8/hot -> q4k_q8k_ref/768x2048/k8/hot)."""
+    parts = row_key(name).split("/")
+    drop = {i for i, _ in token_parts(name)}
+    return "/".join(p for i, p in enumerate(parts) if i not in drop)
+
+
+BATCH = re.compile(r"touched experts (\d+), most tokens on one expert (\d+)")
+
+
+def parse_batch(text):
+    """(touched experts, most tokens on one expert) from a context's batch.t<N>, None when it
+    says neither (absent, or in other words)."""
+    m = BATCH.search(text or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def batch_change(base_ctx, new_ctx, tokens):
+    """Why two runs' batches of N tokens are not the same work ("routing uniform -> skewed",
+    "batch.t8 '...' -> '...'"), or None: one token (routing cannot change it), or the contexts
+    agree where both say (a context that does not say, an older file's, is taken to agree)."""
+    if tokens <= 1:
+        return None
+    rb, rn = base_ctx.get("routing"), new_ctx.get("routing")
+    if rb is not None and rn is not None and str(rb) != str(rn):
+        return f"routing {rb} -> {rn}"
+    b, n = base_ctx.get(f"batch.t{tokens}"), new_ctx.get(f"batch.t{tokens}")
+    if b is not None and n is not None and str(b) != str(n):
+        return f"batch.t{tokens} '{b}' -> '{n}'"
+    return None
+
+
+def check_tokens(path, name, counters):
+    """Raises ValueError (one line) when the row's token count is malformed: two t<N> parts, a
+    t<N> that is not a positive integer without leading zeros, a counter `tokens` that is not a
+    positive integer or that the name contradicts."""
+    found = token_parts(name)
+    if len(found) > 1:
+        raise ValueError(f"{path}: {name}: two token counts in the name "
+                         f"({', '.join(p for _, p in found)})")
+    if found and (found[0][1][1] == "0"):
+        raise ValueError(f"{path}: {name}: {found[0][1]} is not a token count (t1, t2, ...)")
+    if "tokens" not in counters:
+        return
+    t = counters["tokens"]
+    if not finite(t) or t != int(t) or t < 1:
+        raise ValueError(f"{path}: {name}: the counter tokens {json.dumps(t)} is not a positive "
+                         "integer")
+    if int(t) != name_tokens(name):
+        raise ValueError(f"{path}: {name}: the counter tokens is {int(t)}, the name says "
+                         f"{name_tokens(name)} (rows of N > 1 tokens are named .../k<k>/t<N>/"
+                         "<temperature>)")
 
 
 def _binom_cdf(n, q):
@@ -160,6 +239,21 @@ class Row:
         a variant's name never decides it; a name without one is a hot row (schema 1)."""
         last = self.key.split("/")[-1]
         return last if last in ("cold", "decode") and "/" in self.key else "hot"
+
+    @property
+    def tokens(self):
+        """N, the tokens of the batch the row times: the counter `tokens`, else the name's t<N>,
+        else 1 (files from before issue 18); Result checked that the two agree."""
+        t = self.counters.get("tokens")
+        if finite(t) and t >= 1 and t == int(t):
+            return int(t)
+        return name_tokens(self.name)
+
+    @property
+    def series(self):
+        """The name without its t<N> part: the rows of one variant, shape, experts and
+        temperature at every token count share it."""
+        return series_key(self.name)
 
     @property
     def is_peak(self):
@@ -281,6 +375,7 @@ class Result:
                                      f"{json.dumps(b['best_call_us'])} is not a positive time")
                 row.best.append(b["best_call_us"] * 1e-6)
             self._check_counts(b, name)
+            check_tokens(path, name, b)
             if not row.counters:
                 row.counters = {k: v for k, v in b.items() if isinstance(v, (int, float))}
         self.rows = {k: v for k, v in self.rows.items() if v.seconds}
@@ -311,6 +406,7 @@ class Result:
                 raise ValueError(f"{path}: two entries for the row {name} (schema 2 has one "
                                  "per row)")
             row = self.rows[name] = Row(name, schema=2)
+            check_tokens(path, name, b)
             skipped = bool(b.get("error_occurred") or b.get("skipped"))
             if skipped:
                 row.skipped = b.get("error_message") or b.get("skip_message") or "skipped"
@@ -365,8 +461,27 @@ class Result:
                              "of benchmarks")
         self.rows = {k: v for k, v in self.rows.items() if v.seconds}
 
-    def variants(self):
-        return [r for r in self.rows.values() if not r.is_peak]
+    def variants(self, tokens=None):
+        """The rows of variants (not the peak rows); with tokens, only those of that N."""
+        return [r for r in self.rows.values() if not r.is_peak and
+                (tokens is None or r.tokens == tokens)]
+
+    def token_counts(self):
+        """The token counts N of the file's variant rows, ascending ([1] for older files)."""
+        return sorted({r.tokens for r in self.variants()})
+
+    @property
+    def routing(self):
+        """How bench routed a batch's tokens to experts (uniform or skewed; None: not said, a
+        file from before issue 18)."""
+        r = self.context.get("routing")
+        return str(r) if r is not None else None
+
+    def batch(self, tokens):
+        """The context's description of the batch of N tokens ("touched experts <d>, most
+        tokens on one expert <m>"), None where the file does not give it."""
+        b = self.context.get(f"batch.t{tokens}")
+        return str(b) if b is not None else None
 
     def peak_for(self, row):
         """The row's peak in bytes per second. Schema 2: the median of the peak samples
@@ -434,6 +549,13 @@ def isa_level(ctx):
     the context's isa_used says: with QK_DISABLE_ISA the run is named by what it ran."""
     used = str(ctx.get("isa_used", "")).split()
     return next((i for i in ISA_ORDER if i in used), "scalar")
+
+
+def machine_label(result):
+    """The machine a file's rows are drawn as (plot/plot.py): its slug, with the instruction set
+    it ran when QK_DISABLE_ISA limited it (as in plot/generations.py)."""
+    limited = str(result.context.get("isa_disabled", "none")) not in ("none", "")
+    return f"{result.machine} {isa_level(result.context)}" if limited else result.machine
 
 
 def machine_of(result, row):

@@ -13,7 +13,12 @@
 # - schema 2 (issue 13, sampled rows; files written by tests/fixtures/schema2.py): a clean
 #   comparison, slower / faster rows, a significant change below the threshold, noisy rows,
 #   dropped samples, --statistic best and min, schema 1 against schema 2, decode rows, pool.py,
-#   and malformed qkbench_samples (one line, exit 2, in every tool).
+#   and malformed qkbench_samples (one line, exit 2, in every tool);
+# - batched tokens (issue 18, `bench --tokens`: rows .../k8/t<N>/<temperature>, files written by
+#   schema2.py --tokens): rows pair only with rows of the same N, a one-token row with its
+#   namesake of an older file; the gate judges each N; rows whose batches differ (routing,
+#   batch.t<N>) are not compared; --normalize VARIANT by the same N; contracts per row and per N;
+#   generations tables one-token rows only; malformed token counts are one line, exit 2.
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
 py=/usr/bin/python3
@@ -157,6 +162,9 @@ PYTHONPATH="$tmp/missing" $py "$src/plot/contracts.py" "$h100" >/dev/null 2>&1 &
   bad "contracts.py needs no third-party package"
 PYTHONPATH="$tmp/missing" $py "$src/plot/index.py" "$tmp/results" >/dev/null 2>&1 && ok ||
   bad "index.py needs no third-party package"
+$py "$src/tests/fixtures/schema2.py" "$tmp/tkstd.json" --like "$xeon" --only q4k_q8k_ref --tokens 1,4 &&
+  PYTHONPATH="$tmp/missing" $py "$src/plot/tokens.py" "$tmp/tkstd.json" >/dev/null 2>&1 && ok ||
+  bad "tokens.py needs no third-party package"
 # scipy present, numpy (which it needs) missing: the missing one is named
 mkdir -p "$tmp/nonumpy/scipy/stats"
 echo "import numpy" >"$tmp/nonumpy/scipy/__init__.py"
@@ -630,5 +638,171 @@ PY
 expect_rc 1 "schema 2: every row of NEW errored" $py $C "$tmp/s2a.json" "$tmp/allerr.json"
 [ "$(grep -c '^errored in NEW: ' "$tmp/out.txt")" -eq 6 ] && ok ||
   { bad "every errored row of NEW is not named"; cat "$tmp/out.txt" "$tmp/err.txt"; }
+# --- batched tokens (issue 18): files with rows of 1, 2 and 8 tokens (.../k8/t<N>/<temperature>)
+tk="$cpu2 --tokens 1,2,8"
+$S2 "$tmp/tk0.json" $tk && $S2 "$tmp/tk1.json" $tk --seed 2 &&
+  $S2 "$tmp/tkslow.json" $tk --seed 3 --scale q4k_q8k_ref/768x2048/k8/t8/hot=1.3 &&
+  $S2 "$tmp/tk8.json" $cpu2 --tokens 8 &&
+  $S2 "$tmp/tkskew.json" $tk --seed 2 --routing skewed &&
+  $S2 "$tmp/tkbatch.json" $tk --seed 2 --context "batch.t8=touched experts 40, most tokens on one expert 4" &&
+  $S2 "$tmp/tkmachine.json" $tk --seed 4 --scale q4k_f32_ref/768x2048/k8/t8/hot=1.5 \
+    --scale q4k_q8k_ref/768x2048/k8/t8/hot=1.5 --scale q4k_q8k_vnni_r8/768x2048/k8/t8/hot=1.5 &&
+  ok || bad "schema2.py --tokens could not write the files"
+$py - "$tmp/tk0.json" "$src/plot" <<'EOF' && ok || bad "tokens: the rows' N, names and counters"
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from qkresults import Result
+r = Result(sys.argv[1])
+d = json.load(open(sys.argv[1]))
+names = {b["run_name"].split("/iterations")[0]: b for b in d["benchmarks"]}
+assert "q4k_q8k_ref/768x2048/k8/t8/hot" in names and "q4k_q8k_ref/768x2048/k8/hot" in names
+for row in r.variants():
+    assert row.tokens == names[row.name]["tokens"], row.name
+    assert row.variant in ("q4k_q8k_ref", "q4k_q8k_vnni_r8", "q4k_f32_ref"), row.variant
+    assert row.temperature in ("hot", "cold"), row.name
+    assert row.series == row.name.replace(f"/t{row.tokens}/", "/"), row.name
+assert sorted({row.tokens for row in r.variants()}) == r.token_counts() == [1, 2, 8]
+assert len(r.variants(8)) == 6 and all("/t8/" in x.name for x in r.variants(8))
+# an older file (no counter tokens): N from the name, 1 without a t<N>
+for row in r.variants():
+    row.counters.pop("tokens")
+    assert row.tokens == (int(row.name.split("/t")[1].split("/")[0]) if "/t" in row.name else 1)
+assert r.batch(8).startswith("touched experts ") and r.routing == "uniform"
+EOF
+expect_rc 0 "tokens: two runs of the same code" $py $C "$tmp/tk0.json" "$tmp/tk1.json"
+grep -q "^compare: 18 benchmarks paired, 0 slower" "$tmp/out.txt" && ok || bad "tokens: not 18 rows paired"
+grep -q "paired only with the row of the same N: N = 1: 6 rows, N = 2: 6 rows, N = 8: 6 rows$" \
+  "$tmp/out.txt" && ok || bad "tokens: the rows per N not said"
+grep -q "^q4k_q8k_ref/768x2048/k8/t8/hot .* same$" "$tmp/out.txt" && ok || bad "tokens: the t8 row not shown by name"
+# the gate judges each N on its own: the t8 row 1.3x slower fails, its one-token namesake is the same
+expect_rc 1 "tokens: the t8 hot row 1.3x slower" $py $C "$tmp/tk0.json" "$tmp/tkslow.json"
+grep -qE "^q4k_q8k_ref/768x2048/k8/t8/hot +[0-9.]+u +[0-9.]+u +\+(29|30|31)\.[0-9]% +0\.0000  SLOWER$" \
+  "$tmp/out.txt" && ok || bad "tokens: the slower t8 row"
+[ "$(grep -c "SLOWER" "$tmp/out.txt")" = 1 ] && ok || bad "tokens: another row called slower"
+grep -q "^q4k_q8k_ref/768x2048/k8/hot .* same$" "$tmp/out.txt" &&
+  grep -q "^q4k_q8k_ref/768x2048/k8/t2/hot .* same$" "$tmp/out.txt" && ok || bad "tokens: N = 1 or 2 judged by N = 8"
+expect_rc 0 "tokens: faster the other way" $py $C "$tmp/tkslow.json" "$tmp/tk0.json"
+grep -q "^q4k_q8k_ref/768x2048/k8/t8/hot .* faster$" "$tmp/out.txt" && ok || bad "tokens: the faster t8 row"
+# rows of different N never pair: one-token rows against a file of t8 rows only
+merge_stderr=1 expect_rc 2 "tokens: N = 1 against N = 8 only" $py $C "$tmp/s2a.json" "$tmp/tk8.json"
+grep -q "no benchmark of NEW has a namesake in BASE" "$tmp/out.txt" && ok || bad "tokens: rows of N = 8 paired with N = 1"
+# an older file (no tokens counter, no t<N> rows) against a sweep: its one-token rows pair
+expect_rc 0 "tokens: an older file against a sweep" $py $C "$tmp/s2a.json" "$tmp/tk1.json"
+grep -q "^compare: 6 benchmarks paired, 0 slower" "$tmp/out.txt" && ok || bad "tokens: one-token rows of an older file not paired"
+grep -q "batched tokens" "$tmp/out.txt" && bad "tokens: N said where every pair has N = 1" || ok
+expect_rc 0 "tokens: a sweep against an older file" $py $C "$tmp/tk0.json" "$tmp/s2b.json"
+grep -q "WARNING: 12 rows of BASE are missing from NEW (not failed): .*q4k_q8k_ref/768x2048/k8/t8/hot" \
+  "$tmp/out.txt" && ok || bad "tokens: the batch rows NEW lacks are not listed"
+# another batch (routing, or the context's batch.t<N>): those rows are not compared, named
+expect_rc 0 "tokens: uniform against skewed routing" $py $C "$tmp/tk0.json" "$tmp/tkskew.json"
+grep -q "^compare: 6 benchmarks paired" "$tmp/out.txt" && ok || bad "tokens: skewed batches were paired"
+grep -q "WARNING: 12 rows of batched tokens measure another batch in BASE than in NEW, not compared: .*q4k_q8k_ref/768x2048/k8/t8/hot (routing uniform -> skewed)" \
+  "$tmp/out.txt" && ok || bad "tokens: the skewed rows not named"
+expect_rc 0 "tokens: another batch of 8" $py $C "$tmp/tk0.json" "$tmp/tkbatch.json"
+grep -q "^compare: 12 benchmarks paired" "$tmp/out.txt" &&
+  grep -q "WARNING: 6 rows of batched tokens .*(batch.t8 'touched experts 52, most tokens on one expert 2' -> 'touched experts 40, most tokens on one expert 4')" \
+  "$tmp/out.txt" && ok || bad "tokens: another batch.t8 not refused"
+# --normalize VARIANT: each row by the reference's row of the same N (every t8 row 1.5x, the
+# reference's too: the same code)
+expect_rc 0 "tokens: --normalize q4k_f32_ref by the same N" $py $C "$tmp/tk0.json" "$tmp/tkmachine.json" \
+  --normalize q4k_f32_ref
+grep -q "SLOWER" "$tmp/out.txt" && bad "tokens: --normalize took another N's reference" || ok
+expect_rc 1 "tokens: the same without normalizing" $py $C "$tmp/tk0.json" "$tmp/tkmachine.json" --normalize none
+# across machines: rows of N > 1 shown, not gated
+$S2 "$tmp/tkother.json" $tk --seed 2 --context cores=4 --scale q4k_q8k_ref/768x2048/k8/t8/hot=2
+expect_rc 0 "tokens: across machines, not gated" $py $C "$tmp/tk0.json" "$tmp/tkother.json"
+grep -q "^q4k_q8k_ref/768x2048/k8/t8/hot .* +[0-9.]*% .*->.*slower$" "$tmp/out.txt" && ok ||
+  bad "tokens: the t8 row across machines"
+# a variant's name too long for the column: the whole name, t<N> included, is shown
+$py - "$tmp/tk0.json" "$tmp/tklong0.json" "$tmp/tkslow.json" "$tmp/tklong1.json" <<'EOF'
+import json, sys
+long = "q4k_q8k_ref_of_a_plugin_with_a_name_longer_than_the_column"
+for src, dst in ((sys.argv[1], sys.argv[2]), (sys.argv[3], sys.argv[4])):
+    text = open(src).read().replace('"q4k_q8k_ref/', f'"{long}/')
+    json.dump(json.loads(text), open(dst, "w"))
+EOF
+expect_rc 1 "tokens: a long variant name" $py $C "$tmp/tklong0.json" "$tmp/tklong1.json" --contracts ""
+grep -q "^q4k_q8k_ref_of_a_plugin_with_a_name_longer_than_the_column/768x2048/k8/t8/hot .* SLOWER$" \
+  "$tmp/out.txt" && ok || bad "tokens: a long name cut"
+# pool.py: runs of one batch pool; runs of other batches are refused
+expect_rc 0 "tokens: pool.py of two sweeps" $py $src/plot/pool.py "$tmp/tkpool.json" "$tmp/tk0.json" "$tmp/tk1.json"
+expect_rc 0 "tokens: compare against the pool" $py $C "$tmp/tk0.json" "$tmp/tkpool.json"
+grep -q "^compare: 18 benchmarks paired" "$tmp/out.txt" && ok || bad "tokens: the pool's rows"
+merge_stderr=1 expect_rc 2 "tokens: pool.py of two routings" $py $src/plot/pool.py "$tmp/tkp2.json" \
+  "$tmp/tk0.json" "$tmp/tkskew.json"
+[ "$(wc -l <"$tmp/out.txt")" = 1 ] && grep -q "another batch of 2 tokens .*(routing uniform -> skewed)" \
+  "$tmp/out.txt" && ok || bad "tokens: pool of two routings not one line"
+# generations: one-token rows only (the t<N> rows of the same variant do not replace them); a
+# file of batches only is left out, said why
+expect_rc 0 "tokens: generations of a sweep" $py $G "$tmp/tk0.json"
+$py - "$tmp/tk0.json" "$tmp/out.txt" <<'EOF' && ok || bad "tokens: generations did not table the one-token row"
+import json, sys
+b = next(b for b in json.load(open(sys.argv[1]))["benchmarks"]
+         if b["name"].startswith("q4k_q8k_ref/768x2048/k8/hot/"))
+line = next(l for l in open(sys.argv[2]) if l.startswith("| q4k_q8k_ref | "))
+assert f"| {b['real_time']:.0f} (" in line, (line, b["real_time"])
+assert f"| {b['GBps']:.1f} |" in line, (line, b["GBps"])
+EOF
+expect_rc 2 "tokens: generations of batches only" $py $G "$tmp/tk8.json"
+grep -q "tk8.json: left out (no top-8 rows of one token, only batches of 8)" "$tmp/err.txt" && ok ||
+  bad "tokens: generations does not say why a batch-only file is left out"
+# malformed token counts: one line naming the file, exit 2, in every tool
+$py - "$tmp/tk0.json" "$tmp" <<'EOF'
+import copy, json, sys
+d = json.load(open(sys.argv[1]))
+R = "q4k_q8k_ref/768x2048/k8/t8/hot"
+def save(name, f):
+    x = copy.deepcopy(d)
+    f(x)
+    json.dump(x, open(f"{sys.argv[2]}/tkbad-{name}.json", "w"))
+def entry(x):
+    return next(b for b in x["benchmarks"] if b["name"].startswith(R + "/"))
+def rename(x, new):
+    e = entry(x)
+    e["name"] = e["run_name"] = new + "/iterations:1/manual_time"
+    x["qkbench_samples"][new] = x["qkbench_samples"].pop(R)
+save("counter", lambda x: entry(x).update(tokens=4))
+save("counterfrac", lambda x: entry(x).update(tokens=8.5))
+save("counterzero", lambda x: entry(x).update(tokens=0))
+save("t0", lambda x: rename(x, R.replace("/t8/", "/t0/")))
+save("t08", lambda x: rename(x, R.replace("/t8/", "/t08/")))
+save("twot", lambda x: rename(x, R.replace("/t8/", "/t8/t8/")))
+EOF
+for f in counter counterfrac counterzero t0 t08 twot; do
+  one_err "compare.py, tokens $f" $py $C "$tmp/tk0.json" "$tmp/tkbad-$f.json"
+  grep -q "tkbad-$f.json" "$tmp/out.txt" || bad "compare.py tokens $f: the line does not name the file"
+done
+grep -q "the counter tokens is 4, the name says 8" <($py $C "$tmp/tk0.json" "$tmp/tkbad-counter.json" 2>&1) &&
+  ok || bad "tokens: a counter the name contradicts is not said"
+one_err "contracts.py, tokens t08" $py $src/plot/contracts.py "$tmp/tkbad-t08.json"
+one_err "generations.py, tokens counter" $py $G "$tmp/tkbad-counter.json"
+one_err "pool.py, tokens twot" $py $src/plot/pool.py "$tmp/p.json" "$tmp/tkbad-twot.json"
+# contracts: every row of every N is held to its variant's contract; bit-identical variants are
+# compared per temperature and per N (each N's hash is of its batch's outputs)
+$S2 "$tmp/gk.json" --like "$h100" --only dp4a_q4k_q8/,dp4a_q4k_q8_e2e/ --tokens 1,8
+expect_rc 0 "tokens: contracts hold on a GPU sweep" $py $src/plot/contracts.py "$tmp/gk.json"
+grep -q "contracts: 8 rows in 1 files checked, 0 violations" "$tmp/out.txt" && ok || bad "tokens: not every row checked"
+$py - "$tmp/gk.json" "$tmp" <<'EOF'
+import copy, json, sys
+d = json.load(open(sys.argv[1]))
+def save(name, row, **kv):
+    x = copy.deepcopy(d)
+    next(b for b in x["benchmarks"] if b["name"].startswith(row + "/")).update(kv)
+    json.dump(x, open(f"{sys.argv[2]}/gk-{name}.json", "w"))
+h = next(b for b in d["benchmarks"] if b["name"].startswith("dp4a_q4k_q8/768x2048/k8/hot/"))["output_hash"]
+save("rel", "dp4a_q4k_q8/768x2048/k8/t8/hot", rel_l2=0.5)
+save("hash8", "dp4a_q4k_q8_e2e/768x2048/k8/t8/hot", output_hash=h + 1000)
+save("hash1", "dp4a_q4k_q8_e2e/768x2048/k8/cold", output_hash=h + 1000)
+EOF
+expect_rc 1 "tokens: a t8 row beyond its bound" $py $src/plot/contracts.py "$tmp/gk-rel.json"
+grep -q "^contract broken: gk-rel.json: dp4a_q4k_q8/768x2048/k8/t8/hot: rel_l2 0.5 > 0.03" "$tmp/out.txt" &&
+  ok || bad "tokens: the t8 row's violation not named"
+expect_rc 1 "tokens: t8 twins differ" $py $src/plot/contracts.py "$tmp/gk-hash8.json"
+grep -q "dp4a_q4k_q8, dp4a_q4k_q8_e2e must be bit-identical, their outputs differ (hot, 8 tokens)" \
+  "$tmp/out.txt" && [ "$(grep -c "bit-identical" "$tmp/out.txt")" = 1 ] && ok || bad "tokens: t8 twins"
+expect_rc 1 "tokens: one-token twins differ beside agreeing t8 twins" $py $src/plot/contracts.py "$tmp/gk-hash1.json"
+grep -q "must be bit-identical, their outputs differ (cold)$" "$tmp/out.txt" && ok || bad "tokens: one-token twins hidden by t8 rows"
+expect_rc 1 "tokens: compare fails NEW's broken t8 contract" $py $C "$tmp/gk.json" "$tmp/gk-rel.json"
+grep -q "^contract: gk-rel.json: dp4a_q4k_q8/768x2048/k8/t8/hot: rel_l2" "$tmp/out.txt" && ok || bad "tokens: compare's contract line"
 echo "compare: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
