@@ -1,11 +1,11 @@
 /* bench's reference rows: llama.cpp's ggml MUL_MAT_ID on Q4_K experts, through ggml's public
  * API only, as a qkbench plug-in of kind MOE. The timed unit is one graph compute of one
- * MUL_MAT_ID node: ggml quantizes x itself (Q8_K) and runs the selected experts with its own
- * threads, exactly the work llama.cpp does per token and layer. This is qkbench_ggml.so, the CPU
- * rows: it links ggml-base and ggml-cpu only and takes the CPU backend from ggml-cpu directly
- * (ggml_backend_cpu_reg), never through the global registry of the umbrella `ggml` library,
- * which would register (and start) every backend built, CUDA included. The CUDA row is
- * qkbench_ggml_cuda.so (ggml_cuda_plugin.c); ggml_plugin.h is what both share. */
+ * MUL_MAT_ID node for the case's n_tokens: ggml quantizes x itself (Q8_K) and runs the selected
+ * experts with its own threads, exactly the work llama.cpp does per batch and layer. This is
+ * qkbench_ggml.so, the CPU rows: it links ggml-base and ggml-cpu only and takes the CPU backend
+ * from ggml-cpu directly (ggml_backend_cpu_reg), never through the global registry of the umbrella
+ * `ggml` library, which would register (and start) every backend built, CUDA included. The CUDA row
+ * is qkbench_ggml_cuda.so (ggml_cuda_plugin.c); ggml_plugin.h is what both share. */
 #define _GNU_SOURCE /* pthread_{get,set}affinity_np */
 #include "ggml_plugin.h"
 #include "ggml-cpu.h"
@@ -68,32 +68,48 @@ static void moe_destroy(void *state) {
     free(m);
 }
 
-/* ggml's CPU_REPACK MUL_MAT_ID keeps one mapping slot per expert and token, so the k-th listing
- * of an expert in one token lands in the slot of expert + k - 1 (llama.cpp issue 26310): a
- * repeated expert's later outputs are left unwritten or computed with another expert's weights,
- * which bench shows as deviation. The last expert's extra listings go past the mapping array
- * into the 64 bytes of padding ggml adds per thread; more than 8 listings of one expert could
- * write beyond ggml's work buffer, so such a case is refused. */
-static int repeats_beyond_repack_padding(const qkb_moe_case *c, char *err, size_t err_size) {
-    for (size_t i = 0; i < c->n_ids; i++) {
-        size_t listed = 0;
-        for (size_t j = 0; j < c->n_ids; j++)
-            listed += c->ids[j] == c->ids[i];
-        if (listed > 8) {
-            fail(err, err_size,
-                 "expert %d is listed %zu times: ggml's CPU_REPACK MUL_MAT_ID would write its "
-                 "mapping beyond its work buffer (more than 8 listings of one expert)",
-                 (int)c->ids[i], listed);
-            return 1;
-        }
+/* ggml's CPU_REPACK MUL_MAT_ID maps the batch's slots to experts in an array of n_tokens
+ * entries (8 bytes) per expert, filled in batch order: the c-th listing of expert e in the whole
+ * batch goes to entry e*n_tokens + c, so an expert listed more often than there are tokens spills
+ * into the next expert's entries (llama.cpp issue 26310): its later slots are left unwritten or
+ * computed with another expert's weights, which bench shows as deviation. A batch in which no
+ * expert is listed more than n_tokens times (any routing without repeats within a token) maps
+ * right. The last experts' spill goes past the array into the padding ggml adds to its work
+ * buffer, one cache line (at least 64 bytes) per thread: a case whose spill is longer could
+ * write beyond the buffer and is refused. */
+enum { REPACK_MAPPING_ENTRY_BYTES = 8, REPACK_MAPPING_PADDING_BYTES = 64 };
+static int spill_beyond_repack_padding(const qkb_moe_case *c, char *err, size_t err_size) {
+    size_t *listings = calloc(c->n_experts, sizeof *listings);
+    if (!listings) {
+        fail(err, err_size, "out of memory");
+        return 1;
     }
-    return 0;
+    for (size_t s = 0; s < c->n_tokens * c->n_ids; s++)
+        listings[c->ids[s]]++;
+    /* the entry one past expert e's last listing, against the array's end */
+    size_t array_end = c->n_experts * c->n_tokens, furthest = array_end, worst = 0;
+    for (size_t e = 0; e < c->n_experts; e++)
+        if (e * c->n_tokens + listings[e] > furthest) {
+            furthest = e * c->n_tokens + listings[e];
+            worst = e;
+        }
+    size_t worst_listings = listings[worst];
+    free(listings);
+    size_t spill_bytes = (furthest - array_end) * REPACK_MAPPING_ENTRY_BYTES;
+    if (spill_bytes <= REPACK_MAPPING_PADDING_BYTES) return 0;
+    fail(err, err_size,
+         "expert %zu of %zu is listed %zu times in a batch of %zu tokens: ggml's CPU_REPACK "
+         "MUL_MAT_ID (one mapping entry per expert and token) would write its mapping %zu bytes "
+         "past its end, beyond its work buffer's %d bytes of padding",
+         worst, c->n_experts, worst_listings, c->n_tokens, spill_bytes,
+         REPACK_MAPPING_PADDING_BYTES);
+    return 1;
 }
 
 /* CPU_REPACK names its layout in tensor->extra when the buffer takes the tensor; without one
  * it would not repack (and its set_tensor would fault). */
 static int check_repack(const ggml_moe *m, const qkb_moe_case *c, char *err, size_t err_size) {
-    if (repeats_beyond_repack_padding(c, err, err_size)) return -1;
+    if (spill_beyond_repack_padding(c, err, err_size)) return -1;
     if (!m->weights->extra) {
         fail(err, err_size,
              "ggml's CPU_REPACK has no interleaved q4_K layout for %zu rows on this CPU (it "
@@ -200,7 +216,8 @@ static void moe_evict(void *state) {
 static const qkb_variant variants[] = {
     GGML_CPU_VARIANT("ggml_cpu_plain", create_cpu_plain,
                      "llama.cpp's ggml MUL_MAT_ID, weights in the plain CPU buffer: x to Q8_K, "
-                     "then ggml_vec_dot_q4_K_q8_K per row, ggml's own pinned threads"),
+                     "then ggml_vec_dot_q4_K_q8_K per row (its tiled matmul for an expert of 8+ "
+                     "slots), ggml's own pinned threads"),
     GGML_CPU_VARIANT("ggml_cpu_repack", create_cpu_repack,
                      "ggml MUL_MAT_ID with the weights in CPU_REPACK (rows interleaved 8x8, as "
                      "llama.cpp loads CPU weights): x to Q8_K, then its q4_K 8x8 gemv"),

@@ -65,22 +65,26 @@ static struct ggml_context *tensor_context(size_t n_tensors, size_t graph_bytes)
     return ggml_init(params);
 }
 
-/* NULL, or why ggml cannot take the case. */
+/* NULL, or why ggml cannot take the case. ggml's MUL_MAT_ID maps its slots with int32 token and
+ * slot indices: the batch's slots are bounded by INT32_MAX. */
 static const char *check_case(const qkb_moe_case *c) {
     static char why[160];
     if (c->rows == 0 || c->cols == 0 || c->cols % 256 != 0 || c->n_experts == 0)
         snprintf(why, sizeof why, "a %zu x %zu matrix of %zu experts is not q4_K (cols %% 256)",
                  c->rows, c->cols, c->n_experts);
-    else if (c->n_ids == 0 || c->n_ids > INT32_MAX)
-        snprintf(why, sizeof why, "%zu expert ids", c->n_ids);
+    else if (c->n_tokens == 0)
+        snprintf(why, sizeof why, "0 tokens (an ABI 2 case has n_tokens >= 1)");
+    else if (c->n_ids == 0 || c->n_ids > INT32_MAX / c->n_tokens)
+        snprintf(why, sizeof why, "%zu tokens of %zu expert ids (ggml takes 1 to %d slots)",
+                 c->n_tokens, c->n_ids, INT32_MAX);
     else if (c->n_threads < 1 || c->n_threads > GGML_MAX_N_THREADS)
         snprintf(why, sizeof why, "%d threads (ggml runs 1 to %d)", c->n_threads,
                  GGML_MAX_N_THREADS);
     else {
-        for (size_t i = 0; i < c->n_ids; i++)
-            if (c->ids[i] < 0 || (size_t)c->ids[i] >= c->n_experts) {
-                snprintf(why, sizeof why, "expert id %d is not below %zu", (int)c->ids[i],
-                         c->n_experts);
+        for (size_t s = 0; s < c->n_tokens * c->n_ids; s++)
+            if (c->ids[s] < 0 || (size_t)c->ids[s] >= c->n_experts) {
+                snprintf(why, sizeof why, "expert id %d (token %zu, slot %zu) is not below %zu",
+                         (int)c->ids[s], s / c->n_ids, s % c->n_ids, c->n_experts);
                 return why;
             }
         return NULL;
@@ -89,9 +93,9 @@ static const char *check_case(const qkb_moe_case *c) {
 }
 
 /* On m->backend (started by the caller): the weights in a buffer of weights_type, x and ids in
- * the backend's, the graph of one MUL_MAT_ID node and its output. check_weights (or NULL) looks
- * at the weights' tensor once its buffer took it, before the weights are copied in. 0, or -1
- * with the reason. */
+ * the backend's, the graph of one MUL_MAT_ID node for the case's n_tokens and its output.
+ * check_weights (or NULL) looks at the weights' tensor once its buffer took it, before the weights
+ * are copied in. 0, or -1 with the reason. */
 static int moe_build(ggml_moe *m, const qkb_moe_case *c, ggml_backend_buffer_type_t weights_type,
                      int (*check_weights)(const ggml_moe *m, const qkb_moe_case *c, char *err,
                                           size_t err_size),
@@ -106,10 +110,13 @@ static int moe_build(ggml_moe *m, const qkb_moe_case *c, ggml_backend_buffer_typ
     }
     m->weights = ggml_new_tensor_3d(m->weights_ctx, GGML_TYPE_Q4_K, (int64_t)c->cols,
                                     (int64_t)c->rows, (int64_t)c->n_experts);
-    /* one token whose activation row serves every selected expert (ne1 = 1 broadcasts), as
-     * llama.cpp's ffn_gate_exps / ffn_up_exps calls see it */
-    m->x = ggml_new_tensor_3d(m->inputs_ctx, GGML_TYPE_F32, (int64_t)c->cols, 1, 1);
-    m->ids = ggml_new_tensor_2d(m->inputs_ctx, GGML_TYPE_I32, (int64_t)c->n_ids, 1);
+    /* each token's activation row serves all its selected experts (ne1 = 1 broadcasts), as
+     * llama.cpp's ffn_gate_exps / ffn_up_exps calls see a batch: x [cols, 1, n_tokens], ids
+     * [n_ids, n_tokens], token-major as the case holds them */
+    m->x =
+        ggml_new_tensor_3d(m->inputs_ctx, GGML_TYPE_F32, (int64_t)c->cols, 1, (int64_t)c->n_tokens);
+    m->ids =
+        ggml_new_tensor_2d(m->inputs_ctx, GGML_TYPE_I32, (int64_t)c->n_ids, (int64_t)c->n_tokens);
     m->weights_buffer = ggml_backend_alloc_ctx_tensors_from_buft(m->weights_ctx, weights_type);
     m->inputs_buffer = ggml_backend_alloc_ctx_tensors(m->inputs_ctx, m->backend);
     if (!m->weights_buffer || !m->inputs_buffer) {
@@ -123,7 +130,8 @@ static int moe_build(ggml_moe *m, const qkb_moe_case *c, ggml_backend_buffer_typ
     ggml_backend_tensor_set(m->x, c->x, 0, ggml_nbytes(m->x));
     ggml_backend_tensor_set(m->ids, c->ids, 0, ggml_nbytes(m->ids));
 
-    m->y = ggml_mul_mat_id(m->graph_ctx, m->weights, m->x, m->ids); /* ne = [rows, n_ids, 1] */
+    /* ne = [rows, n_ids, n_tokens], contiguous: slot (t, i) at (t*n_ids + i)*rows, the ABI's */
+    m->y = ggml_mul_mat_id(m->graph_ctx, m->weights, m->x, m->ids);
     m->graph = ggml_new_graph(m->graph_ctx);
     ggml_build_forward_expand(m->graph, m->y);
     m->allocator = ggml_gallocr_new(ggml_backend_get_default_buffer_type(m->backend));

@@ -1,12 +1,12 @@
-/* A MOE plug-in for the tests (kernels/qkbench_plugin.h, QKB_KIND_MOE): the whole unit on the
- * plug-in's own threads, as ggml's MUL_MAT_ID runs it. Q4_K x f32, correct: each row's
- * super-blocks are dequantized by the host's helper and dotted with x in f32. n_threads - 1
- * helper threads, pinned where bench says, spin 5 ms between units and then sleep (as our
- * pool and ggml's do); the calling thread is thread 0. `evict` lets bench time cold rows.
- * Built with -DCASE_<NAME> (qkb_moe_<name>.so), a variant that misbehaves: FAIL_LATE (its run
- * fails from the 8th call, with a two-line reason), OUTPUT_ONCE (its output writes nothing after
- * the first call), NO_EVICT (no cold rows), ONE_THREAD (runs on the calling thread alone, of
- * n_threads). */
+/* A MOE plug-in for the tests (kernels/qkbench_plugin.h, QKB_KIND_MOE): the whole unit (a batch
+ * of n_tokens tokens) on the plug-in's own threads, as ggml's MUL_MAT_ID runs it. Q4_K x f32,
+ * correct: each row's super-blocks are dequantized by the host's helper and dotted with its
+ * token's x in f32. n_threads - 1 helper threads, pinned where bench says, spin 5 ms between
+ * units and then sleep (as our pool and ggml's do); the calling thread is thread 0. `evict` lets
+ * bench time cold rows. Built with -DCASE_<NAME> (qkb_moe_<name>.so), a variant that misbehaves:
+ * FAIL_LATE (its run fails from the 8th call, with a two-line reason), OUTPUT_ONCE (its output
+ * writes nothing after the first call), NO_EVICT (no cold rows), ONE_THREAD (runs on the calling
+ * thread alone, of n_threads). */
 #define _GNU_SOURCE
 #include "qkbench_plugin.h"
 #include <pthread.h>
@@ -30,7 +30,7 @@ typedef struct {
 } helper;
 struct state {
     unsigned char *w; /* n_experts plain matrices, our copy */
-    size_t rows, cols, n_experts, n_ids, expert_bytes;
+    size_t rows, cols, n_experts, n_ids, n_tokens, expert_bytes;
     int32_t *ids;
     float *x, *y;
     int n_threads;
@@ -41,21 +41,22 @@ struct state {
     pthread_cond_t wake;
 };
 
-/* Thread t's share of the (id, row) pairs. */
+/* Thread t's share of the (slot, row) pairs, slot = token * n_ids + id. */
 static void work(state *s, int t) {
-    size_t total = s->n_ids * s->rows;
+    size_t total = s->n_tokens * s->n_ids * s->rows;
     size_t u0 = total * (size_t)t / (size_t)s->n_threads;
     size_t u1 = total * (size_t)(t + 1) / (size_t)s->n_threads;
     float deq[QK_K];
     for (size_t u = u0; u < u1; u++) {
-        size_t i = u / s->rows, r = u % s->rows, nb = s->cols / QK_K;
+        size_t slot = u / s->rows, r = u % s->rows, nb = s->cols / QK_K;
         const unsigned char *row =
-            s->w + (size_t)s->ids[i] * s->expert_bytes + r * nb * BLOCK_BYTES;
+            s->w + (size_t)s->ids[slot] * s->expert_bytes + r * nb * BLOCK_BYTES;
+        const float *x = s->x + slot / s->n_ids * s->cols;
         float sum = 0;
         for (size_t b = 0; b < nb; b++) {
             host->dequantize_q4k(row + b * BLOCK_BYTES, deq, QK_K);
             for (int k = 0; k < QK_K; k++)
-                sum += deq[k] * s->x[b * QK_K + k];
+                sum += deq[k] * x[b * QK_K + k];
         }
         s->y[u] = sum;
     }
@@ -103,19 +104,28 @@ static void moe_destroy(void *p) {
 }
 
 static void *moe_create(const qkb_moe_case *c, char *err, size_t err_size) {
-    if (c->n_threads < 1 || c->n_threads > MAX_THREADS || c->cols % QK_K) {
-        snprintf(err, err_size, "moe_example: %d threads, %zu cols: not supported", c->n_threads,
-                 c->cols);
+    if (c->n_threads < 1 || c->n_threads > MAX_THREADS || c->cols % QK_K || c->n_tokens < 1) {
+        snprintf(err, err_size,
+                 "moe_example: %d threads, %zu cols, %zu tokens (ABI 2: n_tokens >= 1): not "
+                 "supported",
+                 c->n_threads, c->cols, c->n_tokens);
         return NULL;
     }
+    for (size_t slot = 0; slot < c->n_tokens * c->n_ids; slot++)
+        if (c->ids[slot] < 0 || (size_t)c->ids[slot] >= c->n_experts) {
+            snprintf(err, err_size, "moe_example: expert id %d in slot %zu is not below %zu",
+                     (int)c->ids[slot], slot, c->n_experts);
+            return NULL;
+        }
     state *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->rows = c->rows, s->cols = c->cols, s->n_experts = c->n_experts, s->n_ids = c->n_ids;
+    s->n_tokens = c->n_tokens;
     s->expert_bytes = c->rows * (c->cols / QK_K) * BLOCK_BYTES;
     s->w = malloc(s->expert_bytes * c->n_experts);
-    s->ids = malloc(c->n_ids * sizeof *s->ids);
-    s->x = malloc(c->cols * sizeof *s->x);
-    s->y = malloc(c->n_ids * c->rows * sizeof *s->y);
+    s->ids = malloc(c->n_tokens * c->n_ids * sizeof *s->ids);
+    s->x = malloc(c->n_tokens * c->cols * sizeof *s->x);
+    s->y = malloc(c->n_tokens * c->n_ids * c->rows * sizeof *s->y);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
     s->n_threads = 1;
@@ -125,8 +135,8 @@ static void *moe_create(const qkb_moe_case *c, char *err, size_t err_size) {
         return NULL;
     }
     memcpy(s->w, c->weights, s->expert_bytes * c->n_experts);
-    memcpy(s->ids, c->ids, c->n_ids * sizeof *s->ids);
-    memcpy(s->x, c->x, c->cols * sizeof *s->x);
+    memcpy(s->ids, c->ids, c->n_tokens * c->n_ids * sizeof *s->ids);
+    memcpy(s->x, c->x, c->n_tokens * c->cols * sizeof *s->x);
 #if defined(CASE_ONE_THREAD)
     for (int t = 1; t < 1; t++, s->n_threads++) {
 #else
@@ -177,15 +187,15 @@ static int moe_output(void *p, float *y, char *err, size_t err_size) {
     static int calls;
     if (calls++) return 0;
 #endif
-    memcpy(y, s->y, s->n_ids * s->rows * sizeof *y);
+    memcpy(y, s->y, s->n_tokens * s->n_ids * s->rows * sizeof *y);
     return 0;
 }
 
 __attribute__((unused)) static void moe_evict(void *p) {
     state *s = p;
     host->evict(s->w, s->expert_bytes * s->n_experts);
-    host->evict(s->x, s->cols * sizeof *s->x);
-    host->evict(s->y, s->n_ids * s->rows * sizeof *s->y);
+    host->evict(s->x, s->n_tokens * s->cols * sizeof *s->x);
+    host->evict(s->y, s->n_tokens * s->n_ids * s->rows * sizeof *s->y);
 }
 
 #if defined(CASE_FAIL_LATE)
