@@ -2,6 +2,7 @@
 // this matvec's (as llama.cpp's CUDA backend quantizes to Q8_1 before mul_mat_vec_q). All
 // selected experts in one launch (expert ids on the device); one wave of blocks whose warps
 // walk rows with their next loads in flight (dp4a_q8k_row.cuh; dp4a_q4k_q8_emu.c emulates it).
+#include "dp4a_q8k_batch.cuh"
 #include "dp4a_q8k_row.cuh"
 #include "gpu_launch.cuh"
 #include "persistent_grid.cuh"
@@ -44,4 +45,34 @@ cudaError_t qk_launch_dp4a_q4k_q8(const qk_gpu_args &a, cudaStream_t st) {
     if (qk_gpu_rows_in_flight(a.total) == 2)
         return grouped ? launch<2, true>(a, st) : launch<2, false>(a, st);
     return grouped ? launch<1, true>(a, st) : launch<1, false>(a, st);
+}
+
+// The batched unit: gpu_quant_q8k over every token, then MUL_MAT_ID (dp4a_q8k_batch.cuh), each
+// leader block copying its pass's Q8_K columns into the 16-byte aligned qk_q8k_shared layout
+// (a warp a block: 4-byte loads, as the 292-byte blocks are only 4-byte aligned).
+struct qk_batch_q8k_copy : qk_batch_q8k_base {
+    __device__ __forceinline__ static void stage(const qk_batch_args &a, const int *slots, int nc,
+                                                 uint4 *smem) {
+        const qk_block_q8k *x8 = static_cast<const qk_block_q8k *>(a.x);
+        qk_q8k_shared *out = reinterpret_cast<qk_q8k_shared *>(smem);
+        const int lane = threadIdx.x & 31;
+        for (int i = threadIdx.x / 32; i < nc * a.nb; i += QK_GPU_WARPS) {
+            const int j = i / a.nb, b = i - j * a.nb;
+            const qk_block_q8k *src = x8 + (size_t)(slots[j] / a.n_ids) * a.nb + b;
+            const int *sq = reinterpret_cast<const int *>(src->qs);
+            int *dq = reinterpret_cast<int *>(out[i].qs);
+            dq[lane] = __ldg(sq + lane);
+            dq[32 + lane] = __ldg(sq + 32 + lane);
+            if (lane < QK_K / 32)
+                reinterpret_cast<int *>(out[i].bsums)[lane] =
+                    __ldg(reinterpret_cast<const int *>(src->bsums) + lane);
+            if (lane == 0) out[i].d = __ldg(&src->d);
+        }
+    }
+};
+
+cudaError_t qk_launch_batch_dp4a_q4k_q8(const qk_gpu_args &a, cudaStream_t st) {
+    cudaError_t e = qk_launch_gpu_quant_q8k(a.x_f32, a.x_q, a.n_tokens * a.nb * QK_K, st);
+    if (e != cudaSuccess) return e;
+    return qk_batch_launch_q8k<qk_batch_q8k_copy>(a, a.x_q, st);
 }

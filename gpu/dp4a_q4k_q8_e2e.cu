@@ -4,6 +4,7 @@
 // 16-byte aligned qk_q8k_shared layout), so the weights arrive while x is quantized; then the
 // warps walk their rows with the row code of dp4a_q4k_q8. One wave of blocks: x is quantized
 // once per block, not once per row.
+#include "dp4a_q8k_batch.cuh"
 #include "dp4a_q8k_row.cuh"
 #include "gpu_launch.cuh"
 #include "persistent_grid.cuh"
@@ -44,4 +45,24 @@ cudaError_t qk_launch_dp4a_q4k_q8_e2e(const qk_gpu_args &a, cudaStream_t st) {
     if (qk_gpu_rows_in_flight(a.total) == 2)
         return grouped ? launch<2, true>(a, st) : launch<2, false>(a, st);
     return grouped ? launch<1, true>(a, st) : launch<1, false>(a, st);
+}
+
+// The batched unit, one launch: each leader block quantizes its pass's columns into shared
+// memory (a warp a Q8_K block, as above; the first weights already in flight), then
+// MUL_MAT_ID (dp4a_q8k_batch.cuh).
+struct qk_batch_q8k_quant : qk_batch_q8k_base {
+    __device__ __forceinline__ static void stage(const qk_batch_args &a, const int *slots, int nc,
+                                                 uint4 *smem) {
+        const float *x = static_cast<const float *>(a.x);
+        qk_q8k_shared *out = reinterpret_cast<qk_q8k_shared *>(smem);
+        for (int i = threadIdx.x / 32; i < nc * a.nb; i += QK_GPU_WARPS) {
+            const int j = i / a.nb, b = i - j * a.nb;
+            qk_quantize_q8k_block_warp(x + ((size_t)(slots[j] / a.n_ids) * a.nb + b) * QK_K,
+                                       out + i, threadIdx.x & 31);
+        }
+    }
+};
+
+cudaError_t qk_launch_batch_dp4a_q4k_q8_e2e(const qk_gpu_args &a, cudaStream_t st) {
+    return qk_batch_launch_q8k<qk_batch_q8k_quant>(a, a.x_f32, st);
 }
