@@ -48,25 +48,29 @@ cudaError_t qk_launch_dp4a_q4k_q8(const qk_gpu_args &a, cudaStream_t st) {
 }
 
 // The batched unit: gpu_quant_q8k over every token, then MUL_MAT_ID (dp4a_q8k_batch.cuh), each
-// leader block copying its pass's Q8_K columns into the 16-byte aligned qk_q8k_shared layout
-// (a warp a block: 4-byte loads, as the 292-byte blocks are only 4-byte aligned).
+// leader block copying its pass's Q8_K columns into the 16-byte aligned qk_q8k_shared layout,
+// a word a thread (the 292-byte blocks are only 4-byte aligned), several loads in flight.
 struct qk_batch_q8k_copy : qk_batch_q8k_base {
     __device__ __forceinline__ static void stage(const qk_batch_args &a, const int *slots, int nc,
                                                  uint4 *smem) {
-        const qk_block_q8k *x8 = static_cast<const qk_block_q8k *>(a.x);
-        qk_q8k_shared *out = reinterpret_cast<qk_q8k_shared *>(smem);
-        const int lane = threadIdx.x & 31;
-        for (int i = threadIdx.x / 32; i < nc * a.nb; i += QK_GPU_WARPS) {
-            const int j = i / a.nb, b = i - j * a.nb;
-            const qk_block_q8k *src = x8 + (size_t)(slots[j] / a.n_ids) * a.nb + b;
-            const int *sq = reinterpret_cast<const int *>(src->qs);
-            int *dq = reinterpret_cast<int *>(out[i].qs);
-            dq[lane] = __ldg(sq + lane);
-            dq[32 + lane] = __ldg(sq + 32 + lane);
-            if (lane < QK_K / 32)
-                reinterpret_cast<int *>(out[i].bsums)[lane] =
-                    __ldg(reinterpret_cast<const int *>(src->bsums) + lane);
-            if (lane == 0) out[i].d = __ldg(&src->d);
+        constexpr int U = 4, W = sizeof(qk_block_q8k) / 4; // words of a block: d, qs, bsums
+        const int *x8 = static_cast<const int *>(a.x);
+        int *out = reinterpret_cast<int *>(smem);
+        const int total = nc * a.nb * W;
+        for (int i0 = threadIdx.x; i0 < total; i0 += U * QK_GPU_WARPS * 32) {
+            int v[U];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int i = i0 + u * QK_GPU_WARPS * 32, blk = i / W, j = blk / a.nb;
+                const size_t src = ((size_t)(slots[j] / a.n_ids) * a.nb + (blk - j * a.nb)) * W;
+                if (i < total) v[u] = __ldg(x8 + src + (i - blk * W));
+            }
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int i = i0 + u * QK_GPU_WARPS * 32, blk = i / W, w = i - blk * W;
+                // qk_q8k_shared: d, three unused words, then qs and bsums as in the block
+                if (i < total) out[blk * (int)(sizeof(qk_q8k_shared) / 4) + (w ? w + 3 : 0)] = v[u];
+            }
         }
     }
 };

@@ -81,19 +81,30 @@ struct qk_batch_q8_1 {
 
     __device__ __forceinline__ static void stage(const qk_batch_args &a, const int *slots, int nc,
                                                  uint4 *smem) {
-        const qk_block_q8_1 *xa = static_cast<const qk_block_q8_1 *>(a.x);
-        qk_q8_1_shared *out = reinterpret_cast<qk_q8_1_shared *>(smem);
-        const int lane = threadIdx.x & 31;
-        for (int i = threadIdx.x / 32; i < nc * a.nb; i += QK_GPU_WARPS) {
-            const int j = i / a.nb, b = i - j * a.nb;
-            const qk_block_q8_1 *src = xa + ((size_t)(slots[j] / a.n_ids) * a.nb + b) * 8;
-            int *dq = reinterpret_cast<int *>(out[i].qs);
+        // a super-block's eight Q8_1 blocks are W words (per block: d and s, then 8 of quants)
+        constexpr int U = 4, W = 8 * sizeof(qk_block_q8_1) / 4, D = 16 / 4;
+        const int *xa = static_cast<const int *>(a.x);
+        int *out = reinterpret_cast<int *>(smem);
+        const int total = nc * a.nb * W;
+        for (int i0 = threadIdx.x; i0 < total; i0 += U * QK_GPU_WARPS * 32) {
+            int v[U];
 #pragma unroll
-            for (int h = 0; h < 2; h++) { // word w: block w / 8, its word w % 8
-                const int w = lane + 32 * h;
-                dq[w] = __ldg(reinterpret_cast<const int *>(src[w >> 3].qs) + (w & 7));
+            for (int u = 0; u < U; u++) {
+                const int i = i0 + u * QK_GPU_WARPS * 32, blk = i / W, j = blk / a.nb;
+                const size_t src = ((size_t)(slots[j] / a.n_ids) * a.nb + (blk - j * a.nb)) * W;
+                if (i < total) v[u] = __ldg(xa + src + (i - blk * W));
             }
-            if (lane < 8) out[i].d[lane] = __ldg(&src[lane].d);
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int i = i0 + u * QK_GPU_WARPS * 32, blk = i / W, w = i - blk * W;
+                const int q = w / 9, k = w - q * 9; // Q8_1 block q, its word k
+                if (i >= total) continue;
+                int *o = out + blk * (int)(sizeof(qk_q8_1_shared) / 4);
+                if (k) // quants: after the eight d (D words), block q's 8 words
+                    o[D + q * 8 + k - 1] = v[u];
+                else // d: the low half of the block's first word
+                    reinterpret_cast<uint16_t *>(o)[q] = (uint16_t)(v[u] & 0xffff);
+            }
         }
     }
 

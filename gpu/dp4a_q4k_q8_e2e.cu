@@ -53,12 +53,23 @@ cudaError_t qk_launch_dp4a_q4k_q8_e2e(const qk_gpu_args &a, cudaStream_t st) {
 struct qk_batch_q8k_quant : qk_batch_q8k_base {
     __device__ __forceinline__ static void stage(const qk_batch_args &a, const int *slots, int nc,
                                                  uint4 *smem) {
+        constexpr int U = 4; // blocks a warp loads before it quantizes them
         const float *x = static_cast<const float *>(a.x);
         qk_q8k_shared *out = reinterpret_cast<qk_q8k_shared *>(smem);
-        for (int i = threadIdx.x / 32; i < nc * a.nb; i += QK_GPU_WARPS) {
-            const int j = i / a.nb, b = i - j * a.nb;
-            qk_quantize_q8k_block_warp(x + ((size_t)(slots[j] / a.n_ids) * a.nb + b) * QK_K,
-                                       out + i, threadIdx.x & 31);
+        const int lane = threadIdx.x & 31, total = nc * a.nb;
+        for (int i0 = threadIdx.x / 32; i0 < total; i0 += U * QK_GPU_WARPS) {
+            qk_q8k_lane_values v[U];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int i = i0 + u * QK_GPU_WARPS, j = i / a.nb, b = i - j * a.nb;
+                if (i < total)
+                    v[u] = qk_q8k_load_lane(x + ((size_t)(slots[j] / a.n_ids) * a.nb + b) * QK_K,
+                                            lane);
+            }
+#pragma unroll
+            for (int u = 0; u < U; u++)
+                if (i0 + u * QK_GPU_WARPS < total)
+                    qk_quantize_q8k_values_warp(v[u], out + i0 + u * QK_GPU_WARPS, lane);
         }
     }
 };

@@ -118,13 +118,23 @@ template <bool S> struct qk_batch_f32 {
     __device__ __forceinline__ static void stage(const qk_batch_args &a, const int *slots, int nc,
                                                  uint4 *smem) {
         if constexpr (S) {
-            const int n4 = a.nb * (QK_K / 4), padded = n4 + n4 / 16;
+            constexpr int U = 4; // loads in flight per thread
+            const int n4 = a.nb * (QK_K / 4), padded = n4 + n4 / 16, total = nc * n4;
+            const float4 *x = static_cast<const float4 *>(a.x);
             float4 *out = reinterpret_cast<float4 *>(smem);
-            for (int j = 0; j < nc; j++) {
-                const float4 *x =
-                    static_cast<const float4 *>(a.x) + (size_t)(slots[j] / a.n_ids) * n4;
-                for (int i = threadIdx.x; i < n4; i += blockDim.x)
-                    out[j * padded + qk_f32_padded(i)] = __ldg(x + i);
+            for (int i0 = threadIdx.x; i0 < total; i0 += U * QK_GPU_WARPS * 32) {
+                float4 v[U];
+#pragma unroll
+                for (int u = 0; u < U; u++) {
+                    const int i = i0 + u * QK_GPU_WARPS * 32, j = i / n4;
+                    if (i < total)
+                        v[u] = __ldg(x + (size_t)(slots[j] / a.n_ids) * n4 + (i - j * n4));
+                }
+#pragma unroll
+                for (int u = 0; u < U; u++) {
+                    const int i = i0 + u * QK_GPU_WARPS * 32, j = i / n4;
+                    if (i < total) out[j * padded + qk_f32_padded(i - j * n4)] = v[u];
+                }
             }
         }
     }

@@ -41,24 +41,25 @@ inline bool qk_batch_fits(int nb) {
 struct qk_batch_args {
     const qk_block_q4k *w; // the experts' plain Q4_K rows, contiguous
     const int32_t *ids;    // n_slots expert ids (device), slot t*n_ids + i
-    int rows, nb, n_slots, n_ids;
+    int rows, nb, n_slots, n_ids, n_experts;
     int units_per_warp, tiles; // a block's tile: QK_GPU_WARPS * units_per_warp units
-    int cols_per_pass, early;  // early: the first weights are loaded before the routing
-    const void *x;             // the activations as the variant reads them (device)
-    float *y;                  // y[slot * rows + r]
+    int cols_per_pass;
+    int by_slot;   // blocks by slot (leaders work); else by the rank of an expert among those used
+    const void *x; // the activations as the variant reads them (device)
+    float *y;      // y[slot * rows + r]
 };
 
-// The block's routing: -1 unless `slot` is the first slot of its expert e, else the number of
-// slots routed to e, written to list in slot order. Every thread of the block calls it.
-__device__ __forceinline__ int qk_batch_route(const int32_t *__restrict__ ids, int n_slots,
-                                              int slot, int e, int *list, int *warp_counts) {
+// The slots from `from` on routed to expert e, in slot order, into list; -1 when a slot before
+// `from` is routed to e too (its block leads e). Every thread of the block calls it.
+__device__ __forceinline__ int qk_batch_gather(const int32_t *__restrict__ ids, int n_slots,
+                                               int from, int e, int *list, int *warp_counts) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
     int total = 0, earlier = 0;
     for (int base = 0; base < n_slots; base += QK_GPU_WARPS * 32) { // uniform
         const int j = base + threadIdx.x;
         const bool match = j < n_slots && __ldg(ids + j) == e;
-        earlier |= match && j < slot;
-        const unsigned later = __ballot_sync(0xffffffffu, match && j >= slot);
+        earlier |= match && j < from;
+        const unsigned later = __ballot_sync(0xffffffffu, match && j >= from);
         if (lane == 0) warp_counts[warp] = __popc(later);
         __syncthreads();
         int before = total;
@@ -74,14 +75,53 @@ __device__ __forceinline__ int qk_batch_route(const int32_t *__restrict__ ids, i
     return __syncthreads_or(earlier) ? -1 : total;
 }
 
+// The g-th smallest expert id used by any slot (-1: fewer are used), from a bitmap of the used
+// experts in shared memory (words: (n_experts + 31) / 32). Every thread of the block calls it.
+__device__ __forceinline__ int qk_batch_rank_expert(const int32_t *__restrict__ ids, int n_slots,
+                                                    int n_experts, int g, unsigned *bitmap,
+                                                    int *found) {
+    const int words = (n_experts + 31) / 32, lane = threadIdx.x & 31;
+    for (int i = threadIdx.x; i < words; i += blockDim.x)
+        bitmap[i] = 0;
+    if (threadIdx.x == 0) *found = -1;
+    __syncthreads();
+    for (int j = threadIdx.x; j < n_slots; j += blockDim.x) {
+        const int e = __ldg(ids + j);
+        atomicOr(&bitmap[e >> 5], 1u << (e & 31));
+    }
+    __syncthreads();
+    if (threadIdx.x < 32) { // one warp: the word holding the g-th set bit, by prefix counts
+        int before = 0;
+        for (int w0 = 0; w0 < words; w0 += 32) {
+            unsigned word = w0 + lane < words ? bitmap[w0 + lane] : 0u;
+            const int count = __popc(word);
+            int incl = count;
+#pragma unroll
+            for (int o = 1; o < 32; o <<= 1) {
+                const int v = __shfl_up_sync(0xffffffffu, incl, o);
+                incl += lane >= o ? v : 0;
+            }
+            const int k = g - before - (incl - count); // the k-th set bit of this lane's word
+            if (k >= 0 && k < count) {
+                for (int i = 0; i < k; i++)
+                    word &= word - 1;
+                *found = (w0 + lane) * 32 + __ffs(word) - 1;
+            }
+            before += __shfl_sync(0xffffffffu, incl, 31);
+            if (before > g) break; // uniform
+        }
+    }
+    __syncthreads();
+    return *found;
+}
+
 template <class V, bool G>
-__global__ void __launch_bounds__(QK_GPU_WARPS * 32) qk_batch_kernel(const qk_batch_args a) {
-    extern __shared__ uint4 qk_batch_smem[]; // staged columns, then the slot list
-    __shared__ int warp_counts[QK_GPU_WARPS];
+__global__ void __launch_bounds__(QK_GPU_WARPS * 32, 2) qk_batch_kernel(const qk_batch_args a) {
+    constexpr int R = 2; // units per batch: one batch in flight while the other is computed
+    extern __shared__ uint4 qk_batch_smem[]; // staged columns, the slot list, the bitmap
+    __shared__ int warp_counts[QK_GPU_WARPS], found;
     const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
-    const int slot = blockIdx.x / a.tiles, tile = blockIdx.x - slot * a.tiles;
-    const int expert = __ldg(a.ids + slot), nb = a.nb;
-    const qk_block_q4k *we = a.w + (size_t)expert * a.rows * nb;
+    const int block = blockIdx.x / a.tiles, tile = blockIdx.x - block * a.tiles, nb = a.nb;
     // this lane's place: row `sub` of a unit of rpw rows, chunk c of super-block base + s
     const int per = G ? V::lanes(nb) : 32, rpw = G ? V::rows(nb) : 1;
     const int sub = G ? lane / per : 0, li = lane - sub * per, s = li >> 2, c = li & 3;
@@ -95,49 +135,77 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32) qk_batch_kernel(const qk_ba
         *row = (unit0 + i * QK_GPU_WARPS) * rpw + sub;
         *sb = (t - i * steps) * 8 + s;
     };
-    auto load = [&](int t) {
-        int row, sb;
-        place(t, &row, &sb);
-        qk_q4k_lane d = {};
-        if (sub < rpw && row < a.rows && sb < nb) d = qk_load_lane(we + (size_t)row * nb + sb, c);
-        return d;
+    const qk_block_q4k *we = nullptr;
+    auto load = [&](int t0, qk_q4k_lane(&d)[R]) {
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            int row, sb;
+            place(t0 + r, &row, &sb);
+            d[r] = {};
+            if (t0 + r < items && sub < rpw && row < a.rows && sb < nb)
+                d[r] = qk_load_lane(we + (size_t)row * nb + sb, c);
+        }
     };
-    qk_q4k_lane cur = {};
-    if (a.early && items) cur = load(0); // in flight during the routing and the staging
-    int *list = reinterpret_cast<int *>(reinterpret_cast<char *>(qk_batch_smem) +
-                                        V::column_bytes(nb) * a.cols_per_pass);
-    const int n = qk_batch_route(a.ids, a.n_slots, slot, expert, list, warp_counts);
+    char *smem = reinterpret_cast<char *>(qk_batch_smem);
+    int *list = reinterpret_cast<int *>(smem + V::column_bytes(nb) * a.cols_per_pass);
+    qk_q4k_lane A[R], B[R];
+    int n, expert;
+    if (a.by_slot) { // the block's slot is known: its weights load during the routing
+        expert = __ldg(a.ids + block);
+        we = a.w + (size_t)expert * a.rows * nb;
+        load(0, A);
+        n = qk_batch_gather(a.ids, a.n_slots, block, expert, list, warp_counts);
+    } else {
+        expert = qk_batch_rank_expert(a.ids, a.n_slots, a.n_experts, block,
+                                      reinterpret_cast<unsigned *>(list + a.n_slots), &found);
+        if (expert < 0) return; // the whole block: fewer experts are used
+        we = a.w + (size_t)expert * a.rows * nb;
+        load(0, A);
+        n = qk_batch_gather(a.ids, a.n_slots, 0, expert, list, warp_counts);
+    }
     if (n < 0) return; // the whole block: another block leads this expert
+    // one batch of R items: the step, and at a row's last step its sums, a column at a time
+    auto compute = [&](int t0, const qk_q4k_lane(&d)[R], int p0, int nc,
+                       const int(&toks)[QK_BATCH_COLS], float(&acc)[QK_BATCH_COLS]) {
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            if (t0 + r >= items) return; // uniform across the warp
+            int row, sb;
+            place(t0 + r, &row, &sb);
+            const bool valid = sub < rpw && row < a.rows;
+            V::step(a, qk_batch_smem, toks, d[r], nc, sb, c, valid && sb < nb, acc);
+            if (sb - s + 8 < nb) continue; // the row goes on in the next step
+#pragma unroll
+            for (int j = 0; j < QK_BATCH_COLS; j++) {
+                if (j >= nc) break;
+                const float v = V::template reduce<G>(acc[j], nb, per);
+                if (valid && li == 0) a.y[(size_t)list[p0 + j] * a.rows + row] = v;
+                acc[j] = 0.0f;
+            }
+        }
+    };
     for (int p0 = 0; p0 < n; p0 += a.cols_per_pass) {
         const int nc = n - p0 < a.cols_per_pass ? n - p0 : a.cols_per_pass;
         int toks[QK_BATCH_COLS];
 #pragma unroll
         for (int j = 0; j < QK_BATCH_COLS; j++)
             toks[j] = j < nc ? list[p0 + j] / a.n_ids : 0;
-        if (p0) __syncthreads(); // the last pass's columns are read
+        if (p0) {
+            load(0, A);      // in flight during the staging
+            __syncthreads(); // the last pass's columns are read
+        }
         V::stage(a, list + p0, nc, qk_batch_smem);
         __syncthreads();
-        if (p0 || !a.early) cur = items ? load(0) : qk_q4k_lane{};
         float acc[QK_BATCH_COLS];
 #pragma unroll
         for (int j = 0; j < QK_BATCH_COLS; j++)
             acc[j] = 0.0f;
-        for (int t = 0; t < items; t++) {
-            const qk_q4k_lane next = t + 1 < items ? load(t + 1) : qk_q4k_lane{};
-            int row, sb;
-            place(t, &row, &sb);
-            const bool valid = sub < rpw && row < a.rows;
-            V::step(a, qk_batch_smem, toks, cur, nc, sb, c, valid && sb < nb, acc);
-            if (sb - s + 8 >= nb) { // the row's last step: its sums, one column at a time
-#pragma unroll
-                for (int j = 0; j < QK_BATCH_COLS; j++) {
-                    if (j >= nc) break;
-                    const float v = V::template reduce<G>(acc[j], nb, per);
-                    if (valid && li == 0) a.y[(size_t)list[p0 + j] * a.rows + row] = v;
-                    acc[j] = 0.0f;
-                }
-            }
-            cur = next;
+        for (int t0 = 0; t0 < items; t0 += 2 * R) {
+            load(t0 + R, B);
+            compute(t0, A, p0, nc, toks, acc);
+            if (t0 + R >= items) break;
+            load(t0 + 2 * R, A);
+            compute(t0 + R, B, p0, nc, toks, acc);
         }
     }
 }
@@ -162,12 +230,17 @@ cudaError_t qk_batch_launch(const qk_gpu_args &g, const void *x, int cols_per_pa
     const int rpw = G ? V::rows(nb) : 1, units = (g.rows + rpw - 1) / rpw;
     const long groups = slots < g.n_experts ? slots : g.n_experts;
     long per_warp = groups * units / ((long)sms * 32); // about half the GPU's warps
-    per_warp = per_warp < 1 ? 1 : per_warp > 8 ? 8 : per_warp;
+    per_warp = per_warp < 2 ? 2 : per_warp > 8 ? 8 : per_warp;
     const int tile_units = QK_GPU_WARPS * (int)per_warp;
     const int tiles = (units + tile_units - 1) / tile_units;
-    if ((long)slots * tiles > 0x7fffffffL) return cudaErrorInvalidConfiguration;
+    // few slots: a block per slot, its weights loading during the routing; many: a block per
+    // rank of the experts that may be used, no block launched only to find it leads nothing
+    const bool by_slot = slots <= 64;
+    const long blocks = (by_slot ? slots : groups) * (long)tiles;
+    if (blocks > 0x7fffffffL) return cudaErrorInvalidConfiguration;
     const int pass = cols_per_pass < slots ? cols_per_pass : slots;
-    const size_t smem = V::column_bytes(nb) * pass + (size_t)slots * sizeof(int);
+    const size_t smem = V::column_bytes(nb) * pass + (size_t)slots * sizeof(int) +
+                        (by_slot ? 0 : (size_t)(g.n_experts + 31) / 32 * sizeof(unsigned));
     if (smem > (size_t)smem_max) return cudaErrorInvalidConfiguration;
     if (smem > 48 * 1024 && (int)smem > smem_set) {
         if ((e = cudaFuncSetAttribute(qk_batch_kernel<V, G>,
@@ -176,8 +249,8 @@ cudaError_t qk_batch_launch(const qk_gpu_args &g, const void *x, int cols_per_pa
             return e;
         smem_set = (int)smem;
     }
-    const qk_batch_args a = {g.w,           g.ids, g.rows, nb,          slots, g.n_ids,
-                             (int)per_warp, tiles, pass,   slots <= 64, x,     g.y};
-    qk_batch_kernel<V, G><<<slots * tiles, QK_GPU_WARPS * 32, smem, st>>>(a);
+    const qk_batch_args a = {g.w,           g.ids, g.rows, nb,      slots, g.n_ids, g.n_experts,
+                             (int)per_warp, tiles, pass,   by_slot, x,     g.y};
+    qk_batch_kernel<V, G><<<(int)blocks, QK_GPU_WARPS * 32, smem, st>>>(a);
     return cudaGetLastError();
 }
