@@ -142,7 +142,7 @@ static void test_batched(void) {
             make_quantized_q4k(&r, w, n_experts * rows, cols);
         for (size_t ti = 0; ti < sizeof tokens / sizeof tokens[0]; ti++) {
             const size_t n_tokens = tokens[ti];
-            if (quick && n_tokens == 64) continue;
+            if (quick && n_tokens == 64 && s) continue; /* one shape keeps the rank routing */
             float *x = malloc(n_tokens * cols * sizeof *x);
             int32_t *ids = malloc(n_tokens * K * sizeof *ids);
             for (size_t t = 0; t < n_tokens; t++) {
