@@ -73,6 +73,13 @@ struct __align__(16) qk_q8_1_shared {
 };
 
 struct qk_batch_q8_1 {
+    // lane 4*s + c: chunk c of super-blocks s, s + 8, ...; short rows several to a warp
+    static constexpr int L = 4, R = 2, kBlocksPerSm = 2;
+    static constexpr bool kPipeline = true;
+    using Data = qk_q4k_lane;
+    __device__ __forceinline__ static Data load(const qk_block_q4k *b, int c) {
+        return qk_load_lane(b, c);
+    }
     __host__ __device__ static int lanes(int nb) { return qk_row_lanes(nb); }
     __host__ __device__ static int rows(int nb) { return 32 / qk_row_lanes(nb); }
     __host__ __device__ static size_t column_bytes(int nb) {
@@ -154,8 +161,9 @@ struct qk_batch_q8_1 {
         }
     }
 
-    template <bool G> __device__ __forceinline__ static float reduce(float v, int, int per) {
-        return G ? qk_group_sum(v, per) : qk_warp_sum(v);
+    // the butterfly over the row's lanes (over the whole warp: qk_warp_sum's)
+    __device__ __forceinline__ static float reduce(float v, int, int per) {
+        return qk_group_sum(v, per);
     }
 };
 
@@ -164,6 +172,5 @@ cudaError_t qk_launch_batch_dp4a_q4k_q8_1(const qk_gpu_args &a, cudaStream_t st)
     if (e != cudaSuccess) return e;
     const int pass = qk_batch_cols_per_pass(qk_batch_q8_1::column_bytes(a.nb));
     if (!pass) return cudaErrorInvalidConfiguration;
-    return a.nb <= 4 ? qk_batch_launch<qk_batch_q8_1, true>(a, a.x_q, pass, st)
-                     : qk_batch_launch<qk_batch_q8_1, false>(a, a.x_q, pass, st);
+    return qk_batch_launch<qk_batch_q8_1>(a, a.x_q, pass, st);
 }

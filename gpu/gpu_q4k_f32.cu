@@ -108,6 +108,13 @@ cudaError_t qk_launch_gpu_q4k_f32(const qk_gpu_args &a, cudaStream_t st) {
 // global memory. Per super-block share, each weight is dequantized once and then meets every
 // column with one fmaf, in the order above.
 template <bool S> struct qk_batch_f32 {
+    // lane 4*s + c: chunk c of super-blocks s, s + 8, ...; short rows several to a warp
+    static constexpr int L = 4, R = 2, kBlocksPerSm = 2;
+    static constexpr bool kPipeline = true;
+    using Data = qk_q4k_lane;
+    __device__ __forceinline__ static Data load(const qk_block_q4k *b, int c) {
+        return qk_load_lane(b, c);
+    }
     __host__ __device__ static int lanes(int nb) { return qk_row_lanes(nb); }
     __host__ __device__ static int rows(int nb) { return 32 / qk_row_lanes(nb); }
     __host__ __device__ static size_t column_bytes(int nb) {
@@ -185,16 +192,14 @@ template <bool S> struct qk_batch_f32 {
         }
     }
 
-    template <bool G> __device__ __forceinline__ static float reduce(float v, int, int per) {
-        return G ? qk_group_sum(v, per) : qk_warp_sum(v);
+    // the butterfly over the row's lanes (over the whole warp: qk_warp_sum's)
+    __device__ __forceinline__ static float reduce(float v, int, int per) {
+        return qk_group_sum(v, per);
     }
 };
 
 cudaError_t qk_launch_batch_gpu_q4k_f32(const qk_gpu_args &a, cudaStream_t st) {
-    const bool grouped = a.nb <= 4;
     if (qk_batch_cols_per_pass(qk_batch_f32<true>::column_bytes(a.nb)) == QK_BATCH_COLS)
-        return grouped ? qk_batch_launch<qk_batch_f32<true>, true>(a, a.x_f32, QK_BATCH_COLS, st)
-                       : qk_batch_launch<qk_batch_f32<true>, false>(a, a.x_f32, QK_BATCH_COLS, st);
-    return grouped ? qk_batch_launch<qk_batch_f32<false>, true>(a, a.x_f32, QK_BATCH_COLS, st)
-                   : qk_batch_launch<qk_batch_f32<false>, false>(a, a.x_f32, QK_BATCH_COLS, st);
+        return qk_batch_launch<qk_batch_f32<true>>(a, a.x_f32, QK_BATCH_COLS, st);
+    return qk_batch_launch<qk_batch_f32<false>>(a, a.x_f32, QK_BATCH_COLS, st);
 }

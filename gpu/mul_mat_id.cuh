@@ -1,24 +1,29 @@
-// The batched unit of the matvec variants (MUL_MAT_ID for several tokens): one launch in which
-// each block takes one slot (token t's i-th expert id, slot t*n_ids + i) and one tile of rows.
-// The grouping of slots by expert comes from the ids on the device: a block works only when its
-// slot is the first with its expert (the group's leader), and then gathers, in slot order, every
-// slot routed to that expert; the other blocks leave after that one scan of the ids. A leader
-// block stages up to 8 of its columns' activations in shared memory in the variant's layout
-// (quantizing them, for e2e), then its warps walk the tile's rows: each weight block is loaded
-// once and meets every staged column; beyond 8 columns, further passes over the tile. Each
-// column's arithmetic, lane layout and reduction are those of the variant's one-token kernel,
-// so its outputs are the emulation's per slot. A variant supplies a policy V:
-//   lanes(nb), rows(nb)  (host and device) the lanes per row and rows per warp when rows are
-//                        short (G: nb <= 4); otherwise a warp takes one row in steps of 8
-//                        super-blocks, lane 4*s + c on chunk c of super-block base + s
-//   column_bytes(nb)          shared memory a staged column takes (0: none staged)
-//   stage(a, slots, nc, smem) block-wide: columns 0..nc-1 (slot slots[j], token
-//                             slots[j] / n_ids) into smem
+// The batched unit of the matvec variants (MUL_MAT_ID for several tokens): one launch whose
+// blocks each take one group of slots (the slots routed to one expert; slot t*n_ids + i is token
+// t's i-th id) and one tile of that expert's rows. The grouping comes from the ids on the
+// device, inside the unit: with few slots a block per slot, working only when its slot is the
+// first with its expert (its weights already loading meanwhile); with many, a block per rank of
+// an expert among those used (a bitmap of the ids), so that no block is launched only to find
+// it leads nothing. Either way the block then gathers, in slot order, every slot routed to its
+// expert. It stages up to 8 of those columns' activations in shared memory in the variant's
+// layout (quantizing them, for e2e), then its warps walk the tile's rows: each weight block is
+// loaded once and meets every staged column; beyond 8 columns, further passes over the tile.
+// Each column's arithmetic and reduction order are those of the variant's one-token kernel, so
+// its outputs are the emulation's per slot. A variant supplies a policy V:
+//   L, Data, load(b, c)     lanes per super-block; what lane c of them loads of block b
+//   R                       items a batch loads (two batches: one loads, one is computed)
+//   kBlocksPerSm, kPipeline blocks an SM must hold (the register budget); whether a warp has a
+//                           second batch in flight
+//   lanes(nb), rows(nb)     (host and device) lanes per row, rows per warp; a row's lanes take
+//                           super-blocks base + s, s = lane-in-row / L, in steps of lanes / L
+//   column_bytes(nb)        shared memory a staged column takes (0: none staged)
+//   stage(a, slots, nc, smem)  block-wide: columns 0..nc-1 (slot slots[j], token
+//                           slots[j] / n_ids) into smem
 //   step(a, smem, toks, d, nc, sb, c, active, acc)  a lane's loaded share of a super-block
-//                             times columns 0..nc-1 (token toks[j]) into acc[j]
-//   reduce<G>(v, nb, per)     a row's sum of one column, read at the row's first lane
+//                           times columns 0..nc-1 (token toks[j]) into acc[j]
+//   reduce(v, nb, per)      a row's sum of one column, read at the row's first lane
 #pragma once
-#include "dp4a_q8k_row.cuh"
+#include "dp4a_q8k_row.cuh" // qk_q4k_lane, qk_load_lane: the share of 4 lanes a super-block
 #include "gpu_launch.cuh"
 #include "q8k_warp.cuh"
 
@@ -115,17 +120,18 @@ __device__ __forceinline__ int qk_batch_rank_expert(const int32_t *__restrict__ 
     return *found;
 }
 
-template <class V, bool G>
-__global__ void __launch_bounds__(QK_GPU_WARPS * 32, 2) qk_batch_kernel(const qk_batch_args a) {
-    constexpr int R = 2; // units per batch: one batch in flight while the other is computed
+template <class V>
+__global__ void __launch_bounds__(QK_GPU_WARPS * 32, V::kBlocksPerSm)
+    qk_batch_kernel(const qk_batch_args a) {
+    constexpr int R = V::R; // items per batch: one batch in flight while the other is computed
     extern __shared__ uint4 qk_batch_smem[]; // staged columns, the slot list, the bitmap
     __shared__ int warp_counts[QK_GPU_WARPS], found;
     const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
     const int block = blockIdx.x / a.tiles, tile = blockIdx.x - block * a.tiles, nb = a.nb;
-    // this lane's place: row `sub` of a unit of rpw rows, chunk c of super-block base + s
-    const int per = G ? V::lanes(nb) : 32, rpw = G ? V::rows(nb) : 1;
-    const int sub = G ? lane / per : 0, li = lane - sub * per, s = li >> 2, c = li & 3;
-    const int steps = G ? 1 : (nb + 7) / 8, units = (a.rows + rpw - 1) / rpw;
+    // this lane's place: row `sub` of a unit of rpw rows, share c of super-block base + s
+    const int per = V::lanes(nb), rpw = V::rows(nb), width = per / V::L;
+    const int sub = lane / per, li = lane - sub * per, s = li / V::L, c = li - s * V::L;
+    const int steps = (nb + width - 1) / width, units = (a.rows + rpw - 1) / rpw;
     const int unit0 = tile * QK_GPU_WARPS * a.units_per_warp + warp;
     int mine = unit0 < units ? (units - unit0 + QK_GPU_WARPS - 1) / QK_GPU_WARPS : 0;
     mine = mine < a.units_per_warp ? mine : a.units_per_warp;
@@ -133,22 +139,22 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32, 2) qk_batch_kernel(const qk
     auto place = [&](int t, int *row, int *sb) {
         const int i = steps == 1 ? t : t / steps;
         *row = (unit0 + i * QK_GPU_WARPS) * rpw + sub;
-        *sb = (t - i * steps) * 8 + s;
+        *sb = (t - i * steps) * width + s;
     };
     const qk_block_q4k *we = nullptr;
-    auto load = [&](int t0, qk_q4k_lane(&d)[R]) {
+    auto load = [&](int t0, typename V::Data(&d)[R]) {
 #pragma unroll
         for (int r = 0; r < R; r++) {
             int row, sb;
             place(t0 + r, &row, &sb);
             d[r] = {};
             if (t0 + r < items && sub < rpw && row < a.rows && sb < nb)
-                d[r] = qk_load_lane(we + (size_t)row * nb + sb, c);
+                d[r] = V::load(we + (size_t)row * nb + sb, c);
         }
     };
     char *smem = reinterpret_cast<char *>(qk_batch_smem);
     int *list = reinterpret_cast<int *>(smem + V::column_bytes(nb) * a.cols_per_pass);
-    qk_q4k_lane A[R], B[R];
+    typename V::Data A[R], B[V::kPipeline ? R : 1];
     int n, expert;
     if (a.by_slot) { // the block's slot is known: its weights load during the routing
         expert = __ldg(a.ids + block);
@@ -165,7 +171,7 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32, 2) qk_batch_kernel(const qk
     }
     if (n < 0) return; // the whole block: another block leads this expert
     // one batch of R items: the step, and at a row's last step its sums, a column at a time
-    auto compute = [&](int t0, const qk_q4k_lane(&d)[R], int p0, int nc,
+    auto compute = [&](int t0, const typename V::Data(&d)[R], int p0, int nc,
                        const int(&toks)[QK_BATCH_COLS], float(&acc)[QK_BATCH_COLS]) {
 #pragma unroll
         for (int r = 0; r < R; r++) {
@@ -174,11 +180,11 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32, 2) qk_batch_kernel(const qk
             place(t0 + r, &row, &sb);
             const bool valid = sub < rpw && row < a.rows;
             V::step(a, qk_batch_smem, toks, d[r], nc, sb, c, valid && sb < nb, acc);
-            if (sb - s + 8 < nb) continue; // the row goes on in the next step
+            if (sb - s + width < nb) continue; // the row goes on in the next step
 #pragma unroll
             for (int j = 0; j < QK_BATCH_COLS; j++) {
                 if (j >= nc) break;
-                const float v = V::template reduce<G>(acc[j], nb, per);
+                const float v = V::reduce(acc[j], nb, per);
                 if (valid && li == 0) a.y[(size_t)list[p0 + j] * a.rows + row] = v;
                 acc[j] = 0.0f;
             }
@@ -200,19 +206,26 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32, 2) qk_batch_kernel(const qk
 #pragma unroll
         for (int j = 0; j < QK_BATCH_COLS; j++)
             acc[j] = 0.0f;
-        for (int t0 = 0; t0 < items; t0 += 2 * R) {
-            load(t0 + R, B);
-            compute(t0, A, p0, nc, toks, acc);
-            if (t0 + R >= items) break;
-            load(t0 + 2 * R, A);
-            compute(t0 + R, B, p0, nc, toks, acc);
+        if constexpr (V::kPipeline) {
+            for (int t0 = 0; t0 < items; t0 += 2 * R) {
+                load(t0 + R, B);
+                compute(t0, A, p0, nc, toks, acc);
+                if (t0 + R >= items) break;
+                load(t0 + 2 * R, A);
+                compute(t0 + R, B, p0, nc, toks, acc);
+            }
+        } else { // one batch at a time: the other warps hide its loads
+            for (int t0 = 0; t0 < items; t0 += R) {
+                if (t0) load(t0, A);
+                compute(t0, A, p0, nc, toks, acc);
+            }
         }
     }
 }
 
 // The launch: shape from what the host knows without the routing (slots, experts, rows); the
 // tile grows with the rows the batch may touch, so that leader blocks fill the GPU.
-template <class V, bool G>
+template <class V>
 cudaError_t qk_batch_launch(const qk_gpu_args &g, const void *x, int cols_per_pass,
                             cudaStream_t st) {
     static int sms, smem_set, smem_max;
@@ -227,7 +240,7 @@ cudaError_t qk_batch_launch(const qk_gpu_args &g, const void *x, int cols_per_pa
             return e;
     }
     const int slots = g.n_tokens * g.n_ids, nb = g.nb;
-    const int rpw = G ? V::rows(nb) : 1, units = (g.rows + rpw - 1) / rpw;
+    const int rpw = V::rows(nb), units = (g.rows + rpw - 1) / rpw;
     const long groups = slots < g.n_experts ? slots : g.n_experts;
     long per_warp = groups * units / ((long)sms * 32); // about half the GPU's warps
     per_warp = per_warp < 2 ? 2 : per_warp > 8 ? 8 : per_warp;
@@ -243,7 +256,7 @@ cudaError_t qk_batch_launch(const qk_gpu_args &g, const void *x, int cols_per_pa
                         (by_slot ? 0 : (size_t)(g.n_experts + 31) / 32 * sizeof(unsigned));
     if (smem > (size_t)smem_max) return cudaErrorInvalidConfiguration;
     if (smem > 48 * 1024 && (int)smem > smem_set) {
-        if ((e = cudaFuncSetAttribute(qk_batch_kernel<V, G>,
+        if ((e = cudaFuncSetAttribute(qk_batch_kernel<V>,
                                       cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)) !=
             cudaSuccess)
             return e;
@@ -251,6 +264,6 @@ cudaError_t qk_batch_launch(const qk_gpu_args &g, const void *x, int cols_per_pa
     }
     const qk_batch_args a = {g.w,           g.ids, g.rows, nb,      slots, g.n_ids, g.n_experts,
                              (int)per_warp, tiles, pass,   by_slot, x,     g.y};
-    qk_batch_kernel<V, G><<<(int)blocks, QK_GPU_WARPS * 32, smem, st>>>(a);
+    qk_batch_kernel<V><<<(int)blocks, QK_GPU_WARPS * 32, smem, st>>>(a);
     return cudaGetLastError();
 }
