@@ -84,6 +84,12 @@ template <int Blocks> struct qk_batch_q8k_base {
                 S[j] += sc0 * isum0 + sc1 * isum1;
             }
         }
+        // mins 2k and 2k + 1, each twice (bytes m, m, m', m'): __dp2a's int8 pairs for the
+        // int16 pairs of bsums
+        uint32_t mdup[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+            mdup[k] = __byte_perm(mw[k >> 1], 0, k & 1 ? 0x3322 : 0x1100);
         const float wd = qk_h2f((uint16_t)(d.head.x & 0xffff));
         const float wdmin = qk_h2f((uint16_t)(d.head.x >> 16));
 #pragma unroll
@@ -93,11 +99,11 @@ template <int Blocks> struct qk_batch_q8k_base {
             const int4 *bp = reinterpret_cast<const int4 *>(xb->bsums);
             const int4 b0 = bp[0], b1 = bp[1];
             const int bw[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
-            int M = 0;
+            int M = 0; // sub-block `sub` meets bsums 2*sub and 2*sub + 1: the halves of word sub
 #pragma unroll
-            for (int sub = 0; sub < 8; sub++) { // bsums 2*sub and 2*sub + 1: one word
-                const int m = (int)((mw[sub >> 2] >> (8 * (sub & 3))) & 0xff);
-                M += m * ((int)(int16_t)(bw[sub] & 0xffff) + (bw[sub] >> 16));
+            for (int k = 0; k < 4; k++) {
+                M = __dp2a_lo(bw[2 * k], (int)mdup[k], M);
+                M = __dp2a_hi(bw[2 * k + 1], (int)mdup[k], M);
             }
             const float dx = xb->d;
             const float dw = __fmul_rn(dx, wd), dmw = __fmul_rn(dx, wdmin);
@@ -125,6 +131,6 @@ static cudaError_t qk_batch_launch_q8k(const qk_gpu_args &a, const void *x, cuda
     const int pass = qk_batch_cols_per_pass(V<1>::column_bytes(a.nb));
     if (!pass) return cudaErrorInvalidConfiguration;
     const char *mode = getenv("QK_BATCH_Q8K_BLOCKS"); // TEMPORARY: measuring both
-    if (mode && *mode == '2') return qk_batch_launch<V<2>>(a, x, pass, st);
-    return qk_batch_launch<V<1>>(a, x, pass, st);
+    if (mode && *mode == '1') return qk_batch_launch<V<1>>(a, x, pass, st);
+    return qk_batch_launch<V<2>>(a, x, pass, st);
 }

@@ -26,6 +26,7 @@
 #include "dp4a_q8k_row.cuh" // qk_q4k_lane, qk_load_lane: the share of 4 lanes a super-block
 #include "gpu_launch.cuh"
 #include "q8k_warp.cuh"
+#include <stdlib.h>
 
 constexpr int QK_BATCH_COLS = 8; // columns a weight block meets per pass
 // Shared memory for a pass's staged columns: at most this, so that two blocks fit an SM.
@@ -50,6 +51,7 @@ struct qk_batch_args {
     int units_per_warp, tiles; // a block's tile: QK_GPU_WARPS * units_per_warp units
     int cols_per_pass;
     int by_slot;   // blocks by slot (leaders work); else by the rank of an expert among those used
+    int prefetch;  // TEMPORARY switch
     const void *x; // the activations as the variant reads them (device)
     float *y;      // y[slot * rows + r]
 };
@@ -152,6 +154,26 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32, V::kBlocksPerSm)
                 d[r] = V::load(we + (size_t)row * nb + sb, c);
         }
     };
+    // the lines of a batch's weights into L2, so that its loads wait for L2 and not for memory
+    auto prefetch = [&](int t0) {
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            int row, sb;
+            place(t0 + r, &row, &sb);
+            if (t0 + r < items && sub < rpw && row < a.rows && sb < nb) {
+                // bytes 0, 72 and 143 of the 144-byte block meet every 128-byte line it
+                // touches; with 4 lanes a block, lane c takes byte 48*c (c = 3: 143)
+                const char *p = reinterpret_cast<const char *>(we + (size_t)row * nb + sb);
+                if (V::L == 1) {
+                    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+                    asm volatile("prefetch.global.L2 [%0];" ::"l"(p + 72));
+                    asm volatile("prefetch.global.L2 [%0];" ::"l"(p + 143));
+                } else {
+                    asm volatile("prefetch.global.L2 [%0];" ::"l"(p + (c < 3 ? 48 * c : 143)));
+                }
+            }
+        }
+    };
     char *smem = reinterpret_cast<char *>(qk_batch_smem);
     int *list = reinterpret_cast<int *>(smem + V::column_bytes(nb) * a.cols_per_pass);
     typename V::Data A[R], B[V::kPipeline ? R : 1];
@@ -214,9 +236,10 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32, V::kBlocksPerSm)
                 load(t0 + 2 * R, A);
                 compute(t0 + R, B, p0, nc, toks, acc);
             }
-        } else { // one batch at a time: the other warps hide its loads
+        } else { // one batch at a time in registers, the next one's lines fetched into L2
             for (int t0 = 0; t0 < items; t0 += R) {
                 if (t0) load(t0, A);
+                if (a.prefetch) prefetch(t0 + R);
                 compute(t0, A, p0, nc, toks, acc);
             }
         }
@@ -262,8 +285,10 @@ cudaError_t qk_batch_launch(const qk_gpu_args &g, const void *x, int cols_per_pa
             return e;
         smem_set = (int)smem;
     }
-    const qk_batch_args a = {g.w,           g.ids, g.rows, nb,      slots, g.n_ids, g.n_experts,
-                             (int)per_warp, tiles, pass,   by_slot, x,     g.y};
+    const qk_batch_args a = {g.w,   g.ids,   g.rows,      nb,
+                             slots, g.n_ids, g.n_experts, (int)per_warp,
+                             tiles, pass,    by_slot,     !getenv("QK_BATCH_NO_PREFETCH"),
+                             x,     g.y};
     qk_batch_kernel<V><<<(int)blocks, QK_GPU_WARPS * 32, smem, st>>>(a);
     return cudaGetLastError();
 }
