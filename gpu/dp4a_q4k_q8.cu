@@ -50,7 +50,7 @@ cudaError_t qk_launch_dp4a_q4k_q8(const qk_gpu_args &a, cudaStream_t st) {
 // The batched unit: gpu_quant_q8k over every token, then MUL_MAT_ID (dp4a_q8k_batch.cuh), each
 // leader block copying its pass's Q8_K columns into the 16-byte aligned qk_q8k_shared layout,
 // a word a thread (the 292-byte blocks are only 4-byte aligned), several loads in flight.
-template <int Blocks> struct qk_batch_q8k_copy : qk_batch_q8k_base<Blocks> {
+struct qk_batch_q8k_copy : qk_batch_q8k_base {
     __device__ __forceinline__ static void stage(const qk_batch_args &a, const int *slots, int nc,
                                                  uint4 *smem) {
         constexpr int U = 4, W = sizeof(qk_block_q8k) / 4; // words of a block: d, qs, bsums

@@ -50,7 +50,7 @@ cudaError_t qk_launch_dp4a_q4k_q8_e2e(const qk_gpu_args &a, cudaStream_t st) {
 // The batched unit, one launch: each leader block quantizes its pass's columns into shared
 // memory (a warp a Q8_K block, as above; the first weights already in flight), then
 // MUL_MAT_ID (dp4a_q8k_batch.cuh).
-template <int Blocks> struct qk_batch_q8k_quant : qk_batch_q8k_base<Blocks> {
+struct qk_batch_q8k_quant : qk_batch_q8k_base {
     __device__ __forceinline__ static void stage(const qk_batch_args &a, const int *slots, int nc,
                                                  uint4 *smem) {
         constexpr int U = 4; // blocks a warp loads before it quantizes them

@@ -11,12 +11,12 @@
 // loads of 8 consecutive super-blocks meet 8 different bank groups.
 #pragma once
 #include "mul_mat_id.cuh"
-#include <stdlib.h>
 
-template <int Blocks> struct qk_batch_q8k_base {
-    // an item is 144 bytes a lane: two in flight take the registers of one block an SM
-    static constexpr int L = 1, R = 1, kBlocksPerSm = Blocks;
-    static constexpr bool kPipeline = Blocks == 1;
+struct qk_batch_q8k_base {
+    // an item is 144 bytes a lane: a second one in flight would leave registers for one block
+    // an SM, measured slower on an H200 (e2e, 64 tokens: 100 us against 90 us)
+    static constexpr int L = 1, R = 1, kBlocksPerSm = 2;
+    static constexpr bool kPipeline = false;
     struct Data {
         uint4 head, qs[8];
     };
@@ -126,11 +126,9 @@ template <int Blocks> struct qk_batch_q8k_base {
     }
 };
 
-template <template <int> class V>
+template <class V>
 static cudaError_t qk_batch_launch_q8k(const qk_gpu_args &a, const void *x, cudaStream_t st) {
-    const int pass = qk_batch_cols_per_pass(V<1>::column_bytes(a.nb));
+    const int pass = qk_batch_cols_per_pass(V::column_bytes(a.nb));
     if (!pass) return cudaErrorInvalidConfiguration;
-    const char *mode = getenv("QK_BATCH_Q8K_BLOCKS"); // TEMPORARY: measuring both
-    if (mode && *mode == '1') return qk_batch_launch<V<1>>(a, x, pass, st);
-    return qk_batch_launch<V<2>>(a, x, pass, st);
+    return qk_batch_launch<V>(a, x, pass, st);
 }

@@ -483,11 +483,13 @@ qk_gpu_case *qk_gpu_case_create(const qk_kernel *k, const qk_block_q4k *w, size_
                                 i, n_experts);
         }
         // several tokens: the slot list and a pass's staged columns in one block's shared memory
-        if (n_tokens > 1 && (slots > 16384 || !qk_batch_fits((int)(cols / QK_K))))
+        if (n_tokens > 1 &&
+            (slots > 16384 || n_experts > 65536 || !qk_batch_fits((int)(cols / QK_K))))
             return fail(err, err_size,
-                        "%zu tokens x %zu ids of rows of %zu columns: too large for the batched "
-                        "launch (16384 slots, %zu columns at most)",
-                        n_tokens, n_ids, cols, QK_BATCH_STAGE_BYTES / sizeof(qk_q8k_shared) * QK_K);
+                        "%zu tokens x %zu ids of %zu experts with rows of %zu columns: too large "
+                        "for the batched launch (16384 slots, 65536 experts, %zu columns at most)",
+                        n_tokens, n_ids, n_experts, cols,
+                        QK_BATCH_STAGE_BYTES / sizeof(qk_q8k_shared) * QK_K);
         if (rows * slots > (size_t)1 << 30 || cols / QK_K > (size_t)1 << 20 ||
             n_tokens * cols > (size_t)1 << 30)
             return fail(err, err_size, "shape too large for one launch");

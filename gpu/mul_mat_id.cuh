@@ -12,8 +12,8 @@
 // its outputs are the emulation's per slot. A variant supplies a policy V:
 //   L, Data, load(b, c)     lanes per super-block; what lane c of them loads of block b
 //   R                       items a batch loads (two batches: one loads, one is computed)
-//   kBlocksPerSm, kPipeline blocks an SM must hold (the register budget); whether a warp has a
-//                           second batch in flight
+//   kBlocksPerSm, kPipeline  blocks an SM must hold (the register budget); whether a warp
+//                           has a second batch in flight
 //   lanes(nb), rows(nb)     (host and device) lanes per row, rows per warp; a row's lanes take
 //                           super-blocks base + s, s = lane-in-row / L, in steps of lanes / L
 //   column_bytes(nb)        shared memory a staged column takes (0: none staged)
@@ -26,7 +26,6 @@
 #include "dp4a_q8k_row.cuh" // qk_q4k_lane, qk_load_lane: the share of 4 lanes a super-block
 #include "gpu_launch.cuh"
 #include "q8k_warp.cuh"
-#include <stdlib.h>
 
 constexpr int QK_BATCH_COLS = 8; // columns a weight block meets per pass
 // Shared memory for a pass's staged columns: at most this, so that two blocks fit an SM.
@@ -51,7 +50,6 @@ struct qk_batch_args {
     int units_per_warp, tiles; // a block's tile: QK_GPU_WARPS * units_per_warp units
     int cols_per_pass;
     int by_slot;   // blocks by slot (leaders work); else by the rank of an expert among those used
-    int prefetch;  // TEMPORARY switch
     const void *x; // the activations as the variant reads them (device)
     float *y;      // y[slot * rows + r]
 };
@@ -82,38 +80,35 @@ __device__ __forceinline__ int qk_batch_gather(const int32_t *__restrict__ ids, 
     return __syncthreads_or(earlier) ? -1 : total;
 }
 
-// The g-th smallest expert id used by any slot (-1: fewer are used), from a bitmap of the used
-// experts in shared memory (words: (n_experts + 31) / 32). Every thread of the block calls it.
+// The g-th smallest expert id used by any slot (-1: fewer are used), from a byte a possible
+// expert in shared memory (used: (n_experts + 3) / 4 words), set by plain stores (a bitmap's
+// atomics would serialize on its few words). Every thread of the block calls it.
 __device__ __forceinline__ int qk_batch_rank_expert(const int32_t *__restrict__ ids, int n_slots,
-                                                    int n_experts, int g, unsigned *bitmap,
+                                                    int n_experts, int g, uint32_t *used,
                                                     int *found) {
-    const int words = (n_experts + 31) / 32, lane = threadIdx.x & 31;
+    const int words = (n_experts + 3) / 4, lane = threadIdx.x & 31;
     for (int i = threadIdx.x; i < words; i += blockDim.x)
-        bitmap[i] = 0;
+        used[i] = 0;
     if (threadIdx.x == 0) *found = -1;
     __syncthreads();
-    for (int j = threadIdx.x; j < n_slots; j += blockDim.x) {
-        const int e = __ldg(ids + j);
-        atomicOr(&bitmap[e >> 5], 1u << (e & 31));
-    }
+    for (int j = threadIdx.x; j < n_slots; j += blockDim.x)
+        reinterpret_cast<unsigned char *>(used)[__ldg(ids + j)] = 1;
     __syncthreads();
-    if (threadIdx.x < 32) { // one warp: the word holding the g-th set bit, by prefix counts
+    if (threadIdx.x < 32) { // one warp: the word holding the g-th used expert, by prefix counts
         int before = 0;
         for (int w0 = 0; w0 < words; w0 += 32) {
-            unsigned word = w0 + lane < words ? bitmap[w0 + lane] : 0u;
-            const int count = __popc(word);
+            const uint32_t word = w0 + lane < words ? used[w0 + lane] : 0u;
+            const int count = __popc(word); // its bytes are 0 or 1
             int incl = count;
 #pragma unroll
             for (int o = 1; o < 32; o <<= 1) {
                 const int v = __shfl_up_sync(0xffffffffu, incl, o);
                 incl += lane >= o ? v : 0;
             }
-            const int k = g - before - (incl - count); // the k-th set bit of this lane's word
-            if (k >= 0 && k < count) {
-                for (int i = 0; i < k; i++)
-                    word &= word - 1;
-                *found = (w0 + lane) * 32 + __ffs(word) - 1;
-            }
+            int k = g - before - (incl - count); // the k-th used expert of this lane's word
+            if (k >= 0 && k < count)
+                for (int b = 0; b < 4; b++)
+                    if (word >> (8 * b) & 1 && k-- == 0) *found = (w0 + lane) * 4 + b;
             before += __shfl_sync(0xffffffffu, incl, 31);
             if (before > g) break; // uniform
         }
@@ -154,26 +149,6 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32, V::kBlocksPerSm)
                 d[r] = V::load(we + (size_t)row * nb + sb, c);
         }
     };
-    // the lines of a batch's weights into L2, so that its loads wait for L2 and not for memory
-    auto prefetch = [&](int t0) {
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            int row, sb;
-            place(t0 + r, &row, &sb);
-            if (t0 + r < items && sub < rpw && row < a.rows && sb < nb) {
-                // bytes 0, 72 and 143 of the 144-byte block meet every 128-byte line it
-                // touches; with 4 lanes a block, lane c takes byte 48*c (c = 3: 143)
-                const char *p = reinterpret_cast<const char *>(we + (size_t)row * nb + sb);
-                if (V::L == 1) {
-                    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-                    asm volatile("prefetch.global.L2 [%0];" ::"l"(p + 72));
-                    asm volatile("prefetch.global.L2 [%0];" ::"l"(p + 143));
-                } else {
-                    asm volatile("prefetch.global.L2 [%0];" ::"l"(p + (c < 3 ? 48 * c : 143)));
-                }
-            }
-        }
-    };
     char *smem = reinterpret_cast<char *>(qk_batch_smem);
     int *list = reinterpret_cast<int *>(smem + V::column_bytes(nb) * a.cols_per_pass);
     typename V::Data A[R], B[V::kPipeline ? R : 1];
@@ -185,7 +160,7 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32, V::kBlocksPerSm)
         n = qk_batch_gather(a.ids, a.n_slots, block, expert, list, warp_counts);
     } else {
         expert = qk_batch_rank_expert(a.ids, a.n_slots, a.n_experts, block,
-                                      reinterpret_cast<unsigned *>(list + a.n_slots), &found);
+                                      reinterpret_cast<uint32_t *>(list + a.n_slots), &found);
         if (expert < 0) return; // the whole block: fewer experts are used
         we = a.w + (size_t)expert * a.rows * nb;
         load(0, A);
@@ -236,10 +211,9 @@ __global__ void __launch_bounds__(QK_GPU_WARPS * 32, V::kBlocksPerSm)
                 load(t0 + 2 * R, A);
                 compute(t0 + R, B, p0, nc, toks, acc);
             }
-        } else { // one batch at a time in registers, the next one's lines fetched into L2
+        } else { // one batch at a time: the other warps hide its loads
             for (int t0 = 0; t0 < items; t0 += R) {
                 if (t0) load(t0, A);
-                if (a.prefetch) prefetch(t0 + R);
                 compute(t0, A, p0, nc, toks, acc);
             }
         }
@@ -276,7 +250,7 @@ cudaError_t qk_batch_launch(const qk_gpu_args &g, const void *x, int cols_per_pa
     if (blocks > 0x7fffffffL) return cudaErrorInvalidConfiguration;
     const int pass = cols_per_pass < slots ? cols_per_pass : slots;
     const size_t smem = V::column_bytes(nb) * pass + (size_t)slots * sizeof(int) +
-                        (by_slot ? 0 : (size_t)(g.n_experts + 31) / 32 * sizeof(unsigned));
+                        (by_slot ? 0 : (size_t)(g.n_experts + 3) / 4 * sizeof(uint32_t));
     if (smem > (size_t)smem_max) return cudaErrorInvalidConfiguration;
     if (smem > 48 * 1024 && (int)smem > smem_set) {
         if ((e = cudaFuncSetAttribute(qk_batch_kernel<V>,
@@ -285,10 +259,8 @@ cudaError_t qk_batch_launch(const qk_gpu_args &g, const void *x, int cols_per_pa
             return e;
         smem_set = (int)smem;
     }
-    const qk_batch_args a = {g.w,   g.ids,   g.rows,      nb,
-                             slots, g.n_ids, g.n_experts, (int)per_warp,
-                             tiles, pass,    by_slot,     !getenv("QK_BATCH_NO_PREFETCH"),
-                             x,     g.y};
+    const qk_batch_args a = {g.w,           g.ids, g.rows, nb,      slots, g.n_ids, g.n_experts,
+                             (int)per_warp, tiles, pass,   by_slot, x,     g.y};
     qk_batch_kernel<V><<<(int)blocks, QK_GPU_WARPS * 32, smem, st>>>(a);
     return cudaGetLastError();
 }
