@@ -3,7 +3,7 @@
 // t's i-th id) and one tile of that expert's rows. The grouping comes from the ids on the
 // device, inside the unit: with few slots a block per slot, working only when its slot is the
 // first with its expert (its weights already loading meanwhile); with many, a block per rank of
-// an expert among those used (a bitmap of the ids), so that no block is launched only to find
+// an expert among those used (a flag a possible expert), so that no block is launched only to find
 // it leads nothing. Either way the block then gathers, in slot order, every slot routed to its
 // expert. It stages up to 8 of those columns' activations in shared memory in the variant's
 // layout (quantizing them, for e2e), then its warps walk the tile's rows: each weight block is
@@ -120,8 +120,8 @@ __device__ __forceinline__ int qk_batch_rank_expert(const int32_t *__restrict__ 
 template <class V>
 __global__ void __launch_bounds__(QK_GPU_WARPS * 32, V::kBlocksPerSm)
     qk_batch_kernel(const qk_batch_args a) {
-    constexpr int R = V::R; // items per batch: one batch in flight while the other is computed
-    extern __shared__ uint4 qk_batch_smem[]; // staged columns, the slot list, the bitmap
+    constexpr int R = V::R; // items a batch (kPipeline: one batch loads while one is computed)
+    extern __shared__ uint4 qk_batch_smem[]; // staged columns, the slot list, the used flags
     __shared__ int warp_counts[QK_GPU_WARPS], found;
     const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
     const int block = blockIdx.x / a.tiles, tile = blockIdx.x - block * a.tiles, nb = a.nb;
