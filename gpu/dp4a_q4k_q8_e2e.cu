@@ -4,6 +4,7 @@
 // 16-byte aligned qk_q8k_shared layout), so the weights arrive while x is quantized; then the
 // warps walk their rows with the row code of dp4a_q4k_q8. One wave of blocks: x is quantized
 // once per block, not once per row.
+#include "dp4a_q8k_batch.cuh"
 #include "dp4a_q8k_row.cuh"
 #include "gpu_launch.cuh"
 #include "persistent_grid.cuh"
@@ -44,4 +45,35 @@ cudaError_t qk_launch_dp4a_q4k_q8_e2e(const qk_gpu_args &a, cudaStream_t st) {
     if (qk_gpu_rows_in_flight(a.total) == 2)
         return grouped ? launch<2, true>(a, st) : launch<2, false>(a, st);
     return grouped ? launch<1, true>(a, st) : launch<1, false>(a, st);
+}
+
+// The batched unit, one launch: each leader block quantizes its pass's columns into shared
+// memory (a warp a Q8_K block, as above; the first weights already in flight), then
+// MUL_MAT_ID (dp4a_q8k_batch.cuh).
+struct qk_batch_q8k_quant : qk_batch_q8k_base {
+    __device__ __forceinline__ static void stage(const qk_batch_args &a, const int *slots, int nc,
+                                                 uint4 *smem) {
+        constexpr int U = 4; // blocks a warp loads before it quantizes them
+        const float *x = static_cast<const float *>(a.x);
+        qk_q8k_shared *out = reinterpret_cast<qk_q8k_shared *>(smem);
+        const int lane = threadIdx.x & 31, total = nc * a.nb;
+        for (int i0 = threadIdx.x / 32; i0 < total; i0 += U * QK_GPU_WARPS) {
+            qk_q8k_lane_values v[U];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int i = i0 + u * QK_GPU_WARPS, j = i / a.nb, b = i - j * a.nb;
+                if (i < total)
+                    v[u] = qk_q8k_load_lane(x + ((size_t)(slots[j] / a.n_ids) * a.nb + b) * QK_K,
+                                            lane);
+            }
+#pragma unroll
+            for (int u = 0; u < U; u++)
+                if (i0 + u * QK_GPU_WARPS < total)
+                    qk_quantize_q8k_values_warp(v[u], out + i0 + u * QK_GPU_WARPS, lane);
+        }
+    }
+};
+
+cudaError_t qk_launch_batch_dp4a_q4k_q8_e2e(const qk_gpu_args &a, cudaStream_t st) {
+    return qk_batch_launch_q8k<qk_batch_q8k_quant>(a, a.x_f32, st);
 }

@@ -52,7 +52,9 @@ double qk_gpu_copy_bandwidth(size_t bytes, int reps);
 
 /* One variant's timed unit on the device, MUL_MAT_ID for a batch: weights of n_experts (rows x
  * cols each, plain Q4_K); n_tokens tokens, token t with its f32 activations x[t*cols ..) and its
- * n_ids expert ids ids[t*n_ids ..) (may repeat); outputs y[(t*n_ids + i)*rows + r]. */
+ * n_ids expert ids ids[t*n_ids ..) (may repeat; each < n_experts); outputs
+ * y[(t*n_ids + i)*rows + r]. One token runs the one-token kernels; several, each variant's
+ * batched launch (gpu/mul_mat_id.cuh). A quantizer case takes one token. */
 typedef struct qk_gpu_case qk_gpu_case;
 qk_gpu_case *qk_gpu_case_create(const qk_kernel *k, const qk_block_q4k *w, size_t rows, size_t cols,
                                 size_t n_experts, const int32_t *ids, size_t n_tokens, size_t n_ids,

@@ -5,6 +5,7 @@
 // NVML. Every CUDA call's return code is checked.
 #include "gpu_kernels.h"
 #include "gpu_launch.cuh"
+#include "mul_mat_id.cuh"
 #include <dlfcn.h>
 #include <hwloc.h>
 #include <hwloc/cudart.h>
@@ -456,8 +457,7 @@ double qk_gpu_copy_bandwidth(size_t bytes, int reps) {
 
 qk_gpu_case *qk_gpu_case_create(const qk_kernel *k, const qk_block_q4k *w, size_t rows, size_t cols,
                                 size_t n_experts, const int32_t *ids, size_t n_tokens, size_t n_ids,
-                                const float *x,
-                                char *err, size_t err_size) {
+                                const float *x, char *err, size_t err_size) {
     if (qk_gpu_open(err, err_size)) return nullptr;
     qk_gpu_case *c = static_cast<qk_gpu_case *>(calloc(1, sizeof *c));
     if (!c) {
@@ -467,34 +467,56 @@ qk_gpu_case *qk_gpu_case_create(const qk_kernel *k, const qk_block_q4k *w, size_
     c->k = k;
     c->op = static_cast<const qk_gpu_launch *>(k->gpu)->op;
     auto setup = [&]() -> int {
-        if (n_tokens != 1) return fail(err, err_size, "several tokens: not yet on the GPU");
-        if (rows * n_ids > (size_t)1 << 30 || cols / QK_K > (size_t)1 << 20)
+        const bool quantizer = c->op == QK_GPU_QUANT_Q8K || c->op == QK_GPU_QUANT_Q8_1;
+        if (quantizer && n_tokens != 1)
+            return fail(err, err_size, "%s: a quantizer case takes one token, not %zu", k->name,
+                        n_tokens);
+        const size_t slots = n_tokens * n_ids;
+        if (!quantizer) {
+            if (!n_tokens || !n_ids || slots / n_ids != n_tokens)
+                return fail(err, err_size, "%zu tokens of %zu expert ids: none to run", n_tokens,
+                            n_ids);
+            for (size_t i = 0; i < slots; i++)
+                if (ids[i] < 0 || (size_t)ids[i] >= n_experts)
+                    return fail(err, err_size,
+                                "expert id %d at slot %zu: not among the %zu experts", (int)ids[i],
+                                i, n_experts);
+        }
+        // several tokens: the slot list and a pass's staged columns in one block's shared memory
+        if (n_tokens > 1 &&
+            (slots > 16384 || n_experts > 65536 || !qk_batch_fits((int)(cols / QK_K))))
+            return fail(err, err_size,
+                        "%zu tokens x %zu ids of %zu experts with rows of %zu columns: too large "
+                        "for the batched launch (16384 slots, 65536 experts, %zu columns at most)",
+                        n_tokens, n_ids, n_experts, cols,
+                        QK_BATCH_STAGE_BYTES / sizeof(qk_q8k_shared) * QK_K);
+        if (rows * slots > (size_t)1 << 30 || cols / QK_K > (size_t)1 << 20 ||
+            n_tokens * cols > (size_t)1 << 30)
             return fail(err, err_size, "shape too large for one launch");
         const size_t w_bytes = n_experts * rows * (cols / QK_K) * sizeof(qk_block_q4k);
         void *dw, *dids, *dx, *dxq, *dy;
         QK_CUDA(cudaMalloc(&dw, w_bytes ? w_bytes : 16));
         QK_CUDA(cudaMemcpy(dw, w, w_bytes, cudaMemcpyHostToDevice));
         c->w_alloc = w_bytes;
-        size_t distinct = 0; // selected experts, each once
-        for (size_t i = 0; i < n_ids; i++) {
+        size_t distinct = 0; // experts selected by the whole batch, each once
+        for (size_t i = 0; i < slots; i++) {
             size_t j = 0;
             while (j < i && ids[j] != ids[i])
                 j++;
             distinct += j == i && ids[i] >= 0 && (size_t)ids[i] < n_experts;
         }
         c->weight_bytes = distinct * rows * (cols / QK_K) * sizeof(qk_block_q4k);
-        QK_CUDA(cudaMalloc(&dids, n_ids * sizeof(int32_t)));
-        QK_CUDA(cudaMemcpy(dids, ids, n_ids * sizeof(int32_t), cudaMemcpyHostToDevice));
-        QK_CUDA(cudaMalloc(&dx, cols * sizeof(float)));
-        QK_CUDA(cudaMemcpy(dx, x, cols * sizeof(float), cudaMemcpyHostToDevice));
+        QK_CUDA(cudaMalloc(&dids, slots * sizeof(int32_t)));
+        QK_CUDA(cudaMemcpy(dids, ids, slots * sizeof(int32_t), cudaMemcpyHostToDevice));
+        QK_CUDA(cudaMalloc(&dx, n_tokens * cols * sizeof(float)));
+        QK_CUDA(cudaMemcpy(dx, x, n_tokens * cols * sizeof(float), cudaMemcpyHostToDevice));
         const size_t xq_bytes =
-            cols / QK8_1 * sizeof(qk_block_q8_1) > cols / QK_K * sizeof(qk_block_q8k)
-                ? cols / QK8_1 * sizeof(qk_block_q8_1)
-                : cols / QK_K * sizeof(qk_block_q8k);
+            n_tokens * (cols / QK8_1 * sizeof(qk_block_q8_1) > cols / QK_K * sizeof(qk_block_q8k)
+                            ? cols / QK8_1 * sizeof(qk_block_q8_1)
+                            : cols / QK_K * sizeof(qk_block_q8k));
         QK_CUDA(cudaMalloc(&dxq, xq_bytes));
-        const bool quantizer = c->op == QK_GPU_QUANT_Q8K || c->op == QK_GPU_QUANT_Q8_1;
         c->out_bytes =
-            quantizer ? qk_format_bytes(k->act_format, cols) : n_ids * rows * sizeof(float);
+            quantizer ? qk_format_bytes(k->act_format, cols) : slots * rows * sizeof(float);
         QK_CUDA(cudaMalloc(&dy, c->out_bytes));
         c->a = {static_cast<const qk_block_q4k *>(dw),
                 static_cast<const int32_t *>(dids),
@@ -503,7 +525,10 @@ qk_gpu_case *qk_gpu_case_create(const qk_kernel *k, const qk_block_q4k *w, size_
                 (int)(rows * n_ids),
                 static_cast<const float *>(dx),
                 dxq,
-                static_cast<float *>(dy)};
+                static_cast<float *>(dy),
+                (int)n_tokens,
+                (int)n_ids,
+                (int)n_experts};
         c->n = (int)cols;
         QK_CUDA(cudaEventCreate(&c->t.t0));
         QK_CUDA(cudaEventCreate(&c->t.t1));
@@ -533,7 +558,19 @@ void qk_gpu_case_destroy(qk_gpu_case *c) {
 namespace {
 // One timed unit: what the variant's row in the table stands for (over the weights in a).
 cudaError_t launch_unit(qk_gpu_case *c, const qk_gpu_args &a) {
-    switch (c->op) {
+    if (a.n_tokens > 1) switch (c->op) { // MUL_MAT_ID for the batch
+        case QK_GPU_MATVEC_F32:
+            return qk_launch_batch_gpu_q4k_f32(a, stream);
+        case QK_GPU_MATVEC_Q8K:
+            return qk_launch_batch_dp4a_q4k_q8(a, stream);
+        case QK_GPU_MATVEC_Q8_1:
+            return qk_launch_batch_dp4a_q4k_q8_1(a, stream);
+        case QK_GPU_MATVEC_Q8K_E2E:
+            return qk_launch_batch_dp4a_q4k_q8_e2e(a, stream);
+        default:
+            return cudaErrorInvalidValue;
+        }
+    switch (c->op) { // one token: the one-token kernels, unchanged
     case QK_GPU_MATVEC_F32:
         return qk_launch_gpu_q4k_f32(a, stream);
     case QK_GPU_MATVEC_Q8K:

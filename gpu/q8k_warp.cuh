@@ -17,11 +17,22 @@ struct __align__(16) qk_q8k_shared {
 };
 
 // B: qk_block_q8k (gpu_quant_q8k) or qk_q8k_shared (dp4a_q4k_q8_e2e); the same values in both.
+// Lane l's 8 values of the block at x: elements 4l..4l+3 and 128+4l..128+4l+3.
+struct qk_q8k_lane_values {
+    float4 a, b;
+};
+__device__ __forceinline__ qk_q8k_lane_values qk_q8k_load_lane(const float *__restrict__ x,
+                                                               int lane) {
+    return {__ldg(reinterpret_cast<const float4 *>(x) + lane),
+            __ldg(reinterpret_cast<const float4 *>(x + 128) + lane)};
+}
+
+// The block from the lanes' values (qk_q8k_load_lane): a caller that quantizes several blocks
+// per warp issues all their loads first.
 template <typename B>
-__device__ __forceinline__ void qk_quantize_q8k_block_warp(const float *__restrict__ x,
-                                                           B *__restrict__ out, int lane) {
-    const float4 a = __ldg(reinterpret_cast<const float4 *>(x) + lane);
-    const float4 b = __ldg(reinterpret_cast<const float4 *>(x + 128) + lane);
+__device__ __forceinline__ void qk_quantize_q8k_values_warp(const qk_q8k_lane_values &in,
+                                                            B *__restrict__ out, int lane) {
+    const float4 a = in.a, b = in.b;
     const float v[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
     float amax = 0.0f;
 #pragma unroll
@@ -73,4 +84,10 @@ __device__ __forceinline__ void qk_quantize_q8k_block_warp(const float *__restri
         out->bsums[8 + (lane >> 2)] = (int16_t)sums[1];
     }
     if (lane == 0) out->d = __fdiv_rn(1.0f, iscale);
+}
+
+template <typename B>
+__device__ __forceinline__ void qk_quantize_q8k_block_warp(const float *__restrict__ x,
+                                                           B *__restrict__ out, int lane) {
+    qk_quantize_q8k_values_warp(qk_q8k_load_lane(x, lane), out, lane);
 }

@@ -1,13 +1,12 @@
 /* On a machine with a CUDA GPU: every GPU variant's real kernel against its C emulation, bit
  * for bit (multi-expert launches with repeated ids, shapes with 1..56 super-blocks per row,
- * every activation profile), the fused e2e against quantize + matvec, and the GPU quantizers
- * against the references on the edge-case series; then the timing (issue 13): cold samples
- * held by the blocking kernel and within 1 us of CUPTI's kernel time, decode between hot and
- * cold over more than 3x the L2, the read-only roof not slower than the unit, NVML's clock.
- * Without a GPU it says why and runs nothing: the emulations are judged by the kernels and
- * quantizers suites on every machine.
- * QK_GPU_TEST_REPORT=N (e.g. 200) adds the figures of bench/gpu_rigor_check.sh, N samples a
- * median. */
+ * every activation profile), batches of 2, 8 and 64 tokens (MUL_MAT_ID) slot by slot, the fused e2e
+ * against quantize + matvec, and the GPU quantizers against the references on the edge-case series;
+ * then the timing (issue 13): cold samples held by the blocking kernel and within 1 us of CUPTI's
+ * kernel time, decode between hot and cold over more than 3x the L2, the read-only roof not slower
+ * than the unit, NVML's clock. Without a GPU it says why and runs nothing: the emulations are
+ * judged by the kernels and quantizers suites on every machine. QK_GPU_TEST_REPORT=N (e.g. 200)
+ * adds the figures of bench/gpu_rigor_check.sh, N samples a median. */
 #define _POSIX_C_SOURCE 200809L
 #include "qk_test.h"
 #include "test_util.h"
@@ -19,44 +18,68 @@
 #include <string.h>
 #include <time.h>
 
-/* Runs k on the GPU over the experts `ids` and compares with the emulation; returns the number
- * of outputs that differ in any bit (-1 when the GPU run failed). */
-static long compare_matvec(const qk_kernel *k, const qk_block_q4k *w, size_t rows, size_t cols,
-                           size_t n_experts, const int32_t *ids, size_t n_ids, const float *x) {
+/* Runs k on the GPU over n_tokens tokens (token t: activations x + t*cols, expert ids
+ * ids + t*n_ids) and compares each slot's outputs with the emulation of that slot alone (its
+ * expert times its token's activations, quantized by the reference); returns the number of
+ * outputs that differ in any bit (-1 when the GPU run failed). Each run starts from poisoned
+ * outputs (qk_gpu_case_run), twice, so that a second run cannot pass on the first's results. */
+static long compare_batch(const qk_kernel *k, const qk_block_q4k *w, size_t rows, size_t cols,
+                          size_t n_experts, const int32_t *ids, size_t n_tokens, size_t n_ids,
+                          const float *x) {
     char err[512];
     qk_gpu_case *c =
-        qk_gpu_case_create(k, w, rows, cols, n_experts, ids, 1, n_ids, x, err, sizeof err);
+        qk_gpu_case_create(k, w, rows, cols, n_experts, ids, n_tokens, n_ids, x, err, sizeof err);
     if (!c) {
         printf("  %s: %s\n", k->name, err);
         return -1;
     }
-    float *got = alloc_poisoned(n_ids * rows), *want = alloc_poisoned(n_ids * rows);
+    const size_t n_out = n_tokens * n_ids * rows;
+    float *got = alloc_poisoned(n_out), *want = alloc_poisoned(n_out);
+    const size_t xq_bytes = qk_format_bytes(k->act_format, cols);
+    void *xq = malloc(xq_bytes);
+    const size_t per_expert = rows * (cols / QK_K);
+    for (size_t t = 0; t < n_tokens; t++) {
+        const float *xt = x + t * cols;
+        const void *act = xt;
+        if (k->act_format == QK_FMT_Q8_K) qk_quantize_q8k_ref(xt, xq, cols), act = xq;
+        if (k->act_format == QK_FMT_Q8_1) qk_quantize_q8_1_ref(xt, xq, cols), act = xq;
+        for (size_t i = 0; i < n_ids; i++) {
+            const size_t slot = t * n_ids + i;
+            k->matvec(w + (size_t)ids[slot] * per_expert, rows, cols, 0, rows, act,
+                      want + slot * rows);
+        }
+    }
+    free(xq);
     long bad = -1;
-    if (qk_gpu_case_run(c, got, err, sizeof err) == 0) {
-        void *xq = malloc(qk_format_bytes(k->act_format, cols));
-        const void *act = x;
-        if (k->act_format == QK_FMT_Q8_K) qk_quantize_q8k_ref(x, xq, cols), act = xq;
-        if (k->act_format == QK_FMT_Q8_1) qk_quantize_q8_1_ref(x, xq, cols), act = xq;
-        const size_t per_expert = rows * (cols / QK_K);
-        for (size_t i = 0; i < n_ids; i++)
-            k->matvec(w + (size_t)ids[i] * per_expert, rows, cols, 0, rows, act, want + i * rows);
+    for (int run = 0; run < 2; run++) {
+        memset(got, 0xa5, n_out * sizeof *got);
+        if (qk_gpu_case_run(c, got, err, sizeof err)) {
+            printf("  %s: %s\n", k->name, err);
+            bad = -1;
+            break;
+        }
         bad = 0;
-        for (size_t i = 0; i < n_ids * rows; i++)
+        for (size_t i = 0; i < n_out; i++)
             bad += memcmp(&got[i], &want[i], sizeof got[i]) != 0;
-        if (bad)
-            for (size_t i = 0; i < n_ids * rows; i++)
+        if (bad) {
+            for (size_t i = 0; i < n_out; i++)
                 if (memcmp(&got[i], &want[i], sizeof got[i])) {
-                    printf("  %s: first difference at output %zu: gpu %.9g emulation %.9g\n",
-                           k->name, i, got[i], want[i]);
+                    printf("  %s: first difference at slot %zu row %zu: gpu %.9g emulation "
+                           "%.9g\n",
+                           k->name, i / rows, i % rows, got[i], want[i]);
                     break;
                 }
-        free(xq);
-    } else {
-        printf("  %s: %s\n", k->name, err);
+            break;
+        }
     }
     free(got), free(want);
     qk_gpu_case_destroy(c);
     return bad;
+}
+
+static long compare_matvec(const qk_kernel *k, const qk_block_q4k *w, size_t rows, size_t cols,
+                           size_t n_experts, const int32_t *ids, size_t n_ids, const float *x) {
+    return compare_batch(k, w, rows, cols, n_experts, ids, 1, n_ids, x);
 }
 
 static int quick; /* QK_GPU_TEST_QUICK=1: a subset, for compute-sanitizer's slow runs */
@@ -91,6 +114,78 @@ static void test_matvecs(void) {
         }
         free(w), free(x);
     }
+}
+
+/* Several tokens (MUL_MAT_ID for a batch): every GPU matvec variant at 1, 2, 8 and 64 tokens of
+ * 8 expert ids each, each slot bit-identical to the emulation of that slot alone. Every token
+ * lists expert 1 (one expert shared by the whole batch: 64 columns, several passes of 8) and
+ * one expert twice; the shapes take the grouped rows (1..4 super-blocks), one step of 8 and
+ * several, rows that leave the last tile partial, and 56 super-blocks (Q8 columns staged 5 to
+ * a pass, f32 columns read from global memory). */
+static void test_batched(void) {
+    static const struct {
+        size_t rows, cols, n_experts;
+    } shapes[] = {{45, 2048, 16}, {37, 768, 12},  {13, 256, 9},   {9, 1024, 10},
+                  {6, 512, 16},   {33, 2304, 11}, {7, 14336, 10}, {300, 2048, 64}};
+    static const size_t tokens[] = {1, 2, 8, 64};
+    enum { K = 8 };
+    qk_rng r;
+    qk_rng_seed(&r, 1818);
+    const size_t n_shapes = quick ? 2 : sizeof shapes / sizeof shapes[0];
+    for (size_t s = 0; s < n_shapes; s++) {
+        const size_t rows = shapes[s].rows, cols = shapes[s].cols, n_experts = shapes[s].n_experts;
+        const size_t nblocks = n_experts * rows * (cols / QK_K);
+        qk_block_q4k *w = malloc(nblocks * sizeof *w);
+        if (s % 2)
+            make_random_q4k(&r, w, nblocks);
+        else
+            make_quantized_q4k(&r, w, n_experts * rows, cols);
+        for (size_t ti = 0; ti < sizeof tokens / sizeof tokens[0]; ti++) {
+            const size_t n_tokens = tokens[ti];
+            if (quick && n_tokens == 64 && s) continue; /* one shape keeps the rank routing */
+            float *x = malloc(n_tokens * cols * sizeof *x);
+            int32_t *ids = malloc(n_tokens * K * sizeof *ids);
+            for (size_t t = 0; t < n_tokens; t++) {
+                qk_act_fill(&r, (qk_act_profile)((t + s) % QK_ACT_COUNT), x + t * cols, cols);
+                int32_t *id = ids + t * K;
+                for (int i = 0; i < K; i++)
+                    id[i] = (int32_t)qk_rng_below(&r, n_experts);
+                id[3 + qk_rng_below(&r, 2)] = 1; /* every token */
+                id[K - 1 - t % 3] = id[t % 3];   /* twice in this token */
+            }
+            for (size_t i = 0; i < qk_gpu_kernel_count; i++) {
+                const qk_kernel *k = &qk_gpu_kernels[i];
+                if (k->op != QK_OP_MATVEC) continue;
+                const long bad = compare_batch(k, w, rows, cols, n_experts, ids, n_tokens, K, x);
+                CHECK(bad == 0,
+                      "%s, %zu tokens x %d ids of %zu experts of %zux%zu: %ld outputs differ from "
+                      "the emulation",
+                      k->name, n_tokens, K, n_experts, rows, cols, bad);
+            }
+            free(x), free(ids);
+        }
+        free(w);
+    }
+}
+
+/* What the batched cases refuse, each in one line: a quantizer with several tokens, an id out
+ * of range. */
+static void test_batched_refusals(void) {
+    float x[2 * QK_K];
+    for (int i = 0; i < 2 * QK_K; i++)
+        x[i] = (float)(i % 7) - 3.0f;
+    qk_block_q4k w[2];
+    memset(w, 0, sizeof w);
+    const int32_t ids[2] = {0, 2};
+    char err[512] = "";
+    qk_gpu_case *c = qk_gpu_case_create(qk_gpu_kernel("gpu_quant_q8k"), w, 0, QK_K, 0, ids, 2, 1, x,
+                                        err, sizeof err);
+    CHECK(!c && strstr(err, "one token"), "a quantizer with 2 tokens: %s", c ? "accepted" : err);
+    qk_gpu_case_destroy(c);
+    c = qk_gpu_case_create(qk_gpu_kernel("dp4a_q4k_q8_e2e"), w, 1, QK_K, 2, ids, 2, 1, x, err,
+                           sizeof err);
+    CHECK(!c && strstr(err, "expert id 2"), "an id out of range: %s", c ? "accepted" : err);
+    qk_gpu_case_destroy(c);
 }
 
 static void test_quantizers(void) {
@@ -393,6 +488,73 @@ done:
     free(w);
 }
 
+/* The timing of a batch (8 tokens x 8 ids over 32 experts of 768x2048, every token listing
+ * expert 0), every matvec variant: its weight bytes are the distinct experts of the whole batch;
+ * hot, cold and decode samples are taken, with one kernel record a launch of the unit (two for
+ * the variants that quantize in a launch of their own); decode reads more than 3x the L2; and
+ * the outputs after each timing are those of one run. */
+static void test_batched_timing(void) {
+    enum { NT = 8, E = 32, N = 5 };
+    qk_rng r;
+    qk_rng_seed(&r, 77);
+    const size_t nblocks = (size_t)E * T_ROWS * (T_COLS / QK_K);
+    qk_block_q4k *w = malloc(nblocks * sizeof *w);
+    make_random_q4k(&r, w, nblocks);
+    float *x = malloc((size_t)NT * T_COLS * sizeof *x);
+    qk_act_fill(&r, QK_ACT_NORMAL, x, (size_t)NT * T_COLS);
+    int32_t ids[NT * 8];
+    int seen[E] = {0}, distinct = 0;
+    for (int t = 0; t < NT; t++)
+        for (int i = 0; i < 8; i++) {
+            const int32_t e = i == 0 ? 0 : (int32_t)qk_rng_below(&r, E);
+            ids[t * 8 + i] = e;
+            distinct += !seen[e];
+            seen[e] = 1;
+        }
+    const size_t per_expert = (size_t)T_ROWS * (T_COLS / QK_K) * sizeof(qk_block_q4k);
+    const size_t n_out = (size_t)NT * 8 * T_ROWS, l2 = qk_gpu_l2_bytes();
+    float *a = alloc_poisoned(n_out), *b = alloc_poisoned(n_out);
+    char err[512];
+    for (size_t i = 0; i < qk_gpu_kernel_count; i++) {
+        const qk_kernel *k = &qk_gpu_kernels[i];
+        if (k->op != QK_OP_MATVEC) continue;
+        qk_gpu_case *c =
+            qk_gpu_case_create(k, w, T_ROWS, T_COLS, E, ids, NT, 8, x, err, sizeof err);
+        CHECK(c, "%s, %d tokens: %s", k->name, NT, err);
+        if (!c) continue;
+        CHECK(qk_gpu_case_weight_bytes(c) == (size_t)distinct * per_expert,
+              "%s: weight bytes %zu, not the %d distinct experts' %zu", k->name,
+              qk_gpu_case_weight_bytes(c), distinct, (size_t)distinct * per_expert);
+        const int launches = k->act_format == QK_FMT_Q8_K && strstr(k->name, "e2e") ? 1
+                             : k->act_format == QK_FMT_F32                          ? 1
+                                                                                    : 2;
+        CHECK(!qk_gpu_case_run(c, a, err, sizeof err), "%s: %s", k->name, err);
+        static const qk_gpu_temp temps[] = {QK_GPU_HOT, QK_GPU_COLD, QK_GPU_DECODE};
+        static const char *names[] = {"hot", "cold", "decode"};
+        series t[3];
+        for (int m = 0; m < 3; m++) {
+            const int ok =
+                !take(time_case, c, temps[m], temps[m] == QK_GPU_HOT ? 100 : 1, N, &t[m]);
+            CHECK(ok && t[m].event > 0, "%s, %d tokens: %s timing failed", k->name, NT, names[m]);
+            if (!ok) continue;
+            if (t[m].kernel > 0)
+                CHECK(t[m].kernels == launches, "%s %s: %d kernel records a unit, not %d", k->name,
+                      names[m], t[m].kernels, launches);
+            memset(b, 0xa5, n_out * sizeof *b);
+            CHECK(!qk_gpu_case_output(c, b, err, sizeof err) && !memcmp(a, b, n_out * sizeof *a),
+                  "%s: y after %s timing differs from y of one run", k->name, names[m]);
+        }
+        CHECK((double)t[2].copies * (double)qk_gpu_case_weight_bytes(c) > 3.0 * (double)l2,
+              "%s decode: %d copies of %zu bytes: not more than 3x the L2 (%zu)", k->name,
+              t[2].copies, qk_gpu_case_weight_bytes(c), l2);
+        printf("  %s, %d tokens x 8 ids (%d experts): hot %.2f us, cold %.2f us, decode %.2f us "
+               "a unit\n",
+               k->name, NT, distinct, t[0].event * 1e6, t[1].event * 1e6, t[2].event * 1e6);
+        qk_gpu_case_destroy(c);
+    }
+    free(a), free(b), free(w), free(x);
+}
+
 /* ---- the figures of bench/gpu_rigor_check.sh (QK_GPU_TEST_REPORT=N) ---- */
 static void keep_name(const char *key, const char *value, void *ctx) {
     if (!strcmp(key, "gpu_name")) snprintf(ctx, 128, "%s", value);
@@ -514,9 +676,12 @@ int main(void) {
     const char *q = getenv("QK_GPU_TEST_QUICK");
     quick = q && *q == '1';
     test_matvecs();
+    test_batched();
+    test_batched_refusals();
     test_quantizers();
     test_e2e_equals_two_launches();
     if (!quick) test_timing();
+    if (!quick) test_batched_timing();
     const char *rep = getenv("QK_GPU_TEST_REPORT");
     if (rep && atoi(rep) > 0) report(atoi(rep));
     return qk_test_finish("gpu");
