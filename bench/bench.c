@@ -1869,6 +1869,10 @@ static void describe_plugins(void) {
     for (size_t i = 0; i < g.n_vars; i++) {
         const qk_kernel *k = g.vars[i].k;
         any_moe |= k->op == QK_OP_MOE;
+        int again = 0; /* once, not once per batch */
+        for (size_t j = 0; j < i; j++)
+            again |= g.vars[j].k == k;
+        if (again) continue;
         snprintf(key, sizeof key, "formats.%s", k->name);
         add_context(key, qk_kernel_formats(k, formats, sizeof formats));
     }

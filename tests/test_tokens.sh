@@ -41,6 +41,8 @@ print("/".join(",".join(str(e) for e in
   --json "$tmp/tokens.json" \
   --dump-output "$tmp/dump" >"$tmp/table.txt" 2>"$tmp/stderr.txt" &&
   ok || bad "bench --tokens 1,2,8,64: rc=$? $(tail -3 "$tmp/stderr.txt")"
+# nothing on stderr (a context key written once per batch would make Google Benchmark warn)
+[ ! -s "$tmp/stderr.txt" ] && ok || bad "bench --tokens 1,2,8,64 wrote to stderr: $(head -3 "$tmp/stderr.txt")"
 /usr/bin/python3 "$src/plot/contracts.py" "$tmp/tokens.json" >"$tmp/contracts.txt" 2>&1 &&
   ok || bad "contracts at N = 1, 2, 8, 64: $(tail -5 "$tmp/contracts.txt")"
 /usr/bin/python3 - "$tmp" "$experts" <<'PY' && ok || bad "the batches' outputs and routing"
