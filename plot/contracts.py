@@ -43,7 +43,7 @@ def load(path):
             not all(isinstance(r, dict) for r in c["deviation"]):
         raise ValueError(f"{path}: not a qkbench contracts file (schema 1)")
     for i, r in enumerate(c["deviation"]):
-        for key in ("variants", "formats"):
+        for key in ("variants", "formats", "plugin_variants"):
             if not isinstance(r.get(key, []), list) or \
                     not all(isinstance(v, str) for v in r.get(key, [])):
                 raise ValueError(f"{path}: deviation[{i}].{key} is not a list of strings")
@@ -52,12 +52,15 @@ def load(path):
 
 def rules_for(c, context, variant):
     """The deviation rules that hold a variant, and None; or [] and why none does. A plug-in's
-    variant (context plugin.<variant>) is held by its formats alone: its name picks nothing. A
-    rule naming a variant does not apply where its "formats" leave out the variant's formats."""
+    variant (context plugin.<variant>) is held by its formats, unless a rule lists its exact name
+    in "plugin_variants": "variants" globs never pick it. A rule naming a variant does not apply
+    where its "formats" leave out the variant's formats."""
     formats = context.get(f"formats.{variant}")
     formats = formats if isinstance(formats, str) else None
     named = []
-    if f"plugin.{variant}" not in context:
+    if f"plugin.{variant}" in context:  # named by its exact name in plugin_variants only
+        named = [r for r in c["deviation"] if variant in r.get("plugin_variants", [])]
+    else:
         named = [r for r in c["deviation"]
                  if any(fnmatch.fnmatch(variant, v) for v in r.get("variants", []))
                  and (formats is None or "formats" not in r or formats in r["formats"])]

@@ -336,6 +336,14 @@ f32 = {"formats.q4k_q8k_sloppy": "q4_K x f32"}
 assert bound(dict(f32, **{"plugin.q4k_q8k_sloppy": "p"}), "q4k_q8k_sloppy") == [2e-5]  # a plug-in's
 assert bound(f32, "q4k_q8k_sloppy") == [2e-5]  # a name rule of other formats does not apply
 assert 0.03 in bound({"formats.q4k_q8k_ref": "q4_K x q8_K"}, "q4k_q8k_ref")  # the built-in's
+# a plug-in variant listed by its exact name in plugin_variants (ggml_cuda: its MMQ kernels from
+# 16 tokens are not the reference Q8_1 arithmetic) gets those rules, and no exact bound
+q81 = {"formats.ggml_cuda": "q4_K x q8_1", "plugin.ggml_cuda": "p"}
+rules = contracts.rules_for(c, q81, "ggml_cuda")[0]
+assert rules and not any("exact_rel_l2" in r for r in rules) and 0.03 in bound(q81, "ggml_cuda")
+# ... but a plug-in of another name with the same formats keeps the exact bound
+other = {"formats.ggml_cudax": "q4_K x q8_1", "plugin.ggml_cudax": "p"}
+assert any(r.get("exact_rel_l2") == 2e-5 for r in contracts.rules_for(c, other, "ggml_cudax")[0])
 PY
 
 echo "plugins: $passed passed, $failed failed"

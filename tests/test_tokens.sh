@@ -10,6 +10,11 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0
+# a Python with numpy: Debian's (tests/run.sh installs python3-numpy), else the first on PATH (the
+# GPU host has numpy only there)
+py=/usr/bin/python3
+"$py" -c 'import numpy' 2>/dev/null || py=$(command -v python3)
+"$py" -c 'import numpy' 2>/dev/null || { echo "tokens: no Python with numpy"; exit 1; }
 ok() { passed=$((passed + 1)); }
 bad() { failed=$((failed + 1)); echo "FAIL: $*"; }
 expect_error() { # description, expected text, args...
@@ -29,7 +34,7 @@ quick=(--shape 256x1024 --hot --min-samples 1 --min-time 0.001 --target-ci 50 --
 
 # 64 tokens of 8 experts each: expert 5 in every token, token t lists expert (t % 7) + 20 twice,
 # the rest spread over the 128 experts.
-experts=$(/usr/bin/python3 -c '
+experts=$("$py" -c '
 print("/".join(",".join(str(e) for e in
     [5, t % 7 + 20, t % 7 + 20, (3 * t) % 128, (5 * t + 1) % 128, (7 * t + 2) % 128,
      (11 * t + 3) % 128, (13 * t + 4) % 128]) for t in range(64)))')
@@ -43,9 +48,9 @@ print("/".join(",".join(str(e) for e in
   ok || bad "bench --tokens 1,2,8,64: rc=$? $(tail -3 "$tmp/stderr.txt")"
 # nothing on stderr (a context key written once per batch would make Google Benchmark warn)
 [ ! -s "$tmp/stderr.txt" ] && ok || bad "bench --tokens 1,2,8,64 wrote to stderr: $(head -3 "$tmp/stderr.txt")"
-/usr/bin/python3 "$src/plot/contracts.py" "$tmp/tokens.json" >"$tmp/contracts.txt" 2>&1 &&
+"$py" "$src/plot/contracts.py" "$tmp/tokens.json" >"$tmp/contracts.txt" 2>&1 &&
   ok || bad "contracts at N = 1, 2, 8, 64: $(tail -5 "$tmp/contracts.txt")"
-/usr/bin/python3 - "$tmp" "$experts" <<'PY' && ok || bad "the batches' outputs and routing"
+"$py" - "$tmp" "$experts" <<'PY' && ok || bad "the batches' outputs and routing"
 import json, os, sys
 import numpy as np
 tmp, experts = sys.argv[1], sys.argv[2]
@@ -114,7 +119,7 @@ PY
   --dump-output "$tmp/one" >/dev/null 2>&1 || bad "bench --top 8"
 "$bench" "${quick[@]}" --kernel q4k_q8k_ref --top 8 --tokens 4 --json "$tmp/four.json" \
   --dump-output "$tmp/four" >/dev/null 2>&1 || bad "bench --top 8 --tokens 4"
-/usr/bin/python3 - "$tmp" <<'PY' && ok || bad "token 0 of --tokens 4 is the one-token run"
+"$py" - "$tmp" <<'PY' && ok || bad "token 0 of --tokens 4 is the one-token run"
 import json, os, sys
 import numpy as np
 tmp = sys.argv[1]
@@ -136,7 +141,7 @@ for r in uniform skewed; do
       --json "$tmp/$r$i.json" >/dev/null 2>&1 || bad "bench --routing $r"
   done
 done
-/usr/bin/python3 - "$tmp" <<'PY' && ok || bad "uniform and skewed routing"
+"$py" - "$tmp" <<'PY' && ok || bad "uniform and skewed routing"
 import json, os, sys
 tmp = sys.argv[1]
 ctx = {n: json.load(open(os.path.join(tmp, f"{n}.json")))["context"]
@@ -179,7 +184,7 @@ expect_error "--experts: token lists of unequal length" "every token has the sam
 expect_error "--experts: an empty token list" "names no expert" --tokens 2 --experts 0-7/
 expect_error "--routing with --experts" "choose one" --routing skewed --experts 0-7
 expect_error "--routing unknown" "uniform or skewed" --routing zipf
-/usr/bin/python3 -c '
+"$py" -c '
 import numpy as np, sys
 np.save(sys.argv[1] + "/x2.npy", np.ones((2, 2048), np.float32))
 np.save(sys.argv[1] + "/x1.npy", np.ones(2048, np.float32))
@@ -193,12 +198,12 @@ expect_error "--activations: 1 row for 2 tokens" "one row per token" --tokens 2 
 expect_error "--activations: 65 rows" "at most 64" --tokens 64 --activations "$tmp/x65.npy"
 expect_error "--activations: 3-D" "shape must be" --tokens 2 --activations "$tmp/x3d.npy"
 # and the right count runs, reading each token's row
-/usr/bin/python3 -c '
+"$py" -c '
 import numpy as np, sys
 np.save(sys.argv[1] + "/x4.npy", np.random.default_rng(3).standard_normal((4, 2048)).astype(np.float32))' "$tmp"
 "$bench" --kernel q4k_q8k_ref --top 2 --tokens 2,4 --activations "$tmp/x4.npy" --hot \
   --min-samples 1 --min-time 0.001 --max-time 0.05 --target-ci 50 --dump-output "$tmp/x4" \
-  >/dev/null 2>&1 && /usr/bin/python3 -c '
+  >/dev/null 2>&1 && "$py" -c '
 import numpy as np, sys
 a = np.load(sys.argv[1] + "/x4/activations.npy")
 sys.exit(0 if np.array_equal(a, np.load(sys.argv[1] + "/x4.npy")) else 1)' "$tmp" &&
