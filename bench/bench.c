@@ -157,7 +157,9 @@ static struct {
     variant *vars;
     size_t n_vars;
     const qk_kernel *skipped[MAX_VARIANTS];
-    char skip_why[MAX_VARIANTS][400]; /* why, where not unsupported(): a failed create */
+    /* why, where not unsupported(): a failed create; the row past the last is scratch for a
+     * create that fails once the list is full (a MOE variant skipped in each of 16 batches) */
+    char skip_why[MAX_VARIANTS + 1][400];
     size_t n_skipped;
     const qk_kernel *q8k_quant;
     int any_gpu;
@@ -1970,12 +1972,14 @@ static void describe_run(void) {
              "row's median, the peak samples taken alternately before and after the row's",
              SAMPLE_SECONDS * 1e3, 100 * QK_MIN_CPU_FRACTION, 100 * QK_MAX_DROPPED_FRACTION);
     add_context("sampling", v);
+    /* every reason, whole: up to 400 characters each (skip_why), a variant's name beside it */
+    static char skipped[MAX_VARIANTS * 512];
     len = 0;
-    v[0] = 0;
-    for (size_t i = 0; i < g.n_skipped; i++)
-        len += (size_t)snprintf(v + len, sizeof v - len, "%s%s: %s", i ? "; " : "",
+    skipped[0] = 0;
+    for (size_t i = 0; i < g.n_skipped && len < sizeof skipped; i++)
+        len += (size_t)snprintf(skipped + len, sizeof skipped - len, "%s%s: %s", i ? "; " : "",
                                 g.skipped[i]->name, skip_reason(i));
-    add_context("skipped", g.n_skipped ? v : "none");
+    add_context("skipped", g.n_skipped ? skipped : "none");
     describe_plugins();
 
     fputs(summary_lines, stdout);
