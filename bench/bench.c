@@ -2136,10 +2136,14 @@ static size_t print_report(void) {
         for (size_t i = 0; i < g.n_rows; i++) {
             if (g.rows[i].temp != temp) continue;
             const batch *b = row_batch(&g.rows[i]);
-            if (b && b != shown && (g.n_batches > 1 || b->n_tokens > 1) && g.rows[i].selected)
-                printf("# %zu token%s: %zu experts touched, at most %zu tokens on one expert\n",
-                       b->n_tokens, b->n_tokens == 1 ? "" : "s", b->n_touched, b->max_share);
-            if (b) shown = b;
+            /* shown: the batch of the last header, so that a filter leaving out a batch's first
+             * rows does not leave out its header */
+            if (b && b != shown && (g.n_batches > 1 || b->n_tokens > 1) && g.rows[i].selected) {
+                printf("# %zu token%s: %zu expert%s touched, at most %zu token%s on one expert\n",
+                       b->n_tokens, b->n_tokens == 1 ? "" : "s", b->n_touched,
+                       b->n_touched == 1 ? "" : "s", b->max_share, b->max_share == 1 ? "" : "s");
+                shown = b;
+            }
             print_row(&g.rows[i]);
         }
     }
