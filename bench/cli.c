@@ -80,8 +80,11 @@ static void parse_shape(qk_options *o, const char *s) {
 
 /* One token's list: "0-7", "3,9,3"; appended to o->ids. */
 static size_t parse_token_experts(qk_options *o, char *list, const char *whole) {
-    size_t n = 0;
+    size_t n = 0, len = strlen(list);
     char *save = NULL;
+    if (len && (list[0] == ',' || list[len - 1] == ',' || strstr(list, ",,")))
+        qk_die("--experts: '%s' has an empty item (expected e.g. 0-7, 3,9, 0-7/8-15 or all)",
+               whole);
     for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         char *dash = strchr(t, '-');
         long a, b;
