@@ -3,6 +3,7 @@
 #include "act.h"
 #include "../kernels/qk_formats.h"
 #include "../kernels/qk_rng.h"
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -37,7 +38,8 @@ static long parse_int(const char *opt, const char *s, long lo, long hi) {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi)
+    /* strtol skips leading blanks: " 2" would pass where "2 " does not */
+    if (!*s || isspace((unsigned char)*s) || *end || errno || v < lo || v > hi)
         qk_die("%s: '%s' is not an integer in %ld..%ld", opt, s, lo, hi);
     return v;
 }
@@ -47,7 +49,7 @@ static double parse_real(const char *opt, const char *s, double lo, double hi, c
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (!*s || *end || errno || !(v >= lo && v <= hi))
+    if (!*s || isspace((unsigned char)*s) || *end || errno || !(v >= lo && v <= hi))
         qk_die("%s: '%s' is not a number of %s in %g..%g", opt, s, what, lo, hi);
     return v;
 }
