@@ -157,7 +157,9 @@ static struct {
     variant *vars;
     size_t n_vars;
     const qk_kernel *skipped[MAX_VARIANTS];
-    char skip_why[MAX_VARIANTS][400]; /* why, where not unsupported(): a failed create */
+    /* why, where not unsupported(): a failed create; the row past the last is scratch for a
+     * create that fails once the list is full (a MOE variant skipped in each of 16 batches) */
+    char skip_why[MAX_VARIANTS + 1][400];
     size_t n_skipped;
     const qk_kernel *q8k_quant;
     int any_gpu;
@@ -1970,12 +1972,14 @@ static void describe_run(void) {
              "row's median, the peak samples taken alternately before and after the row's",
              SAMPLE_SECONDS * 1e3, 100 * QK_MIN_CPU_FRACTION, 100 * QK_MAX_DROPPED_FRACTION);
     add_context("sampling", v);
+    /* every reason, whole: up to 400 characters each (skip_why), a variant's name beside it */
+    static char skipped[MAX_VARIANTS * 512];
     len = 0;
-    v[0] = 0;
-    for (size_t i = 0; i < g.n_skipped; i++)
-        len += (size_t)snprintf(v + len, sizeof v - len, "%s%s: %s", i ? "; " : "",
+    skipped[0] = 0;
+    for (size_t i = 0; i < g.n_skipped && len < sizeof skipped; i++)
+        len += (size_t)snprintf(skipped + len, sizeof skipped - len, "%s%s: %s", i ? "; " : "",
                                 g.skipped[i]->name, skip_reason(i));
-    add_context("skipped", g.n_skipped ? v : "none");
+    add_context("skipped", g.n_skipped ? skipped : "none");
     describe_plugins();
 
     fputs(summary_lines, stdout);
@@ -2132,10 +2136,14 @@ static size_t print_report(void) {
         for (size_t i = 0; i < g.n_rows; i++) {
             if (g.rows[i].temp != temp) continue;
             const batch *b = row_batch(&g.rows[i]);
-            if (b && b != shown && (g.n_batches > 1 || b->n_tokens > 1) && g.rows[i].selected)
-                printf("# %zu token%s: %zu experts touched, at most %zu tokens on one expert\n",
-                       b->n_tokens, b->n_tokens == 1 ? "" : "s", b->n_touched, b->max_share);
-            if (b) shown = b;
+            /* shown: the batch of the last header, so that a filter leaving out a batch's first
+             * rows does not leave out its header */
+            if (b && b != shown && (g.n_batches > 1 || b->n_tokens > 1) && g.rows[i].selected) {
+                printf("# %zu token%s: %zu expert%s touched, at most %zu token%s on one expert\n",
+                       b->n_tokens, b->n_tokens == 1 ? "" : "s", b->n_touched,
+                       b->n_touched == 1 ? "" : "s", b->max_share, b->max_share == 1 ? "" : "s");
+                shown = b;
+            }
             print_row(&g.rows[i]);
         }
     }

@@ -3,6 +3,7 @@
 #include "act.h"
 #include "../kernels/qk_formats.h"
 #include "../kernels/qk_rng.h"
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -37,7 +38,8 @@ static long parse_int(const char *opt, const char *s, long lo, long hi) {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi)
+    /* strtol skips leading blanks: " 2" would pass where "2 " does not */
+    if (!*s || isspace((unsigned char)*s) || *end || errno || v < lo || v > hi)
         qk_die("%s: '%s' is not an integer in %ld..%ld", opt, s, lo, hi);
     return v;
 }
@@ -47,7 +49,7 @@ static double parse_real(const char *opt, const char *s, double lo, double hi, c
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (!*s || *end || errno || !(v >= lo && v <= hi))
+    if (!*s || isspace((unsigned char)*s) || *end || errno || !(v >= lo && v <= hi))
         qk_die("%s: '%s' is not a number of %s in %g..%g", opt, s, what, lo, hi);
     return v;
 }
@@ -80,8 +82,11 @@ static void parse_shape(qk_options *o, const char *s) {
 
 /* One token's list: "0-7", "3,9,3"; appended to o->ids. */
 static size_t parse_token_experts(qk_options *o, char *list, const char *whole) {
-    size_t n = 0;
+    size_t n = 0, len = strlen(list);
     char *save = NULL;
+    if (len && (list[0] == ',' || list[len - 1] == ',' || strstr(list, ",,")))
+        qk_die("--experts: '%s' has an empty item (expected e.g. 0-7, 3,9, 0-7/8-15 or all)",
+               whole);
     for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         char *dash = strchr(t, '-');
         long a, b;

@@ -62,9 +62,11 @@ Batched tokens (issue 18, `bench --tokens 1,2,4,8`): a row of N > 1 tokens is na
 same N (a one-token row keeps its name: older files and the CI gate's baseline still pair); a
 file whose counter tokens contradicts a row's name is refused (exit 2). A line says how many
 paired rows each N has. A row of N > 1 whose batch differs between the files (both give the
-routing, uniform or skewed, and they differ; or both describe batch.t<N>, its touched experts
-and its most loaded expert, and the descriptions differ) times other work: it is not compared,
-named in a warning line. --normalize VARIANT divides each row by the reference's row of the same
+routing, uniform or skewed, and they differ; or both list the experts of its N tokens, and a
+token's differ; or both describe batch.t<N>, its touched experts and its most loaded expert, and
+the descriptions differ) times other work: it is not compared, named in a warning line. Of the
+experts, the fingerprint holds token 0's (a one-token row's work): a sweep's one-token rows are
+gated against a one-token file of the same seed. --normalize VARIANT divides each row by the reference's row of the same
 temperature and N.
 
 A schema-1 file against a schema-2 file (on one machine, before and after issue 13): rows are

@@ -124,7 +124,9 @@ def main(argv):
         return 2
     first = fingerprint(docs[0]["context"])
     for path, doc, res in zip(paths[1:], docs[1:], results[1:]):
-        if fingerprint(doc["context"]) != first:
+        # every token's experts (the fingerprint holds token 0's): pooled rows are one batch
+        if fingerprint(doc["context"]) != first or \
+                doc["context"].get("experts") != docs[0]["context"].get("experts"):
             print(f"pool: {path}: another machine or setting than {paths[0]}", file=sys.stderr)
             return 2
         for n in sorted(set(res.token_counts()) & set(results[0].token_counts())):

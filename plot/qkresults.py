@@ -121,12 +121,23 @@ def parse_batch(text):
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
+def token_experts(ctx):
+    """The context's experts as one list per token (bench writes them '/'-separated, token 0
+    first; a one-token file has one list); [] when it does not say."""
+    e = ctx.get("experts")
+    return str(e).split("/") if e is not None else []
+
+
 def batch_change(base_ctx, new_ctx, tokens):
     """Why two runs' batches of N tokens are not the same work ("routing uniform -> skewed",
     "batch.t8 '...' -> '...'"), or None: one token (routing cannot change it), or the contexts
     agree where both say (a context that does not say, an older file's, is taken to agree)."""
     if tokens <= 1:
         return None
+    lb, ln = token_experts(base_ctx), token_experts(new_ctx)
+    if len(lb) >= tokens and len(ln) >= tokens and lb[:tokens] != ln[:tokens]:
+        t = next(t for t in range(tokens) if lb[t] != ln[t])
+        return f"experts of token {t} {lb[t]} -> {ln[t]}"
     rb, rn = base_ctx.get("routing"), new_ctx.get("routing")
     if rb is not None and rn is not None and str(rb) != str(rn):
         return f"routing {rb} -> {rn}"
@@ -570,7 +581,12 @@ def machine_of(result, row):
 
 
 def fingerprint(ctx):
-    """What must match for two files' times to be comparable."""
+    """What must match for two files' times to be comparable. Of the experts, token 0's: a
+    one-token row's work (a --tokens file lists every token's, '/'-separated, and its one-token
+    rows are those of a one-token file of the same seed); batch_change judges rows of N > 1."""
     keys = ("gpu_name", "cpu_model", "cpu_family", "cpu_model_number", "cores", "isa_used",
             "threads", "shape", "experts")
-    return {k: ctx.get(k) for k in keys if ctx.get(k) is not None}
+    found = {k: ctx.get(k) for k in keys if ctx.get(k) is not None}
+    if "experts" in found:
+        found["experts"] = token_experts(ctx)[0]
+    return found

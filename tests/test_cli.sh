@@ -49,6 +49,17 @@ has_msg() { # description, fixed string the last expect_error's line must contai
   if grep -qF -- "$2" /tmp/qk_cli_err.$$; then passed=$((passed + 1)); else
     failed=$((failed + 1)); echo "FAIL: $1: '$(cat /tmp/qk_cli_err.$$)' does not say '$2'"; fi
 }
+# a blank before a number is refused as one after it is (strtol would skip it)
+expect_error "leading blank in a number" --seed ' 12'
+expect_error "leading blank in a token count" --tokens '1, 2'
+has_msg "leading blank in a token count" "--tokens: ' 2'"
+expect_error "leading blank in a time" --min-time ' 0.1'
+expect_error "leading blank in an expert id" --tokens 2 --experts '0/ 1'
+# an empty item in an expert list is refused, as in --tokens (not read as a shorter list)
+for e in 0,,1 ,0,1 0,1, 0,1/,2,3; do
+  expect_error "--experts $e" --tokens 2 --experts "$e/1,2"
+  has_msg "--experts $e" "has an empty item"
+done
 # the stop rule's options (each row samples until its median is precise enough)
 expect_error "bad min time" --min-time fast
 expect_error "zero min time" --min-time 0

@@ -693,6 +693,25 @@ grep -q "batched tokens" "$tmp/out.txt" && bad "tokens: N said where every pair 
 expect_rc 0 "tokens: a sweep against an older file" $py $C "$tmp/tk0.json" "$tmp/s2b.json"
 grep -q "WARNING: 12 rows of BASE are missing from NEW (not failed): .*q4k_q8k_ref/768x2048/k8/t8/hot" \
   "$tmp/out.txt" && ok || bad "tokens: the batch rows NEW lacks are not listed"
+# bench writes every token's experts, '/'-separated, token 0 first: a sweep's one-token rows are
+# those of a one-token file of the same seed (token 0's experts), so they are gated against it;
+# rows of N > 1 whose first N tokens' experts differ are another batch, not compared
+e0=$($py -c 'import json, sys; print(json.load(open(sys.argv[1]))["context"]["experts"])' "$tmp/s2a.json")
+ea=$($py -c 'import sys; print("/".join([sys.argv[1]] + [",".join(str((7 * t + j) % 128) for j in range(8)) for t in range(1, 8)]))' "$e0")
+eb=$(printf '%s' "$ea" | $py -c 'import sys; t = sys.stdin.read().split("/"); t[5] = "0,1,2,3,4,5,6,7"; print("/".join(t))')
+$S2 "$tmp/tkreal.json" $tk --seed 2 --context "experts=$ea" &&
+  $S2 "$tmp/tkreal2.json" $tk --seed 3 --context "experts=$eb" && ok || bad "tokens: files with every token's experts"
+expect_rc 0 "tokens: a one-token file against a sweep listing every token's experts" $py $C "$tmp/s2a.json" "$tmp/tkreal.json"
+grep -q "^compare: 6 benchmarks paired, 0 slower" "$tmp/out.txt" &&
+  ! grep -q "different machines or setups" "$tmp/out.txt" && ok ||
+  bad "tokens: one-token rows not gated against a sweep: $(grep -m1 WARNING "$tmp/out.txt")"
+expect_rc 0 "tokens: token 5's experts differ" $py $C "$tmp/tkreal.json" "$tmp/tkreal2.json"
+grep -q "^compare: 12 benchmarks paired, 0 slower" "$tmp/out.txt" &&
+  grep -q "WARNING: 6 rows of batched tokens .*t8/hot (experts of token 5 .* -> 0,1,2,3,4,5,6,7)" \
+    "$tmp/out.txt" && ok || bad "tokens: another token's experts: $(grep -m1 WARNING "$tmp/out.txt")"
+# pool.py pools one batch only: every token's experts alike
+$py "$src/plot/pool.py" "$tmp/pooled.json" "$tmp/tkreal.json" "$tmp/tkreal2.json" 2>"$tmp/err.txt" &&
+  bad "pool.py pooled two batches" || ok
 # another batch (routing, or the context's batch.t<N>): those rows are not compared, named
 expect_rc 0 "tokens: uniform against skewed routing" $py $C "$tmp/tk0.json" "$tmp/tkskew.json"
 grep -q "^compare: 6 benchmarks paired" "$tmp/out.txt" && ok || bad "tokens: skewed batches were paired"

@@ -188,6 +188,25 @@ list=$(QK_DISABLE_ISA=avx512 "$bench" --no-default-plugins --plugin "$example" -
 if printf '%s\n' "$list" | grep -q "^example_q4k_f32 .* no: QK_DISABLE_ISA hides instruction sets"
 then ok; else bad "QK_DISABLE_ISA and a plug-in: $list"; fi
 
+# Many skipped variants (each plug-in's under QK_DISABLE_ISA, bench's AVX-512 ones): the JSON
+# context's `skipped` names every one, whole (its text once overran a 1 KiB buffer: a crash)
+many=()
+for p in moe_example moe_no_evict moe_one_thread moe_output_once evil_ok wrong_mins quant; do
+  many+=(--plugin "$dir/qkb_$p.so")
+done
+QK_DISABLE_ISA=avx512 timeout 120 "$bench" --no-default-plugins "${many[@]}" --plugin "$example" \
+  --shape 16x256 --hot --min-samples 1 --min-time 0.001 --max-time 0.01 --target-ci 50 \
+  --json "$tmp/skipped.json" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 0 ] && /usr/bin/python3 -c '
+import json, sys
+skipped = json.load(open(sys.argv[1]))["context"]["skipped"]
+names = [s.split(": ")[0] for s in skipped.split("; ")]
+want = {"moe_example_f32", "moe_no_evict", "moe_one_thread", "moe_output_once",
+        "example_q4k_f32", "q4k_q8k_vnni_r8"}
+sys.exit(0 if len(skipped) > 1024 and want <= set(names) else 1)' "$tmp/skipped.json"
+then ok; else bad "many skipped variants: rc $rc: $(tail -2 "$tmp/err")"; fi
+
 # Default plug-ins: loaded (a missing one: one warning line), none with --no-default-plugins
 list=$("$bench_defaults" --list 2> "$tmp/err")
 if printf '%s\n' "$list" | grep -q "^example_q4k_f32 .*\[plug-in example 1.0, " &&

@@ -169,6 +169,19 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PY
 
+# 3b. The table: each batch's rows under a line naming the batch, also when --benchmark_filter
+# leaves out the batch's first rows (another variant's); "1 expert", not "1 experts".
+"$bench" "${quick[@]}" --kernel q4k_q8k_ref,q4k_f32_ref --tokens 1,3 --top 2 \
+  --benchmark_filter='q4k_f32_ref/.*/t3/' >"$tmp/filtered.txt" 2>&1 &&
+  grep -q "^# 3 tokens: [0-9]* experts touched, at most [0-9] tokens\? on one expert$" \
+    "$tmp/filtered.txt" && grep -q "^q4k_f32_ref " "$tmp/filtered.txt" &&
+  ! grep -q "^q4k_q8k_ref " "$tmp/filtered.txt" && ok ||
+  bad "a filtered batch's line: $(head -c 600 "$tmp/filtered.txt")"
+"$bench" "${quick[@]}" --kernel q4k_q8k_ref --tokens 1,2 --experts 3/3 >"$tmp/one.txt" 2>&1 &&
+  grep -q "^# 2 tokens: 1 expert touched, at most 2 tokens on one expert$" "$tmp/one.txt" &&
+  grep -q "^# 1 token: 1 expert touched, at most 1 token on one expert$" "$tmp/one.txt" && ok ||
+  bad "the batch line's numbers: $(grep '^# [0-9]* token' "$tmp/one.txt")"
+
 # 4. Bad input: one line, exit 2.
 expect_error "--tokens 0" "--tokens" --tokens 0
 expect_error "--tokens 65" "--tokens" --tokens 65
