@@ -39,7 +39,7 @@ static long parse_int(const char *opt, const char *s, long lo, long hi) {
     errno = 0;
     long v = strtol(s, &end, 10);
     /* strtol skips leading blanks: " 2" would pass where "2 " does not */
-    if (!*s || isspace((unsigned char)*s) || *end || errno || v < lo || v > hi)
+    if (!*s || isspace((unsigned char)*s) || *s == '+' || *end || errno || v < lo || v > hi)
         qk_die("%s: '%s' is not an integer in %ld..%ld", opt, s, lo, hi);
     return v;
 }
@@ -70,11 +70,12 @@ static void parse_shape(qk_options *o, const char *s) {
     char *end;
     errno = 0;
     unsigned long r = strtoul(s, &end, 10), c;
-    if (errno || end == s || (*end != 'x' && *end != 'X') || s[0] == '-')
+    if (errno || end == s || (*end != 'x' && *end != 'X') || !isdigit((unsigned char)s[0]))
         qk_die("--shape: '%s' is not gate, up, down or ROWSxCOLS", s);
     const char *cs = end + 1;
     c = strtoul(cs, &end, 10);
-    if (errno || end == cs || *end || cs[0] == '-' || r == 0 || r > 65536 || c == 0 || c > 65536)
+    if (errno || end == cs || *end || !isdigit((unsigned char)cs[0]) || r == 0 || r > 65536 ||
+        c == 0 || c > 65536)
         qk_die("--shape: '%s' is not gate, up, down or ROWSxCOLS (1..65536 each)", s);
     if (c % QK_K) qk_die("--shape: '%s': cols must be a multiple of 256 (Q4_K super-blocks)", s);
     o->rows = r, o->cols = c;

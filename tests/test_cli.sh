@@ -26,6 +26,9 @@ expect_error "bad shape word" --shape sideways
 expect_error "cols not a multiple of 256" --shape 768x1000
 expect_error "zero rows" --shape 0x256
 expect_error "negative shape" --shape -5x256
+expect_error "a blank in the shape" --shape ' 16x 256'
+expect_error "a plus sign in the shape" --shape '+16x256'
+expect_error "a plus sign in a number" --tokens +2
 expect_error "bad number" --threads two
 expect_error "number out of range" --top 129
 expect_error "more threads than CPUs" --threads 100000
