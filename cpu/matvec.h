@@ -38,10 +38,10 @@ void qk_moe_forward(qk_pool *pool, const qk_kernel *quant, const qk_kernel *k, c
 
 /* MUL_MAT_ID for a batch of tokens: n_tokens tokens, token t routed to the k experts
  * ids[t*k .. t*k + k) (indices into the weights; they may repeat, within a token and across
- * tokens). Each expert touched is read once for all the slots routed to it (k's matmul for two
- * or more, else its matvec once per slot): y[(t*k + j)*rows + r] = row r of expert ids[t*k + j] . x_t. The
- * grouping by expert is built inside the unit (as ggml builds it from its ids tensor), in the
- * batch's own memory: nothing is allocated while it runs. */
+ * tokens): y[(t*k + j)*rows + r] = row r of expert ids[t*k + j] . x_t. Each expert touched is
+ * read once for all the slots routed to it (k's matmul for two or more, else its matvec once
+ * per slot). The grouping by expert is built inside the unit (as ggml builds it from its ids
+ * tensor), in the batch's own memory: nothing is allocated while it runs. */
 typedef struct {
     size_t n_tokens, k, n_experts; /* n_experts: the weights' count (ids < n_experts) */
     size_t n_groups;               /* experts touched by the last run */
