@@ -239,10 +239,7 @@ cudaError_t qk_batch_launch(const qk_gpu_args &g, const void *x, int cols_per_pa
     const int slots = g.n_tokens * g.n_ids, nb = g.nb;
     const int rpw = V::rows(nb), units = (g.rows + rpw - 1) / rpw;
     const long groups = slots < g.n_experts ? slots : g.n_experts;
-    // one wave of the warps the policy lets an SM hold (QK_GPU_WARPS x kBlocksPerSm): each block
-    // pays the routing and the staging once, so more waves of smaller tiles cost more than
-    // their rows (8 tokens, Q8_K: 2 units a warp made ~6 waves of 2 blocks an SM)
-    long per_warp = groups * units / ((long)sms * QK_GPU_WARPS * V::kBlocksPerSm);
+    long per_warp = groups * units / ((long)sms * 32); // about half the GPU's warps
     per_warp = per_warp < 2 ? 2 : per_warp > 8 ? 8 : per_warp;
     const int tile_units = QK_GPU_WARPS * (int)per_warp;
     const int tiles = (units + tile_units - 1) / tile_units;
