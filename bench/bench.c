@@ -1262,7 +1262,7 @@ static void plan_machine(void) {
     check_hooks(g.sel, g.n_sel);
     /* --decode needs a GPU variant that runs here: refused now, before anything is written */
     int gpu_runs = 0, gpu_skipped = 0;
-    for (size_t i = 0; i < g.n_sel; i++) /* CUDA MOE plug-ins have hot rows only (ABI 1) */
+    for (size_t i = 0; i < g.n_sel; i++) /* CUDA MOE plug-ins have hot rows only (ABI 2) */
         if (g.sel[i]->device == QK_DEV_GPU && g.sel[i]->op != QK_OP_MOE) {
             gpu_runs |= !unsupported(g.sel[i]);
             gpu_skipped |= unsupported(g.sel[i]) != NULL;
@@ -1284,7 +1284,7 @@ static void plan_machine(void) {
         if (!any_row)
             qk_die("--cold: %s has no cold row: %s", no_cold->name,
                    no_cold->device == QK_DEV_GPU
-                       ? "a CUDA plug-in variant is timed hot only (ABI 1)"
+                       ? "a CUDA plug-in variant is timed hot only (ABI 2)"
                        : "its plug-in gives no evict");
     }
 }
@@ -2076,7 +2076,7 @@ static size_t print_plugin_notes(void) {
         if (k->op == QK_OP_MOE && k->device == QK_DEV_GPU)
             printf("; the whole unit on the GPU by the plug-in: 100 runs queued back to back, "
                    "%s, on the host clock per sample, CUPTI's kernel time from a second pass; no "
-                   "cold or decode row (ABI 1 times CUDA plug-ins hot)",
+                   "cold or decode row (ABI 2 times CUDA plug-ins hot)",
                    k->ext->sync ? "one synchronize" : "each synchronized (it gives no sync)");
         else if (k->op == QK_OP_MOE) {
             int busy = 0;

@@ -146,7 +146,7 @@ static int check_variant(const qkb_plugin *d, size_t i, qk_kernel *k, char *err,
                                                       : "moe";
     if (v->device == QKB_DEVICE_CUDA && v->kind != QKB_KIND_MOE)
         return refuse(err, size,
-                      "variant '%s': a CUDA variant of kind %s (ABI 1 takes CUDA variants as "
+                      "variant '%s': a CUDA variant of kind %s (ABI 2 takes CUDA variants as "
                       "moe only: the whole unit, run by the plug-in)",
                       v->name, kind);
     /* formats bench can check: oracles of q4_K weights, activations it can quantize itself */

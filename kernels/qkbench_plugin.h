@@ -117,7 +117,7 @@ typedef struct qkb_variant {
     qkb_moe_destroy_fn destroy;
     /* QKB_KIND_MOE on QKB_DEVICE_CUDA, optional: run only queues */
     qkb_moe_sync_fn sync;
-    /* QKB_KIND_MOE on QKB_DEVICE_CPU, optional (the last fields of ABI 1) */
+    /* QKB_KIND_MOE on QKB_DEVICE_CPU, optional */
     qkb_moe_idle_fn park;
     qkb_moe_idle_fn wake;
 } qkb_variant;
