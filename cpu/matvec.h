@@ -66,7 +66,8 @@ void qk_moe_forward_batch(qk_pool *pool, const qk_kernel *quant, const qk_kernel
                           const qk_weights *w, qk_moe_batch *b, const int32_t *ids, const float *x,
                           void *xq, float *y);
 /* The row ranges thread ti of nt computes in qk_moe_forward_batch: fn(ctx, g, r0, r1) for expert
- * group g of the last route and rows [r0, r1). */
+ * group g of the last route and rows [r0, r1); the threads' shares are equal in cost, a row
+ * group of an expert with n tokens weighing 2 + n. */
 void qk_moe_batch_ranges(const qk_moe_batch *b, size_t row_group, size_t rows, int ti, int nt,
                          void (*fn)(void *ctx, size_t g, size_t r0, size_t r1), void *ctx);
 

@@ -221,8 +221,59 @@ static void test_batch_driver(void) {
     free(plain);
 }
 
+/* The batch's thread shares (weighted by cost): every row of every expert group once, in row
+ * groups, for any routing (one expert serving every token twice included) and thread count. */
+typedef struct {
+    unsigned char *seen; /* [group][row] */
+    size_t rows, row_group;
+    int bad;
+} share_check;
+static void mark_share(void *ctx, size_t g, size_t r0, size_t r1) {
+    share_check *c = ctx;
+    if (r0 >= r1 || r1 > c->rows || r0 % c->row_group || (r1 % c->row_group && r1 != c->rows))
+        c->bad = 1;
+    for (size_t r = r0; r < r1 && r < c->rows; r++)
+        c->seen[g * c->rows + r]++;
+}
+static void test_batch_shares(void) {
+    qk_rng r;
+    qk_rng_seed(&r, 77);
+    enum { E = 40, K = 8 };
+    static const size_t tokens[] = {1, 2, 8, 64}, rowss[] = {1, 7, 37, 768}, groups[] = {1, 4, 8};
+    int32_t ids[64 * K];
+    for (size_t ti = 0; ti < sizeof tokens / sizeof *tokens; ti++)
+        for (int skew = 0; skew < 2; skew++) {
+            const size_t nt = tokens[ti];
+            qk_moe_batch b;
+            CHECK(qk_moe_batch_init(&b, nt, K, E) == 0, "batch init");
+            for (size_t i = 0; i < nt * K; i++) /* skewed: expert 3 in every token, twice */
+                ids[i] = skew && i % K < 2 ? 3 : (int32_t)qk_rng_below(&r, E);
+            float y;
+            qk_moe_batch_route(&b, ids, ids, 0, &y, 0);
+            for (size_t ri = 0; ri < sizeof rowss / sizeof *rowss; ri++)
+                for (size_t gi = 0; gi < sizeof groups / sizeof *groups; gi++)
+                    for (int threads = 1; threads <= 7; threads++) {
+                        share_check c = {calloc(b.n_groups * rowss[ri], 1), rowss[ri], groups[gi],
+                                         0};
+                        for (int t = 0; t < threads; t++)
+                            qk_moe_batch_ranges(&b, groups[gi], rowss[ri], t, threads, mark_share,
+                                                &c);
+                        int once = !c.bad;
+                        for (size_t i = 0; i < b.n_groups * rowss[ri]; i++)
+                            once &= c.seen[i] == 1;
+                        CHECK(once,
+                              "%zu tokens%s, %zu rows in groups of %zu, %d threads: a row "
+                              "computed twice, never, or out of its row group",
+                              nt, skew ? " (skewed)" : "", rowss[ri], groups[gi], threads);
+                        free(c.seen);
+                    }
+            qk_moe_batch_free(&b);
+        }
+}
+
 int main(void) {
     test_matmul_vs_matvec();
     test_batch_driver();
+    test_batch_shares();
     return qk_test_finish("matmul");
 }
