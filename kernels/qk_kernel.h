@@ -60,8 +60,9 @@ typedef struct qk_kernel {
      * and where it came from (bench/plugin.h, opaque here); NULL for the built-in ones. */
     const qkb_variant *ext;
     const struct qk_plugin *plugin;
-    /* op == QK_OP_MATVEC, optional: the several-column path (NULL: matvec once per column). A
-     * GPU variant's holds the C emulation of its several-column kernel. */
+    /* op == QK_OP_MATVEC, optional: the several-column path (NULL: matvec once per column). GPU
+     * variants leave it NULL: each column of their batched kernels is their one-column
+     * emulation's arithmetic, bit for bit (tests/test_gpu.c). */
     qk_matmul_fn matmul;
 } qk_kernel;
 QK_EXTERN_C_END
